@@ -1,0 +1,268 @@
+"""export_day / export_days: one archive day folder -> a published Tier 3 day."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date
+
+import polars as pl
+
+from . import __version__
+from .archive import ArchiveDay, HourFile, check_guards, open_archive_day, parse_date
+from .decode import BadLine, decode_hour
+from .errors import BadInputError, InstrumetriqError, PublishError
+from .manifest import MAX_BAD_LINE_RECORDS, Manifest, format_instant, parse_instant
+from .normalize import RejectedEntry, move_to_extra, normalize
+from .pipeline import build_hour_frame, gc_paused, lazy_day, sink
+from .schema import fingerprint, schema_for
+from .sink import DayDestination
+
+DEFAULT_OUT_DIR = "output/tier3_daily"
+DEFAULT_ARCHIVE = "/srv/instrumetriq/data/archive"
+ARCHIVE_ENV = "INSTRUMETRIQ_ARCHIVE"
+
+
+def default_archive() -> str:
+    return os.environ.get(ARCHIVE_ENV) or DEFAULT_ARCHIVE
+
+
+@dataclass
+class HourReport:
+    """What one hour file contributed; passed to the progress callback as each hour is done."""
+
+    hour: int
+    file: str
+    size_bytes: int
+    rows: int
+    lines_read: int
+    bad_lines: list[BadLine]
+    seconds: float
+
+
+@dataclass
+class ExportResult:
+    """The outcome of exporting one day."""
+
+    manifest: Manifest
+    location: str  # the day folder's URL
+    status: str  # "published" | "already published" | "dry run"
+    seconds: float
+    hours: list[HourReport] = field(default_factory=list)
+
+    def summary(self) -> str:
+        m = self.manifest
+        size_mb = m.parquet_size_bytes / 1e6
+        partial = " PARTIAL" if m.is_partial else ""
+        return (
+            f"{m.date_utc}: {self.status}{partial}: {m.row_count} rows, {m.hours_found}/24 hours, "
+            f"{size_mb:.1f} MB, {self.seconds:.1f} s -> {self.location}"
+        )
+
+
+class _DayStats:
+    """Accumulates, hour by hour, what the manifest reports."""
+
+    def __init__(self) -> None:
+        self.unknown_fields: Counter[str] = Counter()
+        self.mistyped_fields: Counter[str] = Counter()
+        self.hours: list[HourReport] = []
+        self.bad_lines: list[BadLine] = []
+        self.schema_versions: Counter[str] = Counter()
+        self.min_added = self.max_added = None
+        self.lines_read = 0
+        self.stdlib_json_lines = 0
+
+    def normalize(self, decoded, line: int, entry: dict) -> tuple[dict, str | None]:
+        """Normalise one entry; an entry that needs ``_extra`` is re-decoded exactly first."""
+        result = normalize(entry)
+        if result.extra is not None and line not in decoded.stdlib_lines:
+            entry = decoded.exact_entry(line)
+            result = normalize(entry)
+        self.unknown_fields.update(result.unknown)
+        self.mistyped_fields.update(result.mistyped)
+        return entry, result.extra
+
+    def note_added_ts(self, entries: Iterable[dict]) -> None:
+        for entry in entries:
+            meta = entry["meta"]
+            self.schema_versions[str(meta.get("schema_version"))] += 1
+            instant = parse_instant(meta.get("added_ts"))
+            if instant is None:
+                continue
+            if self.min_added is None or instant < self.min_added:
+                self.min_added = instant
+            if self.max_added is None or instant > self.max_added:
+                self.max_added = instant
+
+
+def _hour_frames(day: ArchiveDay, stats: _DayStats, progress: Callable[[HourReport], None] | None):
+    def frames():
+        for hour_file in day.hour_files:
+            started = time.perf_counter()
+            frame, report = _export_hour(day, hour_file, stats)
+            report.seconds = time.perf_counter() - started
+            stats.hours.append(report)
+            if progress:
+                progress(report)
+            yield frame
+
+    return frames
+
+
+def _export_hour(day: ArchiveDay, hour_file: HourFile, stats: _DayStats):
+    label = f"{day.archive_day}/{hour_file.name}"
+    data = day.fs.cat_file(hour_file.path)
+    with gc_paused():
+        decoded = decode_hour(data, label)
+        del data
+        entries, extras, bad = [], [], list(decoded.bad_lines)
+        for line_number, entry in decoded.entries:
+            try:
+                entry, extra = stats.normalize(decoded, line_number, entry)
+            except RejectedEntry as exc:
+                bad.append(BadLine(label, line_number, str(exc)))
+                continue
+            entries.append(entry)
+            extras.append(extra)
+
+        def on_untyped(row: int, column: str) -> None:
+            stats.mistyped_fields[column] += 1
+            extras[row] = move_to_extra(entries[row], column, extras[row])
+
+        frame = build_hour_frame(entries, extras, on_untyped)
+        stats.note_added_ts(entries)
+    bad.sort(key=lambda b: b.line)
+    stats.bad_lines.extend(bad)
+    stats.lines_read += decoded.lines_read
+    stats.stdlib_json_lines += len(decoded.stdlib_lines)
+    report = HourReport(hour_file.hour, label, hour_file.size, frame.height, decoded.lines_read, bad, 0.0)
+    return frame, report
+
+
+def export_day(
+    day: str | date,
+    archive: str | None = None,
+    out: str = DEFAULT_OUT_DIR,
+    *,
+    layout: str = "flat",
+    allow_incomplete: bool = False,
+    force: bool = False,
+    storage_options: dict | None = None,
+    archive_storage_options: dict | None = None,
+    progress: Callable[[HourReport], None] | None = None,
+    today: date | None = None,
+) -> ExportResult:
+    """Export one archive day folder to ``{out}/YYYY-MM-DD/data.parquet`` + ``manifest.json``.
+
+    Raises an ``InstrumetriqError`` subclass for every expected failure; in that case nothing new
+    is published. Re-running with the same input writes a byte-identical data.parquet; if it
+    matches what is already published the call is a no-op ("already published").
+    """
+    started = time.perf_counter()
+    day = parse_date(day)
+    schema = schema_for(layout)
+    archive_day = open_archive_day(archive or default_archive(), day, archive_storage_options)
+    check_guards(archive_day, allow_incomplete, today)
+    destination = DayDestination(out, day, storage_options)
+    destination.clean_stale_temps()
+
+    stats = _DayStats()
+    plan = lazy_day(_hour_frames(archive_day, stats, progress), layout)
+    written = None
+    try:
+        written = destination.write_data(lambda fileobj: sink(plan, fileobj))
+        manifest = _manifest(archive_day, stats, written, layout, schema)
+        if stats.bad_lines and not allow_incomplete:
+            raise BadInputError(_bad_input_message(stats.bad_lines), stats.bad_lines)
+        status = _publish(destination, written, manifest, force)
+    except BaseException as exc:
+        destination.discard(written)
+        raise _unwrap(exc) from None
+    if status == "already published":
+        destination.discard(written)
+    return ExportResult(manifest, destination.url, status, time.perf_counter() - started, stats.hours)
+
+
+def _publish(destination: DayDestination, written, manifest: Manifest, force: bool) -> str:
+    existing = destination.read_manifest_bytes()
+    if existing is not None:
+        try:
+            old = Manifest.from_json(existing)
+        except InstrumetriqError:
+            old = None
+        if old is not None and old.parquet_sha256 == manifest.parquet_sha256 and destination.exists(destination.data_path):
+            manifest.created_ts_utc = old.created_ts_utc
+            return "already published"
+        if not force:
+            raise PublishError(
+                f"{destination.display(destination.manifest_path)} already exists with different data "
+                f"(parquet_sha256 {old.parquet_sha256[:12] if old else 'unreadable'}...); pass --force to replace it"
+            )
+    destination.publish(written, manifest.to_json())
+    return "published"
+
+
+def _manifest(day: ArchiveDay, stats: _DayStats, written, layout: str, schema: dict) -> Manifest:
+    rows_by_hour = {f"{h.hour:02d}": h.rows for h in stats.hours}
+    row_count = sum(rows_by_hour.values())
+    return Manifest(
+        date_utc=day.day.isoformat(),
+        archive_day=day.archive_day,
+        row_count=row_count,
+        parquet_sha256=written.sha256,
+        parquet_size_bytes=written.size,
+        layout=layout,
+        schema_fingerprint=fingerprint(schema),
+        column_count=len(schema),
+        hours_found=len(day.hour_files),
+        missing_hours=day.missing_hours,
+        rows_by_hour=rows_by_hour,
+        source_files=[
+            {"hour": h.hour, "file": h.file, "size_bytes": h.size_bytes, "lines_read": h.lines_read,
+             "rows": h.rows, "bad_lines": len(h.bad_lines)}
+            for h in stats.hours
+        ],
+        schema_versions=dict(sorted(stats.schema_versions.items())),
+        min_added_ts=format_instant(stats.min_added),
+        max_added_ts=format_instant(stats.max_added),
+        lines_read=stats.lines_read,
+        lines_exported=row_count,
+        bad_line_count=len(stats.bad_lines),
+        bad_lines=[b.to_dict() for b in stats.bad_lines[:MAX_BAD_LINE_RECORDS]],
+        unknown_fields=dict(sorted(stats.unknown_fields.items())),
+        mistyped_fields=dict(sorted(stats.mistyped_fields.items())),
+        exporter={"name": "instrumetriq_polars", "version": __version__, "polars": pl.__version__},
+        ignored_files=list(day.ignored_files),
+        stdlib_json_lines=stats.stdlib_json_lines,
+    )
+
+
+def _bad_input_message(bad_lines: list[BadLine]) -> str:
+    more = f" (and {len(bad_lines) - 1} more)" if len(bad_lines) > 1 else ""
+    return f"{bad_lines[0].message()}{more}; nothing published; fix the input or pass --allow-incomplete to publish without these lines"
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    """Polars re-raises errors from inside the IO source wrapped; surface ours as they were."""
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, InstrumetriqError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return exc
+
+
+def export_days(days: Iterable[str | date], archive: str | None = None, out: str = DEFAULT_OUT_DIR, **options) -> list[ExportResult | InstrumetriqError]:
+    """Export several days one after another; a failed day does not stop the next. Returns, per
+    day, its ExportResult or the error that stopped it."""
+    results: list[ExportResult | InstrumetriqError] = []
+    for day in days:
+        try:
+            results.append(export_day(day, archive, out, **options))
+        except InstrumetriqError as exc:
+            results.append(exc)
+    return results

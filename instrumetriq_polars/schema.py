@@ -1,0 +1,422 @@
+"""The declared Tier 3 schema: one table of entry path -> type, and everything derived from it.
+
+Every exported day has exactly these columns with these types, whatever fields the day's entries
+happen to contain. The table lists every field of a v7 archive entry (the reference schema plus the
+fields seen in real archives: ``platform_engagement.total_views``/``avg_*`` and
+``sentiment_activity.recent_posts_*`` under ``last_cycle``).
+
+Path syntax: ``a.b.c`` is a nested object field; ``spot_prices[].x`` is field ``x`` of every
+element of the list ``spot_prices``. Types: ``string``, ``int`` (Int64), ``float`` (Float64; JSON
+integers are widened), ``bool``, ``list<string>``, ``map<string,int>`` (a dynamic-key count map,
+written as a Parquet MAP).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Literal
+
+import polars as pl
+
+FIELDS_TABLE = """
+symbol                                                                                 string
+snapshot_ts                                                                            string
+meta.schema_version                                                                    int
+meta.source                                                                            string
+meta.universe_page                                                                     int
+meta.universe_page_size                                                                int
+meta.normalization_version                                                             string
+meta.scoring_version                                                                   string
+meta.pairbonus_version                                                                 string
+meta.futures_api_base                                                                  string
+meta.universe_snapshot_id                                                              string
+meta.universe_snapshot_ts                                                              string
+meta.universe_snapshot_lag_sec                                                         float
+meta.added_ts                                                                          string
+meta.expires_ts                                                                        string
+meta.session_id                                                                        string
+meta.sample_count                                                                      int
+meta.last_sample_ts                                                                    string
+meta.expired_ts                                                                        string
+meta.duration_sec                                                                      float
+meta.total_samples                                                                     int
+meta.archive_schema_version                                                            int
+spot_raw.mid                                                                           float
+spot_raw.bid                                                                           float
+spot_raw.ask                                                                           float
+spot_raw.spread_bps                                                                    float
+spot_raw.last                                                                          float
+spot_raw.range_pct_24h                                                                 float
+spot_raw.ticker24_chg                                                                  float
+spot_raw.taker_buy_ratio_5m                                                            float
+spot_raw.depth_5bps_quote                                                              float
+spot_raw.depth_10bps_quote                                                             float
+spot_raw.depth_25bps_quote                                                             float
+spot_raw.depth_bid_qty_quote                                                           float
+spot_raw.depth_ask_qty_quote                                                           float
+spot_raw.obi_5                                                                         float
+spot_raw.micro_premium_pct                                                             float
+spot_raw.avg_impact_pct                                                                float
+spot_raw.spread_eff_raw                                                                float
+spot_raw.liq_eff_raw                                                                   float
+spot_raw.liq_qv_usd                                                                    float
+futures_raw.contract                                                                   string
+futures_raw.last_updated_ts                                                            string
+futures_raw.age_sec                                                                    int
+futures_raw.funding_now                                                                float
+futures_raw.funding_24h_mean                                                           float
+futures_raw.open_interest                                                              float
+futures_raw.open_interest_1h_delta_pct                                                 float
+futures_raw.basis_now_bps                                                              float
+futures_raw.top_long_short_accounts_1h                                                 float
+futures_raw.top_long_short_positions_1h                                                float
+derived.depth_spread_bps                                                               float
+derived.depth_weighted                                                                 float
+derived.depth_imbalance                                                                float
+derived.depth_skew                                                                     float
+derived.flow                                                                           float
+derived.liq_global_pct                                                                 float
+derived.liq_self_pct                                                                   float
+derived.spread_pct                                                                     float
+derived.spread_bps                                                                     float
+scores.final                                                                           float
+scores.mom                                                                             float
+scores.vol                                                                             float
+scores.str                                                                             float
+scores.liq                                                                             float
+scores.spread                                                                          float
+scores.taker                                                                           float
+scores.spread_eff_score                                                                float
+scores.liq_eff_score                                                                   float
+scores.flow                                                                            float
+scores.depth                                                                           float
+scores.microstruct                                                                     float
+scores.compression_score                                                               float
+flags.spot_data_ok                                                                     bool
+flags.futures_data_ok                                                                  bool
+flags.futures_stale                                                                    bool
+flags.compression_enabled                                                              bool
+flags.mom_fallback                                                                     bool
+flags.vol_fallback                                                                     bool
+flags.spread_fallback                                                                  bool
+flags.pair_bonus_applied                                                               float
+flags.twitter_data_ok                                                                  bool
+flags.futures_contract_exists                                                          bool
+flags.futures_contract_check_failed                                                    bool
+diag.builder_version                                                                   string
+diag.build_duration_ms                                                                 float
+diag.admission_validated                                                               bool
+diag.admission_validation_ts                                                           string
+twitter_sentiment_windows.last_cycle.posts_total                                       int
+twitter_sentiment_windows.last_cycle.posts_pos                                         int
+twitter_sentiment_windows.last_cycle.posts_neu                                         int
+twitter_sentiment_windows.last_cycle.posts_neg                                         int
+twitter_sentiment_windows.last_cycle.lexicon_sentiment.scale                           string
+twitter_sentiment_windows.last_cycle.lexicon_sentiment.score                           float
+twitter_sentiment_windows.last_cycle.category_counts.positive_general                  int
+twitter_sentiment_windows.last_cycle.category_counts.negative_general                  int
+twitter_sentiment_windows.last_cycle.category_counts.pump_hype                         int
+twitter_sentiment_windows.last_cycle.category_counts.fud_fear                          int
+twitter_sentiment_windows.last_cycle.category_counts.meme_slang                        int
+twitter_sentiment_windows.last_cycle.category_counts.scam_rug                          int
+twitter_sentiment_windows.last_cycle.category_counts.emoji_pos                         int
+twitter_sentiment_windows.last_cycle.category_counts.emoji_neg                         int
+twitter_sentiment_windows.last_cycle.top_terms.positive_general                        list<string>
+twitter_sentiment_windows.last_cycle.top_terms.negative_general                        list<string>
+twitter_sentiment_windows.last_cycle.top_terms.pump_hype                               list<string>
+twitter_sentiment_windows.last_cycle.top_terms.fud_fear                                list<string>
+twitter_sentiment_windows.last_cycle.top_terms.meme_slang                              list<string>
+twitter_sentiment_windows.last_cycle.top_terms.scam_rug                                list<string>
+twitter_sentiment_windows.last_cycle.platform_engagement.total_likes                   int
+twitter_sentiment_windows.last_cycle.platform_engagement.total_retweets                int
+twitter_sentiment_windows.last_cycle.platform_engagement.total_replies                 int
+twitter_sentiment_windows.last_cycle.platform_engagement.total_quotes                  int
+twitter_sentiment_windows.last_cycle.platform_engagement.total_bookmarks               int
+twitter_sentiment_windows.last_cycle.platform_engagement.total_impressions             int
+twitter_sentiment_windows.last_cycle.platform_engagement.total_views                   int
+twitter_sentiment_windows.last_cycle.platform_engagement.avg_likes                     float
+twitter_sentiment_windows.last_cycle.platform_engagement.avg_retweets                  float
+twitter_sentiment_windows.last_cycle.platform_engagement.avg_replies                   float
+twitter_sentiment_windows.last_cycle.platform_engagement.avg_views                     float
+twitter_sentiment_windows.last_cycle.tag_counts                                        map<string,int>
+twitter_sentiment_windows.last_cycle.cashtag_counts                                    map<string,int>
+twitter_sentiment_windows.last_cycle.mention_counts                                    map<string,int>
+twitter_sentiment_windows.last_cycle.url_domain_counts                                 map<string,int>
+twitter_sentiment_windows.last_cycle.media_count                                       int
+twitter_sentiment_windows.last_cycle.author_stats.distinct_authors_total               int
+twitter_sentiment_windows.last_cycle.author_stats.distinct_authors_verified            int
+twitter_sentiment_windows.last_cycle.author_stats.distinct_authors_blue                int
+twitter_sentiment_windows.last_cycle.author_stats.followers_count_sum                  int
+twitter_sentiment_windows.last_cycle.author_stats.followers_count_median               float
+twitter_sentiment_windows.last_cycle.author_stats.followers_count_max                  int
+twitter_sentiment_windows.last_cycle.author_stats.followers_count_mean                 float
+twitter_sentiment_windows.last_cycle.content_stats.posts_original                      int
+twitter_sentiment_windows.last_cycle.content_stats.posts_retweets                      int
+twitter_sentiment_windows.last_cycle.content_stats.posts_with_media                    int
+twitter_sentiment_windows.last_cycle.content_stats.posts_with_links                    int
+twitter_sentiment_windows.last_cycle.content_stats.posts_with_hashtags                 int
+twitter_sentiment_windows.last_cycle.content_stats.posts_with_cashtags                 int
+twitter_sentiment_windows.last_cycle.content_stats.posts_with_mentions                 int
+twitter_sentiment_windows.last_cycle.sentiment_activity.recent_posts_count             int
+twitter_sentiment_windows.last_cycle.sentiment_activity.has_recent_activity            bool
+twitter_sentiment_windows.last_cycle.sentiment_activity.is_silent                      bool
+twitter_sentiment_windows.last_cycle.sentiment_activity.latest_tweet_at                string
+twitter_sentiment_windows.last_cycle.sentiment_activity.hours_since_latest_tweet       float
+twitter_sentiment_windows.last_cycle.sentiment_activity.recent_posts_1h                int
+twitter_sentiment_windows.last_cycle.sentiment_activity.recent_posts_4h                int
+twitter_sentiment_windows.last_cycle.sentiment_activity.recent_posts_24h               int
+twitter_sentiment_windows.last_cycle.sentiment_activity.config.recent_horizon_hours    int
+twitter_sentiment_windows.last_cycle.sentiment_activity.config.min_recent_posts_for_activity int
+twitter_sentiment_windows.last_cycle.sentiment_activity.config.silence_threshold_hours int
+twitter_sentiment_windows.last_cycle.bucket_status                                     string
+twitter_sentiment_windows.last_cycle.bucket_has_valid_sentiment                        bool
+twitter_sentiment_windows.last_cycle.bucket_min_posts_for_score                        int
+twitter_sentiment_windows.last_cycle.ai_sentiment.scoring_system                       string
+twitter_sentiment_windows.last_cycle.ai_sentiment.primary_model                        string
+twitter_sentiment_windows.last_cycle.ai_sentiment.referee_model                        string
+twitter_sentiment_windows.last_cycle.ai_sentiment.posts_scored                         int
+twitter_sentiment_windows.last_cycle.ai_sentiment.posts_pos                            int
+twitter_sentiment_windows.last_cycle.ai_sentiment.posts_neu                            int
+twitter_sentiment_windows.last_cycle.ai_sentiment.posts_neg                            int
+twitter_sentiment_windows.last_cycle.ai_sentiment.prob_mean                            float
+twitter_sentiment_windows.last_cycle.ai_sentiment.prob_std                             float
+twitter_sentiment_windows.last_cycle.ai_sentiment.prob_min                             float
+twitter_sentiment_windows.last_cycle.ai_sentiment.prob_max                             float
+twitter_sentiment_windows.last_cycle.ai_sentiment.label_3class_mean                    float
+twitter_sentiment_windows.last_cycle.hybrid_decision_stats.posts_scored                int
+twitter_sentiment_windows.last_cycle.hybrid_decision_stats.posts_pos                   int
+twitter_sentiment_windows.last_cycle.hybrid_decision_stats.posts_neu                   int
+twitter_sentiment_windows.last_cycle.hybrid_decision_stats.posts_neg                   int
+twitter_sentiment_windows.last_cycle.hybrid_decision_stats.mean_score                  float
+twitter_sentiment_windows.last_cycle.hybrid_decision_stats.pos_ratio                   float
+twitter_sentiment_windows.last_cycle.hybrid_decision_stats.neg_ratio                   float
+twitter_sentiment_windows.last_cycle.hybrid_decision_stats.neu_ratio                   float
+twitter_sentiment_windows.last_cycle.hybrid_decision_stats.decision_sources.single_model int
+twitter_sentiment_windows.last_cycle.hybrid_decision_stats.decision_sources.primary_default int
+twitter_sentiment_windows.last_cycle.hybrid_decision_stats.decision_sources.referee_override int
+twitter_sentiment_windows.last_cycle.hybrid_decision_stats.decision_sources.referee_neutral_band int
+twitter_sentiment_windows.last_cycle.hybrid_decision_stats.primary_conf_mean           float
+twitter_sentiment_windows.last_cycle.hybrid_decision_stats.referee_conf_mean           float
+twitter_sentiment_windows.last_2_cycles.window_cycles                                  int
+twitter_sentiment_windows.last_2_cycles.from_cycle_id                                  int
+twitter_sentiment_windows.last_2_cycles.to_cycle_id                                    int
+twitter_sentiment_windows.last_2_cycles.cycle_start_utc                                string
+twitter_sentiment_windows.last_2_cycles.cycle_end_utc                                  string
+twitter_sentiment_windows.last_2_cycles.posts_total                                    int
+twitter_sentiment_windows.last_2_cycles.posts_pos                                      int
+twitter_sentiment_windows.last_2_cycles.posts_neu                                      int
+twitter_sentiment_windows.last_2_cycles.posts_neg                                      int
+twitter_sentiment_windows.last_2_cycles.lexicon_sentiment.scale                        string
+twitter_sentiment_windows.last_2_cycles.lexicon_sentiment.score                        float
+twitter_sentiment_windows.last_2_cycles.category_counts.positive_general               int
+twitter_sentiment_windows.last_2_cycles.category_counts.negative_general               int
+twitter_sentiment_windows.last_2_cycles.category_counts.pump_hype                      int
+twitter_sentiment_windows.last_2_cycles.category_counts.fud_fear                       int
+twitter_sentiment_windows.last_2_cycles.category_counts.meme_slang                     int
+twitter_sentiment_windows.last_2_cycles.category_counts.scam_rug                       int
+twitter_sentiment_windows.last_2_cycles.category_counts.emoji_pos                      int
+twitter_sentiment_windows.last_2_cycles.category_counts.emoji_neg                      int
+twitter_sentiment_windows.last_2_cycles.top_terms.negative_general                     list<string>
+twitter_sentiment_windows.last_2_cycles.top_terms.positive_general                     list<string>
+twitter_sentiment_windows.last_2_cycles.top_terms.fud_fear                             list<string>
+twitter_sentiment_windows.last_2_cycles.top_terms.pump_hype                            list<string>
+twitter_sentiment_windows.last_2_cycles.top_terms.scam_rug                             list<string>
+twitter_sentiment_windows.last_2_cycles.top_terms.meme_slang                           list<string>
+twitter_sentiment_windows.last_2_cycles.platform_engagement.total_likes                int
+twitter_sentiment_windows.last_2_cycles.platform_engagement.total_retweets             int
+twitter_sentiment_windows.last_2_cycles.platform_engagement.total_replies              int
+twitter_sentiment_windows.last_2_cycles.platform_engagement.total_views                int
+twitter_sentiment_windows.last_2_cycles.platform_engagement.avg_likes                  float
+twitter_sentiment_windows.last_2_cycles.platform_engagement.avg_retweets               float
+twitter_sentiment_windows.last_2_cycles.platform_engagement.avg_replies                float
+twitter_sentiment_windows.last_2_cycles.platform_engagement.avg_views                  float
+twitter_sentiment_windows.last_2_cycles.tag_counts                                     map<string,int>
+twitter_sentiment_windows.last_2_cycles.cashtag_counts                                 map<string,int>
+twitter_sentiment_windows.last_2_cycles.mention_counts                                 map<string,int>
+twitter_sentiment_windows.last_2_cycles.url_domain_counts                              map<string,int>
+twitter_sentiment_windows.last_2_cycles.media_count                                    int
+twitter_sentiment_windows.last_2_cycles.author_stats.followers_count_sum               int
+twitter_sentiment_windows.last_2_cycles.author_stats.followers_count_median            float
+twitter_sentiment_windows.last_2_cycles.author_stats.followers_count_mean              float
+twitter_sentiment_windows.last_2_cycles.author_stats.followers_count_max               int
+twitter_sentiment_windows.last_2_cycles.content_stats.posts_original                   int
+twitter_sentiment_windows.last_2_cycles.content_stats.posts_retweets                   int
+twitter_sentiment_windows.last_2_cycles.content_stats.posts_with_media                 int
+twitter_sentiment_windows.last_2_cycles.content_stats.posts_with_links                 int
+twitter_sentiment_windows.last_2_cycles.content_stats.posts_with_hashtags              int
+twitter_sentiment_windows.last_2_cycles.content_stats.posts_with_cashtags              int
+twitter_sentiment_windows.last_2_cycles.content_stats.posts_with_mentions              int
+twitter_sentiment_windows.last_2_cycles.sentiment_activity.latest_tweet_at             string
+twitter_sentiment_windows.last_2_cycles.sentiment_activity.recent_posts_count          int
+twitter_sentiment_windows.last_2_cycles.sentiment_activity.has_recent_activity         bool
+twitter_sentiment_windows.last_2_cycles.bucket_status                                  string
+twitter_sentiment_windows.last_2_cycles.bucket_has_valid_sentiment                     bool
+twitter_sentiment_windows.last_2_cycles.bucket_min_posts_for_score                     int
+twitter_sentiment_windows.last_2_cycles.ai_sentiment.scoring_system                    string
+twitter_sentiment_windows.last_2_cycles.ai_sentiment.primary_model                     string
+twitter_sentiment_windows.last_2_cycles.ai_sentiment.referee_model                     string
+twitter_sentiment_windows.last_2_cycles.ai_sentiment.posts_scored                      int
+twitter_sentiment_windows.last_2_cycles.ai_sentiment.posts_pos                         int
+twitter_sentiment_windows.last_2_cycles.ai_sentiment.posts_neu                         int
+twitter_sentiment_windows.last_2_cycles.ai_sentiment.posts_neg                         int
+twitter_sentiment_windows.last_2_cycles.ai_sentiment.prob_mean                         float
+twitter_sentiment_windows.last_2_cycles.ai_sentiment.label_3class_mean                 float
+twitter_sentiment_windows.last_2_cycles.ai_sentiment.prob_min                          float
+twitter_sentiment_windows.last_2_cycles.ai_sentiment.prob_max                          float
+twitter_sentiment_windows.last_2_cycles.hybrid_decision_stats.posts_scored             int
+twitter_sentiment_windows.last_2_cycles.hybrid_decision_stats.posts_pos                int
+twitter_sentiment_windows.last_2_cycles.hybrid_decision_stats.posts_neu                int
+twitter_sentiment_windows.last_2_cycles.hybrid_decision_stats.posts_neg                int
+twitter_sentiment_windows.last_2_cycles.hybrid_decision_stats.mean_score               float
+twitter_sentiment_windows.last_2_cycles.hybrid_decision_stats.primary_conf_mean        float
+twitter_sentiment_windows.last_2_cycles.hybrid_decision_stats.referee_conf_mean        float
+twitter_sentiment_windows.last_2_cycles.hybrid_decision_stats.pos_ratio                float
+twitter_sentiment_windows.last_2_cycles.hybrid_decision_stats.neg_ratio                float
+twitter_sentiment_windows.last_2_cycles.hybrid_decision_stats.neu_ratio                float
+twitter_sentiment_windows.last_2_cycles.hybrid_decision_stats.decision_sources.single_model int
+twitter_sentiment_windows.last_2_cycles.hybrid_decision_stats.decision_sources.primary_default int
+twitter_sentiment_windows.last_2_cycles.hybrid_decision_stats.decision_sources.referee_override int
+twitter_sentiment_windows.last_2_cycles.hybrid_decision_stats.decision_sources.referee_neutral_band int
+twitter_sentiment_meta.source                                                          string
+twitter_sentiment_meta.captured_at_utc                                                 string
+twitter_sentiment_meta.bucket_meta.platform                                            string
+twitter_sentiment_meta.bucket_meta.coin                                                string
+twitter_sentiment_meta.bucket_meta.asset_unified_id                                    string
+twitter_sentiment_meta.bucket_meta.date                                                string
+twitter_sentiment_meta.bucket_meta.bucket_span                                         string
+twitter_sentiment_meta.bucket_meta.cycle_id                                            int
+twitter_sentiment_meta.bucket_meta.cycle_start_utc                                     string
+twitter_sentiment_meta.bucket_meta.cycle_end_utc                                       string
+twitter_sentiment_meta.bucket_meta.created_at_utc                                      string
+twitter_sentiment_meta.bucket_meta.scraper_version                                     string
+twitter_sentiment_meta.bucket_meta.sentiment_model_version                             string
+twitter_sentiment_meta.bucket_meta.lexicon_version                                     string
+twitter_sentiment_meta.bucket_meta.platform_cycle_id                                   int
+twitter_sentiment_meta.bucket_meta.is_silent                                           bool
+twitter_sentiment_meta.key_used                                                        string
+spot_prices[].ts                                                                       string
+spot_prices[].mid                                                                      float
+spot_prices[].bid                                                                      float
+spot_prices[].ask                                                                      float
+spot_prices[].spread_bps                                                               float
+"""
+
+#: Top-level entry keys that are always empty in v7 and intentionally not exported.
+DROPPED_COLUMNS = ("norm", "labels")
+#: Per-row JSON text of every value the declared schema could not hold (unknown or mistyped).
+EXTRA_COLUMN = "_extra"
+#: Joins path parts into flat column names (``meta__added_ts``). No v7 key contains it.
+SEPARATOR = "__"
+#: Blocks that must never be NULL in a valid export.
+REQUIRED_COLUMNS = ("symbol", "snapshot_ts", "meta", "spot_raw")
+
+Layout = Literal["flat", "nested"]
+LAYOUTS: tuple[str, ...] = ("flat", "nested")
+
+MAP_DTYPE = pl.Map(pl.String, pl.Int64)
+_TYPES: dict[str, pl.DataType] = {
+    "string": pl.String(),
+    "int": pl.Int64(),
+    "float": pl.Float64(),
+    "bool": pl.Boolean(),
+    "list<string>": pl.List(pl.String),
+    "map<string,int>": MAP_DTYPE,
+}
+
+
+@dataclass(frozen=True)
+class Field:
+    """One declared leaf: its path in an entry and its type name."""
+
+    path: tuple[str, ...]
+    type_name: str
+
+    @property
+    def dtype(self) -> pl.DataType:
+        return _TYPES[self.type_name]
+
+
+def _parse_table(text: str) -> list[Field]:
+    fields = []
+    for line in text.strip().splitlines():
+        path, type_name = line.split()
+        if type_name not in _TYPES:
+            raise ValueError(f"unknown type {type_name!r} for {path}")
+        fields.append(Field(tuple(path.split(".")), type_name))
+    return fields
+
+
+FIELDS: tuple[Field, ...] = tuple(_parse_table(FIELDS_TABLE))
+
+
+def _build_tree(fields) -> dict:
+    """Nested dict: key -> subtree (dict), list-of-struct marker, or Field."""
+    tree: dict = {}
+    for field in fields:
+        node = tree
+        for part in field.path[:-1]:
+            if part.endswith("[]"):
+                node = node.setdefault(part[:-2], {"[]": {}})["[]"]
+            else:
+                node = node.setdefault(part, {})
+        node[field.path[-1]] = field
+    return tree
+
+
+#: key -> Field | subtree; a list of objects is ``{"[]": subtree}``.
+TREE: dict = _build_tree(FIELDS)
+
+
+def _dtype_of(node) -> pl.DataType:
+    if isinstance(node, Field):
+        return node.dtype
+    if "[]" in node:
+        return pl.List(_dtype_of(node["[]"]))
+    return pl.Struct({key: _dtype_of(child) for key, child in node.items()})
+
+
+#: The nested layout: the 12 top-level columns of the reference schema, then ``_extra``.
+NESTED_SCHEMA: dict[str, pl.DataType] = {key: _dtype_of(node) for key, node in TREE.items()}
+NESTED_SCHEMA[EXTRA_COLUMN] = pl.String()
+
+
+def _flat_columns(name: str, dtype: pl.DataType, path: tuple[str, ...]):
+    if isinstance(dtype, pl.Struct):
+        for f in dtype.fields:
+            yield from _flat_columns(name + SEPARATOR + f.name, f.dtype, path + (f.name,))
+    else:
+        yield name, dtype, path
+
+
+#: flat column name -> (dtype, path of struct fields from the top-level column).
+FLAT_COLUMNS: dict[str, tuple[pl.DataType, tuple[str, ...]]] = {
+    name: (dtype, path)
+    for top, top_dtype in NESTED_SCHEMA.items()
+    for name, dtype, path in _flat_columns(top, top_dtype, (top,))
+}
+FLAT_SCHEMA: dict[str, pl.DataType] = {name: dt for name, (dt, _) in FLAT_COLUMNS.items()}
+
+
+def schema_for(layout: str) -> dict[str, pl.DataType]:
+    """Column name -> Polars dtype of a data.parquet written in ``layout``."""
+    if layout == "flat":
+        return dict(FLAT_SCHEMA)
+    if layout == "nested":
+        return dict(NESTED_SCHEMA)
+    raise ValueError(f"unknown layout {layout!r} (expected one of {', '.join(LAYOUTS)})")
+
+
+def fingerprint(schema: dict[str, pl.DataType]) -> str:
+    """sha256 over the ordered column names and dtypes: equal fingerprints, identical schemas."""
+    text = "\n".join(f"{name}\t{dtype!r}" for name, dtype in schema.items())
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def describe(layout: str = "flat") -> str:
+    """A plain-text listing of every column and dtype, in file order."""
+    schema = schema_for(layout)
+    width = max(map(len, schema))
+    lines = [f"# layout={layout} columns={len(schema)} fingerprint={fingerprint(schema)}"]
+    lines += [f"{name:<{width}}  {dtype!r}" for name, dtype in schema.items()]
+    return "\n".join(lines)
