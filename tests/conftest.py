@@ -1,0 +1,76 @@
+"""Shared fixtures. ../shared (beside the project root) holds the real sample and make_archive.py;
+tests that need it skip when it is absent, except in CI (CI=true), where they must run."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from instrumetriq_polars.synthetic import write_archive_day
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+SAMPLE = SHARED / "fixtures" / "archive_sample_2026-01-01.jsonl.gz"
+MAKE_ARCHIVE = SHARED / "tools" / "make_archive.py"
+DAY = date(2026, 1, 15)
+
+
+def require_shared(path: Path) -> Path:
+    if not path.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{path} is missing: CI must have ../shared beside the project")
+        pytest.skip(f"{path} not found (../shared is not beside the project)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def sample_entries() -> list[dict]:
+    """The 147 real archive entries, decoded by the standard library (the reference decoder)."""
+    with gzip.open(require_shared(SAMPLE), "rt", encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def sample_archive(tmp_path_factory) -> Path:
+    """An archive whose day 2026-01-01 holds the real sample, split over its 24 hours."""
+    require_shared(SAMPLE)
+    root = tmp_path_factory.mktemp("sample_archive")
+    folder = root / "20260101"
+    folder.mkdir()
+    with gzip.open(SAMPLE, "rb") as f:
+        lines = [line for line in f.read().split(b"\n") if line.strip()]
+    for hour in range(24):
+        chunk = lines[hour::24]
+        (folder / f"{hour:02d}.jsonl.gz").write_bytes(gzip.compress(b"\n".join(chunk) + b"\n", mtime=0))
+    return root
+
+
+def make_archive(root: Path, day: str, *extra_args: str, entries_per_hour: int = 5) -> Path:
+    """Run ../shared/tools/make_archive.py (the shared generator) into ``root``."""
+    require_shared(MAKE_ARCHIVE)
+    subprocess.run(
+        [sys.executable, str(MAKE_ARCHIVE), str(root), "--date", day, "--entries-per-hour", str(entries_per_hour), *extra_args],
+        check=True, capture_output=True,
+    )
+    return root
+
+
+@pytest.fixture
+def small_archive(tmp_path) -> Path:
+    """A complete synthetic day (project's own generator), 3 entries an hour."""
+    root = tmp_path / "archive"
+    write_archive_day(root, DAY, entries_per_hour=3)
+    return root
+
+
+def copy_archive(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
