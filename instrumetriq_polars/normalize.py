@@ -21,16 +21,28 @@ from dataclasses import dataclass
 from .schema import DROPPED_COLUMNS, REQUIRED_COLUMNS, TREE, Field
 
 _ONLY_INT, _ONLY_STR, _ONLY_DICT = {int}, {str}, {dict}
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
-# Type checks per declared type. Python's bool is an int: ``type(v) is`` keeps them apart. Values
-# beyond 64 bits pass here and are caught by the strict frame builder (see pipeline.py).
+
+def _is_int64(v) -> bool:
+    return type(v) is int and _INT64_MIN <= v <= _INT64_MAX
+
+
+def _is_count_map(v) -> bool:
+    if type(v) is not dict:
+        return False
+    counts = v.values()
+    return not counts or (set(map(type, counts)) <= _ONLY_INT and _INT64_MIN <= min(counts) and max(counts) <= _INT64_MAX)
+
+
+# Type checks per declared type. Python's bool is an int: ``type(v) is`` keeps them apart.
 _CHECKS = {
     "string": lambda v: type(v) is str,
-    "int": lambda v: type(v) is int,
+    "int": _is_int64,
     "float": lambda v: type(v) is float or type(v) is int,
     "bool": lambda v: type(v) is bool,
     "list<string>": lambda v: type(v) is list and set(map(type, v)) <= _ONLY_STR,
-    "map<string,int>": lambda v: type(v) is dict and set(map(type, v.values())) <= _ONLY_INT,
+    "map<string,int>": _is_count_map,
 }
 
 

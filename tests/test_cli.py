@@ -1,0 +1,109 @@
+"""The runner: exact messages, exit codes, help for every subcommand, the demo."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from instrumetriq_polars.cli import build_parser, main
+
+from .conftest import DAY, ROOT
+
+
+def subcommands() -> list[str]:
+    parser = build_parser()
+    action = next(a for a in parser._actions if a.dest == "command")
+    return sorted(action.choices)
+
+
+@pytest.mark.parametrize("command", subcommands())
+def test_every_subcommand_has_help_and_is_in_the_readme(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert len(capsys.readouterr().out.strip()) > 40
+    assert f"python -m instrumetriq_polars {command}" in (ROOT / "README.md").read_text()
+
+
+def test_export_success_prints_progress_and_summary(small_archive, tmp_path, capsys):
+    code = main(["export", "--date", "2026-01-15", "--archive-path", str(small_archive), "--out-dir", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert err.count("rows from 3 lines") == 24 and "20260115/00.jsonl.gz: 3 rows" in err
+    assert out.startswith("2026-01-15: published: 72 rows, 24/24 hours,") and out.strip().endswith(f"-> {tmp_path}/2026-01-15")
+    code = main(["export", "--date", "2026-01-15", "--archive-path", str(small_archive), "--out-dir", str(tmp_path)])
+    assert code == 0 and "2026-01-15: already published: 72 rows" in capsys.readouterr().out
+
+
+def test_export_failure_is_one_line_and_exit_1(tmp_path, capsys):
+    code = main(["export", "--date", "2026-01-15", "--archive-path", str(tmp_path / "nowhere"), "--out-dir", str(tmp_path / "out")])
+    out, err = capsys.readouterr()
+    assert code == 1 and out == ""
+    assert err.splitlines()[-1] == f"error: 2026-01-15: no archive folder for 2026-01-15: {tmp_path}/nowhere/20260115 does not exist or is empty"
+    assert "Traceback" not in err
+
+
+def test_several_dates_exit_1_if_any_failed(small_archive, tmp_path, capsys):
+    code = main(["export", "--date", "2026-01-14", "--date", "2026-01-15", "--archive-path", str(small_archive), "--out-dir", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "error: 2026-01-14: no archive folder" in err and "1 of 2 days exported" in err
+    assert "2026-01-15: published" in out and (tmp_path / "2026-01-15" / "manifest.json").exists()
+
+
+def test_date_range_and_usage_errors(small_archive, tmp_path, capsys):
+    code = main(["export", "--from-date", "2026-01-15", "--to-date", "2026-01-15", "--archive-path", str(small_archive), "--out-dir", str(tmp_path)])
+    assert code == 0
+    assert main(["export", "--from-date", "2026-01-15", "--archive-path", str(small_archive)]) == 1
+    assert "error: --from-date and --to-date go together" in capsys.readouterr().err
+    assert main(["export", "--date", "2026-13-01"]) == 1
+    assert "error: invalid date '2026-13-01'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["export", "--layout", "wide"])
+    assert exit_info.value.code == 2
+
+
+def test_incomplete_day_message(small_archive, tmp_path, capsys):
+    (small_archive / "20260115" / "13.jsonl.gz").unlink()
+    assert main(["export", "--date", "2026-01-15", "--archive-path", str(small_archive), "--out-dir", str(tmp_path)]) == 1
+    assert "error: 2026-01-15: incomplete day 2026-01-15: missing hours 13 in" in capsys.readouterr().err
+    assert main(["export", "--date", "2026-01-15", "--archive-path", str(small_archive), "--out-dir", str(tmp_path), "--allow-incomplete"]) == 0
+    assert "published PARTIAL: 69 rows, 23/24 hours" in capsys.readouterr().out
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    from instrumetriq_polars import ArchiveError
+
+    with pytest.raises(ArchiveError):
+        main(["--debug", "export", "--date", "2026-01-15", "--archive-path", str(tmp_path), "--out-dir", str(tmp_path)])
+
+
+def test_archive_path_defaults_to_environment(small_archive, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("INSTRUMETRIQ_ARCHIVE", str(small_archive))
+    assert main(["export", "--date", "2026-01-15", "--out-dir", str(tmp_path)]) == 0
+    assert f"exporting 2026-01-15 from {small_archive}" in capsys.readouterr().err
+
+
+def test_schema_command(capsys):
+    assert main(["schema", "--json"]) == 0
+    columns = json.loads(capsys.readouterr().out)
+    assert len(columns) == 277 and columns["meta__added_ts"] == "String"
+    assert columns["twitter_sentiment_windows__last_cycle__tag_counts"] == "Map(String, Int64)"
+    assert main(["schema", "--layout", "nested"]) == 0
+    assert capsys.readouterr().out.startswith("# layout=nested columns=13 fingerprint=sha256:")
+
+
+def test_demo_runs_as_a_module(tmp_path):
+    """The README's first command, end to end in a subprocess (no network, no ../shared)."""
+    run = subprocess.run(
+        [sys.executable, "-m", "instrumetriq_polars", "demo", "--dir", str(tmp_path), "--entries-per-hour", "2"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "2026-01-15: published: 48 rows, 24/24 hours" in run.stdout
+    manifest = json.loads(Path(tmp_path / "tier3_daily" / "2026-01-15" / "manifest.json").read_text())
+    assert manifest["row_count"] == 48 and manifest["bad_line_count"] == 0

@@ -1,0 +1,230 @@
+"""The core export: real sample round trip, stable schema, MAP columns, guards, layouts, publishing."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import date
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from instrumetriq_polars import ArchiveError, BadInputError, Manifest, export_day, fingerprint, schema_for
+from instrumetriq_polars.schema import FIELDS, FLAT_SCHEMA, NESTED_SCHEMA, SEPARATOR
+from instrumetriq_polars.synthetic import write_archive_day
+
+from .conftest import DAY, SHARED, make_archive, require_shared
+from .roundtrip import canonical_source, rebuild_flat, rebuild_nested, same
+
+MAP_SUFFIXES = ("tag_counts", "cashtag_counts", "mention_counts", "url_domain_counts")
+
+
+def read_manifest(folder) -> Manifest:
+    return Manifest.from_json((folder / "manifest.json").read_bytes())
+
+
+@pytest.mark.parametrize("layout", ["flat", "nested"])
+def test_real_sample_round_trips(sample_archive, sample_entries, tmp_path, layout):
+    result = export_day("2026-01-01", str(sample_archive), str(tmp_path), layout=layout)
+    assert result.manifest.row_count == len(sample_entries) == 147
+    rows = pl.read_parquet(tmp_path / "2026-01-01" / "data.parquet").to_dicts()
+    # the fixture archive deals the sample round-robin over 24 hours: restore the source order
+    order = [i for hour in range(24) for i in range(hour, len(sample_entries), 24)]
+    rebuild = rebuild_flat if layout == "flat" else rebuild_nested
+    for row, index in zip(rows, order):
+        expected = canonical_source(sample_entries[index])
+        assert same(rebuild(row), expected), f"entry {index} ({expected['symbol']}) differs after the round trip"
+
+
+def test_real_sample_manifest(sample_archive, sample_entries, tmp_path):
+    export_day("2026-01-01", str(sample_archive), str(tmp_path))
+    m = read_manifest(tmp_path / "2026-01-01")
+    assert (m.row_count, m.lines_read, m.lines_exported, m.bad_line_count) == (147, 147, 147, 0)
+    assert m.schema_versions == {"7": 147}
+    assert m.hours_found == 24 and m.missing_hours == [] and not m.is_partial and m.coverage_ratio == 1.0
+    assert sum(m.rows_by_hour.values()) == 147 and len(m.source_files) == 24
+    assert m.unknown_fields == {} and m.mistyped_fields == {}
+    assert m.dropped_columns == ["norm", "labels"] and m.partition_basis == "archive_folder_utc_day"
+    assert m.schema_fingerprint == fingerprint(FLAT_SCHEMA)
+    data = (tmp_path / "2026-01-01" / "data.parquet").read_bytes()
+    import hashlib
+
+    assert m.parquet_sha256 == hashlib.sha256(data).hexdigest() and m.parquet_size_bytes == len(data)
+
+
+def test_min_max_added_ts_compare_as_instants(tmp_path):
+    """'...+00:00' and '...Z' spellings must be compared as instants, not as strings."""
+    from instrumetriq_polars.synthetic import make_entry
+    import random
+    from datetime import datetime, timezone
+
+    rng = random.Random(1)
+    entries = [make_entry(rng, datetime(2026, 1, 15, 5, tzinfo=timezone.utc)) for _ in range(3)]
+    entries[0]["meta"]["added_ts"] = "2026-01-15T01:00:00+02:00"  # 23:00Z the day before: the minimum
+    entries[1]["meta"]["added_ts"] = "2026-01-14T23:30:00Z"
+    entries[2]["meta"]["added_ts"] = "2026-01-15T00:30:00.5+00:00"  # the maximum
+    folder = tmp_path / "archive" / "20260115"
+    folder.mkdir(parents=True)
+    (folder / "05.jsonl.gz").write_bytes(gzip.compress("\n".join(json.dumps(e) for e in entries).encode()))
+    m = export_day(DAY, str(tmp_path / "archive"), str(tmp_path / "out"), allow_incomplete=True).manifest
+    assert m.min_added_ts == "2026-01-14T23:00:00.000000Z"
+    assert m.max_added_ts == "2026-01-15T00:30:00.500000Z"
+
+
+def test_generated_days_have_identical_schemas_and_concatenate(tmp_path):
+    archive = tmp_path / "archive"
+    write_archive_day(archive, date(2026, 1, 14), entries_per_hour=2, seed=1)
+    make_archive(archive, "2026-01-15", "--seed", "99", entries_per_hour=2)  # the shared generator, other traits
+    out = tmp_path / "out"
+    for day in ("2026-01-14", "2026-01-15"):
+        export_day(day, str(archive), str(out))
+    a = pq.read_schema(out / "2026-01-14" / "data.parquet")
+    b = pq.read_schema(out / "2026-01-15" / "data.parquet")
+    assert a.equals(b)
+    both = pl.scan_parquet(str(out / "*" / "data.parquet")).collect()
+    assert both.height == 96 and both.schema == pl.Schema(FLAT_SCHEMA)
+    assert read_manifest(out / "2026-01-14").schema_fingerprint == read_manifest(out / "2026-01-15").schema_fingerprint
+
+
+def test_count_maps_are_parquet_maps_holding_every_key(small_archive, tmp_path):
+    export_day(DAY, str(small_archive), str(tmp_path))
+    path = tmp_path / DAY.isoformat() / "data.parquet"
+    schema = pq.read_schema(path)
+    map_columns = [name for name in schema.names if name.endswith(MAP_SUFFIXES)]
+    assert len(map_columns) == 8
+    for name in map_columns:
+        map_type = schema.field(name).type
+        assert pa.types.is_map(map_type) and pa.types.is_large_string(map_type.key_type)
+        assert map_type.item_type == pa.int64()
+    source = {}
+    for hour_file in sorted((small_archive / "20260115").glob("*.jsonl.gz")):
+        for line in gzip.decompress(hour_file.read_bytes()).splitlines():
+            entry = json.loads(line)
+            for window, block in (entry.get("twitter_sentiment_windows") or {}).items():
+                for m in MAP_SUFFIXES:
+                    source.setdefault(f"twitter_sentiment_windows__{window}__{m}", []).append(block.get(m))
+    table = pq.read_table(path, columns=map_columns)
+    for name in map_columns:
+        exported = [dict(v) if v is not None else None for v in table.column(name).to_pylist()]
+        exported = [v for v in exported if v is not None]
+        assert exported == [v for v in source[name] if v is not None]
+    assert sum(len(v) for v in source["twitter_sentiment_windows__last_cycle__tag_counts"] if v) > 0
+
+
+def test_declared_schema_is_complete_and_collision_free():
+    reference_file = require_shared(SHARED / "reference" / "ARCHIVE_ENTRY_FULL_SCHEMA.json")
+    reference = json.loads(reference_file.read_text())[0]
+    assert not any(SEPARATOR in part for field in FIELDS for part in field.path)
+    assert len(set(FLAT_SCHEMA)) == len(FLAT_SCHEMA) == 277
+    assert list(NESTED_SCHEMA) == ["symbol", "snapshot_ts", "meta", "spot_raw", "futures_raw", "derived", "scores",
+                                   "flags", "diag", "twitter_sentiment_windows", "twitter_sentiment_meta", "spot_prices", "_extra"]
+    if True:
+        declared = {".".join(f.path).replace("[]", "") for f in FIELDS}
+
+        def paths(node, prefix=""):
+            for key, value in node.items():
+                if key == "_SECTION_NOTE" or key in ("norm", "labels"):
+                    continue
+                if isinstance(value, dict):
+                    yield from paths(value, f"{prefix}{key}.")
+                elif isinstance(value, list):
+                    yield from paths(value[0], f"{prefix}{key}.")
+                else:
+                    yield prefix + key
+
+        assert set(paths(reference)) <= declared
+
+
+def test_layouts(small_archive, tmp_path):
+    flat = export_day(DAY, str(small_archive), str(tmp_path / "flat")).manifest
+    nested = export_day(DAY, str(small_archive), str(tmp_path / "nested"), layout="nested").manifest
+    flat_df = pl.read_parquet(tmp_path / "flat" / DAY.isoformat() / "data.parquet")
+    nested_df = pl.read_parquet(tmp_path / "nested" / DAY.isoformat() / "data.parquet")
+    assert flat_df.schema == pl.Schema(schema_for("flat")) and nested_df.schema == pl.Schema(schema_for("nested"))
+    assert "meta__added_ts" in flat_df.columns and "twitter_sentiment_windows__last_cycle__ai_sentiment__prob_mean" in flat_df.columns
+    assert isinstance(nested_df.schema["meta"], pl.Struct) and nested_df.width == 13
+    assert (flat.layout, nested.layout) == ("flat", "nested") and flat.schema_fingerprint != nested.schema_fingerprint
+    assert flat_df["meta__added_ts"].to_list() == nested_df["meta"].struct.field("added_ts").to_list()
+
+
+def test_rerun_is_byte_identical_and_already_published(small_archive, tmp_path):
+    first = export_day(DAY, str(small_archive), str(tmp_path / "a"))
+    second = export_day(DAY, str(small_archive), str(tmp_path / "b"))
+    again = export_day(DAY, str(small_archive), str(tmp_path / "a"))
+    assert first.manifest.parquet_sha256 == second.manifest.parquet_sha256 == again.manifest.parquet_sha256
+    assert (tmp_path / "a" / DAY.isoformat() / "data.parquet").read_bytes() == (tmp_path / "b" / DAY.isoformat() / "data.parquet").read_bytes()
+    assert (first.status, again.status) == ("published", "already published")
+    assert sorted(p.name for p in (tmp_path / "a" / DAY.isoformat()).iterdir()) == ["data.parquet", "manifest.json"]
+
+
+def test_guards(small_archive, tmp_path):
+    with pytest.raises(ArchiveError, match="cannot export today's date 2026-01-15"):
+        export_day(DAY, str(small_archive), str(tmp_path), today=DAY)
+    with pytest.raises(ArchiveError, match="in the future"):
+        export_day(DAY, str(small_archive), str(tmp_path), today=date(2026, 1, 10))
+    (small_archive / "20260115" / "07.jsonl.gz").unlink()
+    (small_archive / "20260115" / "23.jsonl.gz").unlink()
+    with pytest.raises(ArchiveError, match="missing hours 07, 23"):
+        export_day(DAY, str(small_archive), str(tmp_path))
+    assert not (tmp_path / DAY.isoformat()).exists()
+    m = export_day(DAY, str(small_archive), str(tmp_path), allow_incomplete=True, today=DAY).manifest
+    assert m.is_partial and m.missing_hours == [7, 23] and m.hours_found == 22 and m.coverage_ratio == round(22 / 24, 4)
+    assert "07" not in m.rows_by_hour and m.row_count == 22 * 3
+
+
+def test_no_day_folder_or_no_hour_files(tmp_path):
+    with pytest.raises(ArchiveError, match="no archive folder for 2026-01-15"):
+        export_day(DAY, str(tmp_path / "archive"), str(tmp_path / "out"), allow_incomplete=True)
+    folder = tmp_path / "archive" / "20260115"
+    folder.mkdir(parents=True)
+    (folder / "notes.txt").write_text("not an hour file")
+    (folder / "24.jsonl.gz").write_bytes(gzip.compress(b"{}"))
+    with pytest.raises(ArchiveError, match="no hour files"):
+        export_day(DAY, str(tmp_path / "archive"), str(tmp_path / "out"), allow_incomplete=True)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.parquet"))
+
+
+def test_non_hour_files_are_ignored_and_listed(small_archive, tmp_path):
+    (small_archive / "20260115" / "README.txt").write_text("hello")
+    m = export_day(DAY, str(small_archive), str(tmp_path)).manifest
+    assert m.ignored_files == ["README.txt"] and m.hours_found == 24
+
+
+def test_unknown_and_mistyped_fields_go_to_extra(tmp_path):
+    from instrumetriq_polars.synthetic import make_entry
+    import random
+    from datetime import datetime, timezone
+
+    entry = make_entry(random.Random(3), datetime(2026, 1, 15, 1, tzinfo=timezone.utc))
+    entry["meta"]["brand_new"] = {"x": 1}
+    entry["spot_raw"]["bid"] = "oops"
+    entry["meta"]["sample_count"] = 2**70  # beyond 64 bits: must stay exact
+    entry["spot_prices"][3]["mid"] = "NaNish"  # typed by the strict frame builder
+    folder = tmp_path / "archive" / "20260115"
+    folder.mkdir(parents=True)
+    (folder / "01.jsonl.gz").write_bytes(gzip.compress(json.dumps(entry).encode() + b"\n"))
+    m = export_day(DAY, str(tmp_path / "archive"), str(tmp_path / "out"), allow_incomplete=True).manifest
+    assert m.unknown_fields == {"meta.brand_new": 1}
+    assert m.mistyped_fields == {"meta.sample_count": 1, "spot_prices": 1, "spot_raw.bid": 1}
+    row = pl.read_parquet(tmp_path / "out" / DAY.isoformat() / "data.parquet").to_dicts()[0]
+    extra = json.loads(row["_extra"])
+    assert extra["meta"] == {"brand_new": {"x": 1}, "sample_count": 2**70}
+    assert extra["spot_raw"] == {"bid": "oops"} and extra["spot_prices"][3]["mid"] == "NaNish"
+    assert row["spot_raw__bid"] is None and row["spot_prices"] is None and row["meta__sample_count"] is None
+    assert same(rebuild_flat(row), canonical_source(entry))
+
+
+def test_bad_line_fails_the_day_unless_allowed(small_archive, tmp_path):
+    path = small_archive / "20260115" / "04.jsonl.gz"
+    lines = gzip.decompress(path.read_bytes()).splitlines()
+    lines.insert(1, b'{"symbol": "BROKEN", "meta": {')
+    path.write_bytes(gzip.compress(b"\n".join(lines) + b"\n"))
+    with pytest.raises(BadInputError, match=r"20260115/04.jsonl.gz:2: not valid JSON"):
+        export_day(DAY, str(small_archive), str(tmp_path))
+    assert not (tmp_path / DAY.isoformat() / "manifest.json").exists()
+    assert not (tmp_path / DAY.isoformat() / "data.parquet").exists()
+    m = export_day(DAY, str(small_archive), str(tmp_path), allow_incomplete=True).manifest
+    assert m.is_partial and m.bad_line_count == 1 and m.row_count == 72 and m.lines_read == 73
+    assert m.bad_lines[0]["file"] == "20260115/04.jsonl.gz" and m.bad_lines[0]["line"] == 2
