@@ -10,6 +10,7 @@ import gc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from itertools import accumulate
 from typing import IO
 
 import polars as pl
@@ -25,59 +26,72 @@ ROW_GROUP_SIZE = 128
 ENTRY_COLUMNS = tuple(name for name in NESTED_SCHEMA if name != EXTRA_COLUMN)
 
 
-def _contains_map(dtype: pl.DataType) -> bool:
-    if isinstance(dtype, pl.Map):
-        return True
-    if isinstance(dtype, pl.Struct):
-        return any(_contains_map(f.dtype) for f in dtype.fields)
-    if isinstance(dtype, pl.List):
-        return _contains_map(dtype.inner)
-    return False
+def _is_list_of_structs(dtype: pl.DataType) -> bool:
+    return isinstance(dtype, pl.List) and isinstance(dtype.inner, pl.Struct)
+
+
+#: Columns built through one pyarrow RecordBatch (scalars and structs, count maps included).
+_RECORD_COLUMNS = tuple(c for c in ENTRY_COLUMNS if not _is_list_of_structs(NESTED_SCHEMA[c]))
+#: Lists of objects (``spot_prices``): ~750 samples an entry, built from their flattened items.
+_LIST_COLUMNS = tuple(c for c in ENTRY_COLUMNS if _is_list_of_structs(NESTED_SCHEMA[c]))
 
 
 @lru_cache(maxsize=None)
-def _arrow_type(column: str) -> pa.DataType:
-    return pl.Series(column, [], NESTED_SCHEMA[column]).to_arrow().type
+def _arrow_schema(columns: tuple[str, ...]) -> pa.Schema:
+    return pa.schema([pa.field(c, pl.Series(c, [], NESTED_SCHEMA[c]).to_arrow().type) for c in columns])
 
 
-def _build_column(column: str, values: list) -> pl.Series:
-    """Strictly typed Series of one top-level column. Raises if a value does not fit its dtype.
+def _record_columns(entries: list[dict], columns: tuple[str, ...]) -> pl.DataFrame:
+    """Scalar and struct columns in one pass. pyarrow, not Polars: Polars builds ``Map`` values
+    from dicts ~30x slower (measured: ~240 ms vs ~8 ms for an hour of sentiment windows)."""
+    batch = pa.RecordBatch.from_pylist(entries, schema=_arrow_schema(columns))
+    return pl.from_arrow(batch)
 
-    Columns holding count maps go through pyarrow: Polars builds Map values from dicts ~30x
-    slower (measured: 240 ms vs 8 ms for an hour of sentiment windows). Everything else goes
-    straight to Polars, which is faster than pyarrow for ``spot_prices``.
-    """
-    dtype = NESTED_SCHEMA[column]
-    if _contains_map(dtype):
-        series = pl.from_arrow(pa.array(values, type=_arrow_type(column)))
-        return series.alias(column).cast(dtype)
-    return pl.Series(column, values, dtype=dtype, strict=True)
+
+def _list_of_structs(column: str, values: list) -> pl.Series:
+    """A List(Struct) column from the flattened items plus offsets: ~25% faster than letting
+    Polars walk the nested lists (measured on ``spot_prices``)."""
+    item_schema = dict(NESTED_SCHEMA[column].inner.to_schema())
+    items = [item for value in values if value for item in value]
+    struct = pl.from_dicts(items, schema=item_schema, strict=True).to_struct(column).to_arrow()
+    if isinstance(struct, pa.ChunkedArray):
+        struct = struct.combine_chunks()
+    offsets = pa.array(list(accumulate((len(v) if v else 0 for v in values), initial=0)), pa.int32())
+    nulls = pa.array([value is None for value in values])
+    return pl.from_arrow(pa.ListArray.from_arrays(offsets, struct, mask=nulls)).alias(column)
+
+
+def _build(entries: list[dict], extras: list[str | None]) -> pl.DataFrame:
+    frame = _record_columns(entries, _RECORD_COLUMNS)
+    lists = [_list_of_structs(c, [entry.get(c) for entry in entries]) for c in _LIST_COLUMNS]
+    extra = pl.Series(EXTRA_COLUMN, extras, dtype=pl.String)
+    return frame.with_columns(*lists, extra).select(list(NESTED_SCHEMA)).cast(NESTED_SCHEMA)
 
 
 def build_hour_frame(entries: list[dict], extras: list[str | None], on_untyped: Callable[[int, str], None]) -> pl.DataFrame:
-    """One DataFrame in the nested layout from normalised entries.
+    """One DataFrame in the nested layout from normalised entries, strictly typed.
 
-    A value the strict builder refuses (e.g. text inside ``spot_prices``) is handed to
-    ``on_untyped(row, column)``, which moves it to ``_extra``; the column is then rebuilt.
+    normalize.py has type-checked every value except inside lists of objects; a value the
+    builder still refuses (e.g. text inside ``spot_prices``) is handed to ``on_untyped(row,
+    column)``, which moves it to ``_extra``, and the frame is built again.
     """
-    columns = []
+    try:
+        return _build(entries, extras)
+    except Exception:  # noqa: BLE001 - polars/pyarrow raise several types; find the culprits
+        pass
     for column in ENTRY_COLUMNS:
-        values = [entry.get(column) for entry in entries]
-        try:
-            columns.append(_build_column(column, values))
-        except Exception:  # noqa: BLE001 - polars/pyarrow raise several types; find the culprits
-            for row, value in enumerate(values):
-                if value is not None and not _fits(column, value):
-                    on_untyped(row, column)
-                    values[row] = None
-            columns.append(_build_column(column, values))
-    columns.append(pl.Series(EXTRA_COLUMN, extras, dtype=pl.String))
-    return pl.DataFrame(columns)
+        for row, entry in enumerate(entries):
+            if entry.get(column) is not None and not _fits(column, entry[column]):
+                on_untyped(row, column)
+    return _build(entries, extras)
 
 
 def _fits(column: str, value) -> bool:
     try:
-        _build_column(column, [value])
+        if column in _LIST_COLUMNS:
+            _list_of_structs(column, [value])
+        else:
+            _record_columns([{column: value}], (column,))
         return True
     except Exception:  # noqa: BLE001
         return False
