@@ -9,10 +9,11 @@ from datetime import date, datetime, timedelta, timezone
 import fsspec
 
 from .errors import ArchiveError
+from .storage import describe_error
 
 HOURS = tuple(range(24))
 _HOUR_FILE = re.compile(r"^([01][0-9]|2[0-3])\.jsonl\.gz$")
-_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # fullmatch: "$" would accept a trailing newline
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ def parse_date(text: str | date) -> date:
         return text.date()
     if isinstance(text, date):
         return text
-    if not isinstance(text, str) or not _DATE.match(text):
+    if not isinstance(text, str) or not _DATE.fullmatch(text):
         raise ArchiveError(f"invalid date {text!r}: expected YYYY-MM-DD")
     try:
         return date.fromisoformat(text)
@@ -82,6 +83,8 @@ def open_archive_day(archive: str, day: str | date, storage_options: dict | None
         listing = fs.ls(folder, detail=True)
     except FileNotFoundError:
         listing = None
+    except Exception as exc:
+        raise ArchiveError(f"could not list {_display(fs, folder)}: {describe_error(exc)}") from exc
     if not listing:
         raise ArchiveError(f"no archive folder for {day}: {_display(fs, folder)} does not exist or is empty")
     hours, ignored = [], []

@@ -11,15 +11,16 @@ import json
 import sys
 from collections.abc import Sequence
 
-from . import __version__
+from . import __version__, storage
 from .archive import date_range, parse_date, yesterday_utc
 from .errors import InstrumetriqError
-from .export import ARCHIVE_ENV, DEFAULT_OUT_DIR, HourReport, default_archive, export_day
+from .export import ARCHIVE_ENV, DEFAULT_OUT_DIR, HourReport, default_archive, export_day, upload_day
 from .schema import LAYOUTS, describe, schema_for
+from .verify import DEFAULT_SAMPLE_SIZE, DEFAULT_SEED, verify_command
 
 
 def _err(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {storage.redact(message)}", file=sys.stderr)
 
 
 def _warn(message: str) -> None:
@@ -50,13 +51,26 @@ def _print_hour(report: HourReport) -> None:
     )
     for bad in report.bad_lines:
         _warn(bad.message())
+    for note in report.notes:
+        _warn(note)
+    if not report.lines_read and not report.bad_lines:
+        _warn(f"{report.file}: the hour file holds no entries ({report.size_bytes} bytes)")
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     dates = _dates(args)
     archive = args.archive_path or default_archive()
-    if args.dry_run and "://" in args.out_dir and not args.out_dir.startswith("file://"):
+    remote_out = "://" in args.out_dir and not args.out_dir.startswith("file://")
+    if args.dry_run and remote_out:
         raise InstrumetriqError(f"--dry-run writes local files only, but --out-dir is {args.out_dir}")
+    if args.dry_run and args.upload:
+        _warn("--dry-run writes local files only: --upload ignored")
+    upload = args.upload and not args.dry_run
+    if upload and remote_out:
+        raise InstrumetriqError(f"--upload exports to a local folder, then uploads it; --out-dir must be local, not {args.out_dir}")
+    # the R2 settings are checked once, before any work, when something needs them
+    needs_r2 = upload or storage.is_s3_url(archive) or storage.is_s3_url(args.out_dir)
+    settings = storage.load_settings() if needs_r2 else None
     failures = 0
     for day in dates:
         print(f"exporting {day} from {archive}", file=sys.stderr)
@@ -65,6 +79,11 @@ def cmd_export(args: argparse.Namespace) -> int:
                 day, archive, args.out_dir, layout=args.layout, allow_incomplete=args.allow_incomplete,
                 force=args.force, progress=_print_hour,
             )
+            for name in result.manifest.ignored_files:
+                _warn(f"{result.manifest.archive_day}/{name}: not an hour file (HH.jsonl.gz); ignored, listed in the manifest's ignored_files")
+            if upload:
+                print(result.summary())
+                result = upload_day(result, settings.day_root, force=args.force)
         except InstrumetriqError as exc:
             if args.debug:
                 raise
@@ -77,12 +96,29 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def cmd_config(args: argparse.Namespace) -> int:
+    if args.show:
+        print("\n".join(storage.describe_settings()))
+        return 0
+    if args.check:
+        print(storage.check_bucket())
+        return 0
+    given = {name: getattr(args, name) for name in storage.ENV if getattr(args, name)}
+    path = storage.update_settings(given or storage.prompt_settings())
+    print(f"saved {path} (mode 0600)")
+    return 0
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({name: repr(dtype) for name, dtype in schema_for(args.layout).items()}, indent=2))
     else:
         print(describe(args.layout))
     return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    return verify_command(args, _dates)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -116,8 +152,22 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--layout", choices=LAYOUTS, default="flat", help="flat: block__field columns (default); nested: 12 struct columns")
     export.add_argument("--allow-incomplete", action="store_true", help="bypass the today and 24-hour guards, and publish despite unreadable lines (counted in the manifest)")
     export.add_argument("--force", action="store_true", help="replace a published day whose data differs")
-    export.add_argument("--dry-run", action="store_true", help="write local files only")
+    export.add_argument("--dry-run", action="store_true", help="write local files only (overrides --upload)")
+    export.add_argument("--upload", action="store_true", help=f"after the local export, upload the day to R2 under s3://BUCKET/{storage.R2_PREFIX}/YYYY-MM-DD/")
     export.set_defaults(func=cmd_export)
+
+    config = sub.add_parser("config", help="store the R2 endpoint, credentials and bucket; show or check them",
+                            description=f"Store R2 settings in {storage.credentials_path()} (mode 0600): prompts "
+                                        "(secret hidden) unless flags are given. The environment "
+                                        "(R2_ENDPOINT, R2_ACCESS_KEY_ID, R2_SECRET_ACCESS_KEY, R2_BUCKET) overrides the file.")
+    config.add_argument("--endpoint", metavar="URL", help="https://<account id>.r2.cloudflarestorage.com")
+    config.add_argument("--access-key-id", metavar="ID")
+    config.add_argument("--secret-access-key", metavar="KEY", help="prefer the prompt or R2_SECRET_ACCESS_KEY: flags end up in shell history")
+    config.add_argument("--bucket", metavar="NAME", help=f"default {storage.DEFAULT_BUCKET}")
+    action = config.add_mutually_exclusive_group()
+    action.add_argument("--show", action="store_true", help="print the settings in effect (secret masked) and their sources")
+    action.add_argument("--check", action="store_true", help="list the bucket with the settings in effect")
+    config.set_defaults(func=cmd_config)
 
     schema = sub.add_parser("schema", help="list every column and dtype of the declared schema",
                             description="Print the declared schema: columns in file order, dtypes, fingerprint.")
@@ -133,6 +183,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--layout", choices=LAYOUTS, default="flat")
     demo.set_defaults(func=cmd_demo)
+
+    verify = sub.add_parser("verify", help="verify published days: files, manifest, sha256, schema, rows (PASS/WARN/FAIL)",
+                            description="Verify published days. Exit 0 when no day failed (warnings allowed), 1 otherwise, 2 for usage errors.")
+    where = verify.add_mutually_exclusive_group(required=True)
+    where.add_argument("--local", metavar="DIR", help="local dataset root (days in DIR/YYYY-MM-DD/), or one day folder")
+    where.add_argument("--path", metavar="URL", help="dataset root at any fsspec location, e.g. s3://bucket/tier3/daily")
+    where.add_argument("--r2", action="store_true", help=f"the R2 dataset s3://BUCKET/{storage.R2_PREFIX} (settings: see `config`)")
+    _add_date_options(verify)
+    verify.add_argument("--against-archive", metavar="PATH", help="also re-read each day from this archive root and compare rows")
+    verify.add_argument("--report", metavar="PATH", help="Markdown report (default: ROOT/verify_report.md for a local root)")
+    verify.add_argument("--json", action="store_true", help="machine-readable results on stdout (the summary goes to stderr)")
+    verify.add_argument("--sample-size", type=int, default=DEFAULT_SAMPLE_SIZE, metavar="N", help=f"rows checked one by one (default {DEFAULT_SAMPLE_SIZE})")
+    verify.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the row sample")
+    verify.set_defaults(func=cmd_verify)
     return parser
 
 

@@ -23,6 +23,9 @@ except ImportError:  # pragma: no cover - isal is a declared dependency
     import gzip as _gzip
     import zlib as _zlib
 
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
 @dataclass(frozen=True)
 class BadLine:
     """An input line (or a whole file, line 0) that could not be exported, and why."""
@@ -61,6 +64,8 @@ def gunzip(data: bytes, file: str) -> tuple[bytes, BadLine | None]:
         return _gzip.decompress(data), None
     except Exception:  # noqa: BLE001 - fall through to the careful path below
         pass
+    if not data.startswith(_GZIP_MAGIC):
+        return b"", BadLine(file, 0, f"not a gzip file (starts with {data[:4].hex(' ')}, not 1f 8b); none of it was read")
     out, rest = [], data
     try:
         while rest:
@@ -72,9 +77,10 @@ def gunzip(data: bytes, file: str) -> tuple[bytes, BadLine | None]:
             rest = stream.unused_data
     except Exception as exc:  # noqa: BLE001 - zlib/isal raise their own error types
         text = b"".join(out)
+        # Output of the damaged gzip member is dropped whole: its CRC cannot vouch for any part.
         if not text:
-            return b"", BadLine(file, 0, f"not a readable gzip file ({exc})")
-        return text, BadLine(file, _count_lines(text) + 1, f"gzip data is corrupt after this point ({exc})")
+            return b"", BadLine(file, 0, f"gzip data is corrupt ({exc}); none of it was read")
+        return text, BadLine(file, _count_lines(text) + 1, f"gzip data is corrupt after this point ({exc}); the entries after this line are lost")
     return b"".join(out), None
 
 
@@ -109,17 +115,18 @@ def decode_lines(text: bytes, file: str, complete: bool = True) -> DecodedHour:
         except orjson.JSONDecodeError as exc:
             value = _stdlib_loads(line)
             if value is _UNPARSEABLE:
-                result.bad_lines.append(BadLine(file, number, f"not valid JSON ({_short(exc)})"))
+                result.bad_lines.append(BadLine(file, number, _unparseable_reason(line, exc)))
                 continue
             result.stdlib_lines.add(number)
         if type(value) is not dict:
-            result.bad_lines.append(BadLine(file, number, f"JSON {type(value).__name__} is not an entry object"))
+            result.bad_lines.append(BadLine(file, number, f"a JSON {_JSON_KINDS.get(type(value), 'value')}, not an entry object"))
             continue
         append((number, value))
     return result
 
 
 _UNPARSEABLE = object()
+_JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
 
 
 def _stdlib_loads(line: bytes):
@@ -127,6 +134,14 @@ def _stdlib_loads(line: bytes):
         return json.loads(line.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         return _UNPARSEABLE
+
+
+def _unparseable_reason(line: bytes, exc: Exception) -> str:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return f"not UTF-8 text (byte 0x{line[err.start]:02x} at column {err.start + 1})"
+    return f"not valid JSON ({_short(exc)})"
 
 
 def _short(exc: Exception) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -14,12 +15,14 @@ import polars as pl
 from . import __version__
 from .archive import ArchiveDay, HourFile, check_guards, open_archive_day, parse_date
 from .decode import BadLine, decode_hour
-from .errors import BadInputError, InstrumetriqError, PublishError
+from .errors import ArchiveError, BadInputError, InstrumetriqError, PublishError
+from .lock import lock_day
 from .manifest import MAX_BAD_LINE_RECORDS, Manifest, format_instant, parse_instant
 from .normalize import RejectedEntry, move_to_extra, normalize
 from .pipeline import build_hour_frame, gc_paused, lazy_day, sink
 from .schema import fingerprint, schema_for
-from .sink import DayDestination
+from .sink import DATA_NAME, DayDestination
+from .storage import describe_error, storage_options_for
 
 DEFAULT_OUT_DIR = "output/tier3_daily"
 DEFAULT_ARCHIVE = "/srv/instrumetriq/data/archive"
@@ -41,6 +44,7 @@ class HourReport:
     lines_read: int
     bad_lines: list[BadLine]
     seconds: float
+    notes: list[str] = field(default_factory=list)  # warnings about exported lines (wrong types)
 
 
 @dataclass
@@ -76,15 +80,17 @@ class _DayStats:
         self.lines_read = 0
         self.stdlib_json_lines = 0
 
-    def normalize(self, decoded, line: int, entry: dict) -> tuple[dict, str | None]:
-        """Normalise one entry; an entry that needs ``_extra`` is re-decoded exactly first."""
-        result = normalize(entry)
-        if result.extra is not None and line not in decoded.stdlib_lines:
+    def normalize(self, decoded, line: int, entry: dict) -> tuple[dict, str | None, list[str]]:
+        """Normalise one entry; an entry that needs ``_extra`` is re-decoded exactly first.
+        Returns the entry, its ``_extra`` text and the paths of its mistyped values."""
+        by_stdlib = line in decoded.stdlib_lines
+        result = normalize(entry, check_text=by_stdlib)
+        if result.extra is not None and not by_stdlib:
             entry = decoded.exact_entry(line)
             result = normalize(entry)
         self.unknown_fields.update(result.unknown)
         self.mistyped_fields.update(result.mistyped)
-        return entry, result.extra
+        return entry, result.extra, result.mistyped
 
     def note_added_ts(self, entries: Iterable[dict]) -> None:
         for entry in entries:
@@ -115,22 +121,30 @@ def _hour_frames(day: ArchiveDay, stats: _DayStats, progress: Callable[[HourRepo
 
 def _export_hour(day: ArchiveDay, hour_file: HourFile, stats: _DayStats):
     label = f"{day.archive_day}/{hour_file.name}"
-    data = day.fs.cat_file(hour_file.path)
+    try:
+        data = day.fs.cat_file(hour_file.path)
+    except Exception as exc:
+        raise ArchiveError(f"could not read {label}: {describe_error(exc)}") from exc
     with gc_paused():
         decoded = decode_hour(data, label)
         del data
-        entries, extras, bad = [], [], list(decoded.bad_lines)
+        entries, extras, lines, bad = [], [], [], list(decoded.bad_lines)
+        mistyped: dict[str, list[int]] = {}  # path -> lines where its value had the wrong type
         for line_number, entry in decoded.entries:
             try:
-                entry, extra = stats.normalize(decoded, line_number, entry)
+                entry, extra, moved = stats.normalize(decoded, line_number, entry)
             except RejectedEntry as exc:
                 bad.append(BadLine(label, line_number, str(exc)))
                 continue
             entries.append(entry)
             extras.append(extra)
+            lines.append(line_number)
+            for path in moved:
+                mistyped.setdefault(path, []).append(line_number)
 
         def on_untyped(row: int, column: str) -> None:
             stats.mistyped_fields[column] += 1
+            mistyped.setdefault(column, []).append(lines[row])
             extras[row] = move_to_extra(entries[row], column, extras[row])
 
         frame = build_hour_frame(entries, extras, on_untyped)
@@ -139,8 +153,14 @@ def _export_hour(day: ArchiveDay, hour_file: HourFile, stats: _DayStats):
     stats.bad_lines.extend(bad)
     stats.lines_read += decoded.lines_read
     stats.stdlib_json_lines += len(decoded.stdlib_lines)
-    report = HourReport(hour_file.hour, label, hour_file.size, frame.height, decoded.lines_read, bad, 0.0)
+    notes = [_mistyped_note(label, path, numbers) for path, numbers in mistyped.items()]
+    report = HourReport(hour_file.hour, label, hour_file.size, frame.height, decoded.lines_read, bad, 0.0, notes)
     return frame, report
+
+
+def _mistyped_note(label: str, path: str, lines: list[int]) -> str:
+    more = f" (and {len(lines) - 1} more lines of this hour)" if len(lines) > 1 else ""
+    return f"{label}:{min(lines)}: {path} has a value of the wrong type{more}; exported in _extra, the column is NULL"
 
 
 def export_day(
@@ -161,33 +181,73 @@ def export_day(
     Raises an ``InstrumetriqError`` subclass for every expected failure; in that case nothing new
     is published. Re-running with the same input writes a byte-identical data.parquet; if it
     matches what is already published the call is a no-op ("already published").
+    ``s3://`` URLs without explicit storage options use the R2 settings (see ``storage``).
     """
     started = time.perf_counter()
     day = parse_date(day)
     schema = schema_for(layout)
-    archive_day = open_archive_day(archive or default_archive(), day, archive_storage_options)
+    archive = archive or default_archive()
+    archive_day = open_archive_day(archive, day, storage_options_for(archive, archive_storage_options))
     check_guards(archive_day, allow_incomplete, today)
-    destination = DayDestination(out, day, storage_options)
+    destination = DayDestination(out, day, storage_options_for(out, storage_options))
     destination.clean_stale_temps()
 
     stats = _DayStats()
     plan = lazy_day(_hour_frames(archive_day, stats, progress), layout)
-    written = None
-    try:
-        written = destination.write_data(lambda fileobj: sink(plan, fileobj))
+
+    def finish(written) -> Manifest:
         manifest = _manifest(archive_day, stats, written, layout, schema)
         if stats.bad_lines and not allow_incomplete:
             raise BadInputError(_bad_input_message(stats.bad_lines), stats.bad_lines)
-        status = _publish(destination, written, manifest, force)
-    except BaseException as exc:
-        destination.discard(written)
-        raise _unwrap(exc) from None
-    if status == "already published":
-        destination.discard(written)
+        return manifest
+
+    manifest, status = _write_and_publish(destination, lambda fileobj: sink(plan, fileobj), finish, force)
     return ExportResult(manifest, destination.url, status, time.perf_counter() - started, stats.hours)
 
 
-def _publish(destination: DayDestination, written, manifest: Manifest, force: bool) -> str:
+def upload_day(result: ExportResult, out: str, *, force: bool = False, storage_options: dict | None = None) -> ExportResult:
+    """Copy a day exported to a local folder (``result`` of ``export_day``) to ``out``, e.g.
+    ``s3://instrumetriq-datasets/tier3/daily``: data first, manifest last, refusing to replace a
+    different published day unless ``force``; identical data is "already published"."""
+    started = time.perf_counter()
+    manifest = result.manifest
+    destination = DayDestination(out, parse_date(manifest.date_utc), storage_options_for(out, storage_options))
+    destination.clean_stale_temps()
+    local_data = f"{result.location}/{DATA_NAME}"
+
+    def copy(fileobj) -> None:
+        with open(local_data, "rb") as f:
+            shutil.copyfileobj(f, fileobj, 8 << 20)
+
+    def check(written) -> Manifest:
+        if (written.sha256, written.size) != (manifest.parquet_sha256, manifest.parquet_size_bytes):
+            raise PublishError(f"{local_data} no longer matches its manifest; export the day again")
+        return manifest
+
+    manifest, status = _write_and_publish(destination, copy, check, force)
+    return ExportResult(manifest, destination.url, status, time.perf_counter() - started, result.hours)
+
+
+def _write_and_publish(destination: DayDestination, write, finish, force: bool) -> tuple[Manifest, str]:
+    """Stream ``write`` to the destination, build the manifest with ``finish(written)``, publish;
+    whatever was written and not published is discarded, on success as on failure."""
+    written = None
+    lock = lock_day(destination)  # local: PublishError if another export of the day is running
+    try:
+        seen = destination.read_manifest_bytes()  # compared again right before publishing
+        written = destination.write_data(write)
+        manifest = finish(written)
+        return manifest, _publish(destination, written, manifest, force, seen)
+    except BaseException as exc:
+        raise _unwrap(exc) from None
+    finally:
+        destination.discard(written)
+        lock.release()
+
+
+def _publish(destination: DayDestination, written, manifest: Manifest, force: bool, seen: bytes | None) -> str:
+    """Publish unless the day is already published with this data, or with other data (refused
+    without ``force``), or its manifest changed since ``seen`` (another export of the day)."""
     existing = destination.read_manifest_bytes()
     if existing is not None:
         try:
@@ -198,10 +258,16 @@ def _publish(destination: DayDestination, written, manifest: Manifest, force: bo
             manifest.created_ts_utc = old.created_ts_utc
             return "already published"
         if not force:
+            keys = [destination.display(p) for p in (destination.data_path, destination.manifest_path) if destination.exists(p)]
             raise PublishError(
-                f"{destination.display(destination.manifest_path)} already exists with different data "
-                f"(parquet_sha256 {old.parquet_sha256[:12] if old else 'unreadable'}...); pass --force to replace it"
+                f"{' and '.join(keys)} already published with different data "
+                f"(parquet_sha256 {old.parquet_sha256[:12] if old else 'unreadable'}...); pass --force to replace"
             )
+    if existing != seen:
+        raise PublishError(
+            f"{destination.display(destination.manifest_path)} changed while this export ran "
+            f"(another export of {manifest.date_utc}?); nothing published by this run; run it again"
+        )
     destination.publish(written, manifest.to_json())
     return "published"
 

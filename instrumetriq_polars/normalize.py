@@ -3,11 +3,14 @@
 Works in place on the dict orjson returned (copying ~2,400 entries a day would cost more than the
 checks). After ``normalize``:
 
-- empty objects are ``None`` (an empty *count map* stays an empty map: "no hashtags" is data);
+- empty objects are ``None`` (an empty *count map* stays an empty map: "no hashtags" is data; a
+  required block whose values all moved to ``_extra`` stays an object, all NULL, never NULL);
 - a key the schema does not declare, or a value of the wrong type, is moved out of the entry into
   the row's ``_extra`` document (same nesting as the entry), and its path is counted;
 - ``norm`` and ``labels`` are dropped when empty, and kept in ``_extra`` when they are not;
-- integers in float fields stay ints here; the frame builder widens them.
+- integers in float fields stay ints here and the frame builder widens them; beyond 2**53, which
+  it refuses to round, they are widened here;
+- for entries decoded by ``json.loads`` (``check_text``), text holding a lone surrogate is mistyped.
 
 Lists of objects (``spot_prices``) are checked for unknown keys here; their values are typed by
 the strict frame builder (see pipeline.py), which is faster than a Python loop over ~1.8M samples.
@@ -22,6 +25,7 @@ from .schema import DROPPED_COLUMNS, REQUIRED_COLUMNS, TREE, Field
 
 _ONLY_INT, _ONLY_STR, _ONLY_DICT = {int}, {str}, {dict}
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_EXACT_FLOAT_INT = 2**53  # ints up to this magnitude convert to float64 exactly
 
 
 def _is_int64(v) -> bool:
@@ -39,10 +43,31 @@ def _is_count_map(v) -> bool:
 _CHECKS = {
     "string": lambda v: type(v) is str,
     "int": _is_int64,
-    "float": lambda v: type(v) is float or type(v) is int,
+    "float": lambda v: type(v) is float or (type(v) is int and -_EXACT_FLOAT_INT <= v <= _EXACT_FLOAT_INT),
     "bool": lambda v: type(v) is bool,
     "list<string>": lambda v: type(v) is list and set(map(type, v)) <= _ONLY_STR,
     "map<string,int>": _is_count_map,
+}
+
+
+def _is_text(v) -> bool:
+    """A str UTF-8 can encode. ``json.loads`` keeps a lone surrogate such as ``"\\ud800"`` (orjson
+    refuses the line), and Parquet text cannot hold one: such a value is mistyped."""
+    if type(v) is not str:
+        return False
+    try:
+        v.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+# The checks for entries decoded by json.loads (lines orjson refused): text is checked too.
+_TEXT_CHECKS = {
+    **_CHECKS,
+    "string": _is_text,
+    "list<string>": lambda v: type(v) is list and all(map(_is_text, v)),
+    "map<string,int>": lambda v: _is_count_map(v) and all(map(_is_text, v)),
 }
 
 
@@ -59,12 +84,16 @@ class Normalized:
     mistyped: list[str]
 
 
-def normalize(entry: dict) -> Normalized:
-    """Normalise ``entry`` in place (see the module docstring). Raises RejectedEntry."""
-    problems = [p for p in (_required_problem(key, entry.get(key)) for key in REQUIRED_COLUMNS) if p]
+def normalize(entry: dict, check_text: bool = False) -> Normalized:
+    """Normalise ``entry`` in place (see the module docstring). Raises RejectedEntry.
+
+    ``check_text``: the entry was decoded by ``json.loads``, so its strings may hold lone
+    surrogates; they are checked (orjson-decoded text needs no check)."""
+    checks = _TEXT_CHECKS if check_text else _CHECKS
+    problems = [p for p in (_required_problem(key, entry.get(key), checks) for key in REQUIRED_COLUMNS) if p]
     if problems:
         raise RejectedEntry("entry cannot be exported: " + "; ".join(problems))
-    walker = _Walker()
+    walker = _Walker(checks)
     extra: dict = {}
     for key in DROPPED_COLUMNS:
         value = entry.pop(key, None)
@@ -83,7 +112,8 @@ def move_to_extra(entry: dict, column: str, extra_text: str | None) -> str:
 
 
 class _Walker:
-    def __init__(self) -> None:
+    def __init__(self, checks: dict) -> None:
+        self.checks = checks
         self.unknown: list[str] = []
         self.mistyped: list[str] = []
 
@@ -97,7 +127,10 @@ class _Walker:
                 moved.append(key)
                 self.unknown.append(prefix + key)
             elif type(spec) is Field:
-                if not _CHECKS[spec.type_name](value):
+                if not self.checks[spec.type_name](value):
+                    if spec.type_name == "float" and type(value) is int:
+                        obj[key] = float(value)  # widened, rounded (pyarrow will not round it)
+                        continue
                     moved.append(key)
                     self.mistyped.append(prefix + key)
             elif "[]" in spec:
@@ -113,8 +146,8 @@ class _Walker:
                 self.walk(spec, value, prefix + key + ".", sub_extra)
                 if sub_extra:
                     extra[key] = sub_extra
-                if not value:  # everything inside moved out
-                    obj[key] = None
+                if not value and not (node is TREE and key in REQUIRED_COLUMNS):
+                    obj[key] = None  # everything inside moved out (a required block stays, all NULL)
         for key in moved:
             extra[key] = obj.pop(key)
 
@@ -127,16 +160,23 @@ class _Walker:
         return not unknown
 
 
-def _required_problem(key: str, value) -> str | None:
+def _required_problem(key: str, value, checks: dict) -> str | None:
     if value is None or value == {}:
         return f"required field '{key}' is missing or empty"
     expected = dict if type(TREE[key]) is dict else str
     if type(value) is not expected:
         return f"required field '{key}' is a {type(value).__name__}, not {'an object' if expected is dict else 'a string'}"
+    if expected is str and not checks["string"](value):
+        return f"required field '{key}' is not valid Unicode text (it holds a lone surrogate)"
     return None
 
 
 def _dumps(value) -> str:
     # The standard library, not orjson: orjson writes NaN as null and refuses integers beyond 64
     # bits, and _extra must keep exactly what the archive held.
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # a lone surrogate (from json.loads): keep it as a \uXXXX escape
+        text = json.dumps(value, separators=(",", ":"))
+    return text

@@ -48,16 +48,18 @@ def _record_columns(entries: list[dict], columns: tuple[str, ...]) -> pl.DataFra
     return pl.from_arrow(batch)
 
 
+@lru_cache(maxsize=None)
+def _item_type(column: str) -> pa.DataType:
+    return _arrow_schema((column,)).field(column).type.value_type
+
+
 def _list_of_structs(column: str, values: list) -> pl.Series:
-    """A List(Struct) column from the flattened items plus offsets: ~25% faster than letting
-    Polars walk the nested lists (measured on ``spot_prices``)."""
-    item_schema = dict(NESTED_SCHEMA[column].inner.to_schema())
+    """A List(Struct) column from its flattened items plus offsets (measured on ``spot_prices``:
+    ~25% faster than Polars walking the nested lists; pyarrow ~10% faster than Polars on items)."""
     items = [item for value in values if value for item in value]
-    struct = pl.from_dicts(items, schema=item_schema, strict=True).to_struct(column).to_arrow()
-    if isinstance(struct, pa.ChunkedArray):
-        struct = struct.combine_chunks()
+    struct = pa.array(items, type=_item_type(column))
     offsets = pa.array(list(accumulate((len(v) if v else 0 for v in values), initial=0)), pa.int32())
-    nulls = pa.array([value is None for value in values])
+    nulls = pa.array([value is None for value in values], pa.bool_())  # typed: an hour may be empty
     return pl.from_arrow(pa.ListArray.from_arrays(offsets, struct, mask=nulls)).alias(column)
 
 

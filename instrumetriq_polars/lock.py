@@ -1,0 +1,116 @@
+"""One export of a day at a time: the lock file ``.export.lock`` in a local day folder.
+
+The lock is an ``flock`` on that file, held for as long as the export writes and publishes. The
+kernel drops it when the process ends, however it ends (SIGKILL included), so a lock left by a
+dead run is stale by construction and the next run simply takes it: no process-id guessing, no
+clock, and a reused pid cannot keep a dead run's lock alive. The file holds the holder's pid, host
+and start time, for the message the refused run prints.
+
+The holder removes the file when done, while still holding the lock. A run that opened the file
+before the removal and locks it afterwards holds a lock on a file that is no longer in the
+folder; it sees that the path now names another file (or none) and starts over.
+
+Object stores have no such lock: there the manifest-last protocol applies, and the export refuses
+to publish if the manifest changed while it ran (see ``export._publish``).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+
+from .errors import PublishError
+from .manifest import utc_now_iso
+
+LOCK_NAME = ".export.lock"
+
+
+class DayLock:
+    """``with DayLock(folder, "2026-01-15"):`` holds the day's lock; PublishError if another
+    export of that day holds it."""
+
+    def __init__(self, folder: str, day: str) -> None:
+        self.path = os.path.join(folder, LOCK_NAME)
+        self.day = day
+        self._fd: int | None = None
+
+    def acquire(self) -> "DayLock":
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _describe_holder(fd)
+                os.close(fd)
+                raise PublishError(
+                    f"another export of {self.day} is running ({holder}; lock {self.path}); "
+                    "this run did nothing"
+                ) from None
+            except BaseException:
+                os.close(fd)
+                raise
+            if _same_file(fd, self.path):
+                break
+            os.close(fd)  # the file was removed by the run that held it: lock the new one
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "started": utc_now_iso()}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode() + b"\n", 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        try:
+            os.unlink(self.path)  # still locked: nobody can take the file being removed
+        except FileNotFoundError:
+            pass
+        os.close(self._fd)
+        self._fd = None
+
+    def __enter__(self) -> "DayLock":
+        return self if self._fd is not None else self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+class _NoLock:
+    """Object stores: no lock (see the module docstring)."""
+
+    def release(self) -> None:
+        pass
+
+    def __enter__(self) -> "_NoLock":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+def lock_day(destination) -> DayLock | _NoLock:
+    """The lock of a ``sink.DayDestination``'s day, acquired; release it with ``with`` or
+    ``release()``. Raises PublishError if another export of the day holds it."""
+    if not destination.is_local:
+        return _NoLock()
+    return DayLock(destination.folder, destination.folder.rstrip("/").rsplit("/", 1)[-1]).acquire()
+
+
+def _same_file(fd: int, path: str) -> bool:
+    try:
+        on_disk = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (on_disk.st_dev, on_disk.st_ino) == (held.st_dev, held.st_ino)
+
+
+def _describe_holder(fd: int) -> str:
+    try:
+        info = json.loads(os.pread(fd, 4096, 0) or b"{}")
+        return f"pid {info['pid']} on {info['host']}, started {info['started']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "holder unknown: it is still starting"

@@ -1,0 +1,386 @@
+"""The bad-input matrix (README "Bad input and failures"): every damaged input through the CLI.
+
+Each case damages a real-shaped archive day (the project's generator, or ../shared make_archive.py
+--faults) and asserts the exact warning/error lines, the exit code and the manifest record. Default
+policy: a line that is not exported fails the day (exit 1, nothing published); with
+--allow-incomplete the day is published PARTIAL with every skipped line in the manifest.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import math
+import random
+import re
+import shutil
+import zlib
+from datetime import datetime, timezone
+from pathlib import Path
+
+import orjson
+import polars as pl
+import pytest
+
+from instrumetriq_polars import BadInputError, export_day
+from instrumetriq_polars.cli import main
+from instrumetriq_polars.synthetic import make_entry, write_archive_day
+
+from .conftest import DAY, make_archive
+
+DATE = DAY.isoformat()
+FOLDER = DAY.strftime("%Y%m%d")
+PER_HOUR = 2
+ROWS = 24 * PER_HOUR
+FAIL_HINT = "nothing published; fix the input or pass --allow-incomplete to publish without these lines"
+TRUNCATED = "hour file is truncated (gzip stream ends early); the entries after this line are lost"
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("pristine") / "archive"
+    write_archive_day(root, DAY, entries_per_hour=PER_HOUR)
+    return root
+
+
+@pytest.fixture
+def archive(pristine, tmp_path) -> Path:
+    """A complete day, PER_HOUR entries an hour, for the test to damage."""
+    return Path(shutil.copytree(pristine, tmp_path / "archive"))
+
+
+def hour_file(archive: Path, hour: int) -> Path:
+    return archive / FOLDER / f"{hour:02d}.jsonl.gz"
+
+
+def read_lines(path: Path) -> list[bytes]:
+    return gzip.decompress(path.read_bytes()).splitlines()
+
+
+def write_lines(path: Path, lines: list[bytes], newline: bytes = b"\n") -> None:
+    path.write_bytes(gzip.compress(newline.join(lines) + newline, mtime=0))
+
+
+def edit_entry(archive: Path, hour: int, line: int, change) -> dict:
+    """Apply ``change(entry)`` to the entry on ``line`` (1-based) of an hour file; return it."""
+    path = hour_file(archive, hour)
+    lines = read_lines(path)
+    entry = json.loads(lines[line - 1])
+    change(entry)
+    lines[line - 1] = json.dumps(entry).encode()
+    write_lines(path, lines)
+    return entry
+
+
+def export(capsys, archive: Path, out: Path, *flags: str) -> tuple[int, str, list[str]]:
+    """Run the CLI; return exit code, stdout and the warning/error lines of stderr."""
+    code = main(["export", "--date", DATE, "--archive-path", str(archive), "--out-dir", str(out), *flags])
+    stdout, stderr = capsys.readouterr()
+    assert "Traceback" not in stderr
+    return code, stdout, [line for line in stderr.splitlines() if line.startswith(("warning:", "error:"))]
+
+
+def where(hour: int, line: int) -> str:
+    return f"{FOLDER}/{hour:02d}.jsonl.gz" + (f":{line}" if line else "")
+
+
+def assert_nothing_published(out: Path) -> None:
+    day = out / DATE
+    assert not day.exists() or sorted(p.name for p in day.iterdir()) == []  # no data, no temp, no lock
+
+
+def published(out: Path) -> tuple[dict, pl.DataFrame]:
+    day = out / DATE
+    assert sorted(p.name for p in day.iterdir()) == ["data.parquet", "manifest.json"]
+    manifest = json.loads((day / "manifest.json").read_bytes())
+    data = (day / "data.parquet").read_bytes()
+    assert manifest["parquet_sha256"] == hashlib.sha256(data).hexdigest()
+    return manifest, pl.read_parquet(day / "data.parquet")
+
+
+def assert_bad_day(capsys, archive, out, bad: list[tuple[int, int, str]], *, rows: int, lines_read: int):
+    """Default run fails with exactly these bad lines; --allow-incomplete publishes them counted."""
+    warnings = [f"warning: {where(hour, line)}: {reason}" for hour, line, reason in bad]
+    more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+    first = warnings[0].removeprefix("warning: ")
+    code, stdout, messages = export(capsys, archive, out)
+    assert (code, stdout) == (1, "")
+    assert messages == warnings + [f"error: {DATE}: {first}{more}; {FAIL_HINT}"]
+    assert_nothing_published(out)
+
+    code, stdout, messages = export(capsys, archive, out, "--allow-incomplete")
+    assert code == 0 and messages == warnings
+    assert stdout.startswith(f"{DATE}: published PARTIAL: {rows} rows, 24/24 hours, ")
+    manifest, frame = published(out)
+    assert manifest["is_partial"] is True and manifest["missing_hours"] == []
+    assert manifest["bad_line_count"] == len(bad)
+    assert manifest["bad_lines"] == [{"file": where(h, 0), "line": line, "reason": r} for h, line, r in bad]
+    assert manifest["row_count"] == manifest["lines_exported"] == frame.height == rows
+    assert manifest["lines_read"] == lines_read
+    for hour, _, _ in bad:
+        source = manifest["source_files"][hour]
+        assert source["file"] == where(hour, 0) and source["bad_lines"] == sum(1 for h, _, _ in bad if h == hour)
+    return manifest, frame
+
+
+def assert_clean_day(capsys, archive, out, warnings: list[str], *, rows: int = ROWS):
+    """Every line exported: exit 0 by default, no error, exactly these warnings, not partial."""
+    code, stdout, messages = export(capsys, archive, out)
+    assert code == 0 and messages == warnings
+    assert stdout.startswith(f"{DATE}: published: {rows} rows, 24/24 hours, ")
+    manifest, frame = published(out)
+    assert manifest["is_partial"] is False and manifest["bad_line_count"] == 0 and manifest["bad_lines"] == []
+    assert manifest["row_count"] == manifest["lines_read"] == frame.height == rows
+    return manifest, frame
+
+
+# -- damaged files ----------------------------------------------------------------------------
+
+def test_truncated_gzip_keeps_the_entries_before_the_cut(capsys, archive, tmp_path):
+    """A crashed writer: the entries before the cut are exported, the rest is one counted bad line."""
+    rng = random.Random(5)
+    entries = [make_entry(rng, datetime(2026, 1, 15, 2, minute, tzinfo=timezone.utc)) for minute in range(8)]
+    path = hour_file(archive, 2)
+    write_lines(path, [json.dumps(e).encode() for e in entries])
+    blob = path.read_bytes()
+    path.write_bytes(blob[: len(blob) * 2 // 3])
+    complete = zlib.decompressobj(31).decompress(blob[: len(blob) * 2 // 3]).count(b"\n")  # reference gunzip
+    assert 1 <= complete < len(entries)
+    others = ROWS - PER_HOUR
+    manifest, frame = assert_bad_day(capsys, archive, tmp_path / "out", [(2, complete + 1, TRUNCATED)],
+                                     rows=others + complete, lines_read=others + complete)
+    assert manifest["rows_by_hour"]["02"] == complete
+    kept = frame.slice(2 * PER_HOUR, complete)["meta__session_id"].to_list()
+    assert kept == [e["meta"]["session_id"] for e in entries[:complete]]
+
+
+def test_garbage_that_is_not_gzip(capsys, archive, tmp_path):
+    hour_file(archive, 5).write_bytes(b"this is not gzip at all\n")
+    reason = "not a gzip file (starts with 74 68 69 73, not 1f 8b); none of it was read"
+    manifest, _ = assert_bad_day(capsys, archive, tmp_path / "out", [(5, 0, reason)],
+                                 rows=ROWS - PER_HOUR, lines_read=ROWS - PER_HOUR)
+    assert manifest["rows_by_hour"]["05"] == 0 and manifest["source_files"][5]["lines_read"] == 0
+
+
+def test_corrupt_gzip_data(capsys, archive, tmp_path):
+    """Damaged deflate data: nothing of the damaged gzip member is trusted (its CRC cannot vouch
+    for any part). Complete members before it are kept."""
+    path = hour_file(archive, 6)
+    blob = bytearray(path.read_bytes())
+    blob[len(blob) // 2: len(blob) // 2 + 64] = bytes(64)
+    path.write_bytes(bytes(blob))
+    code, stdout, messages = export(capsys, archive, tmp_path / "out")
+    assert (code, stdout) == (1, "") and len(messages) == 2
+    assert re.fullmatch(rf"warning: {where(6, 0)}: gzip data is corrupt \(.+\); none of it was read", messages[0])
+    reason = messages[0].split(": ", 2)[2]
+    assert messages[1] == f"error: {DATE}: {where(6, 0)}: {reason}; {FAIL_HINT}"
+    assert_nothing_published(tmp_path / "out")
+    assert export(capsys, archive, tmp_path / "out", "--allow-incomplete")[0] == 0
+    manifest, _ = published(tmp_path / "out")
+    assert manifest["bad_lines"] == [{"file": where(6, 0), "line": 0, "reason": reason}]
+    assert manifest["rows_by_hour"]["06"] == 0 and manifest["row_count"] == ROWS - PER_HOUR
+
+
+def test_garbage_after_a_complete_gzip_member(capsys, archive, tmp_path):
+    path = hour_file(archive, 6)
+    path.write_bytes(path.read_bytes() + b"junk appended by something else")
+    code, _, messages = export(capsys, archive, tmp_path / "out", "--allow-incomplete")
+    assert code == 0 and len(messages) == 1
+    assert re.fullmatch(rf"warning: {where(6, PER_HOUR + 1)}: gzip data is corrupt after this point \(.+\); "
+                        "the entries after this line are lost", messages[0])
+    manifest, _ = published(tmp_path / "out")
+    assert manifest["rows_by_hour"]["06"] == PER_HOUR and manifest["bad_line_count"] == 1
+
+
+def test_shared_generator_faults(capsys, tmp_path):
+    """../shared make_archive.py --faults: blank lines (00), a non-JSON line (01), a truncated gzip
+    (02) and CRLF line ends (03): blank lines and CRLF are harmless, the other two are counted."""
+    archive = make_archive(tmp_path / "archive", DATE, "--faults", entries_per_hour=3)
+    truncated = hour_file(archive, 2).read_bytes()
+    complete = zlib.decompressobj(31).decompress(truncated).count(b"\n")
+    broken = b'{"symbol": "BROKEN", "meta": {'
+    detail = _orjson_error(broken)
+    bad = [(1, 2, f"not valid JSON ({detail})"), (2, complete + 1, TRUNCATED)]
+    rows = 24 * 3 - (3 - complete)
+    manifest, frame = assert_bad_day(capsys, archive, tmp_path / "out", bad, rows=rows, lines_read=rows + 1)
+    assert manifest["rows_by_hour"]["00"] == 3 and manifest["rows_by_hour"]["03"] == 3
+    assert manifest["source_files"][0]["lines_read"] == 3  # blank and whitespace-only lines are not lines
+    assert "BROKEN" not in frame["symbol"].to_list()
+
+
+def test_empty_hour_files_are_hours_without_entries(capsys, archive, tmp_path):
+    """0 bytes (nothing was ever written) and a valid empty gzip: no entries, nothing lost."""
+    hour_file(archive, 4).write_bytes(b"")
+    empty_gzip = gzip.compress(b"", mtime=0)
+    hour_file(archive, 9).write_bytes(empty_gzip)
+    warnings = [f"warning: {where(4, 0)}: the hour file holds no entries (0 bytes)",
+                f"warning: {where(9, 0)}: the hour file holds no entries ({len(empty_gzip)} bytes)"]
+    manifest, _ = assert_clean_day(capsys, archive, tmp_path / "out", warnings, rows=ROWS - 2 * PER_HOUR)
+    assert manifest["rows_by_hour"]["04"] == manifest["rows_by_hour"]["09"] == 0
+    assert manifest["hours_found"] == 24 and manifest["source_files"][4]["size_bytes"] == 0
+
+
+def test_uncompressed_copy_beside_the_hour_file_is_ignored_and_listed(capsys, archive, tmp_path):
+    """``00.jsonl`` beside ``00.jsonl.gz``: the .gz is the hour file, the other is not read."""
+    (archive / FOLDER / "00.jsonl").write_bytes(gzip.decompress(hour_file(archive, 0).read_bytes()))
+    warning = f"warning: {FOLDER}/00.jsonl: not an hour file (HH.jsonl.gz); ignored, listed in the manifest's ignored_files"
+    manifest, _ = assert_clean_day(capsys, archive, tmp_path / "out", [warning])
+    assert manifest["ignored_files"] == ["00.jsonl"] and manifest["rows_by_hour"]["00"] == PER_HOUR
+
+
+# -- damaged lines ----------------------------------------------------------------------------
+
+def _orjson_error(line: bytes) -> str:
+    with pytest.raises(orjson.JSONDecodeError) as info:
+        orjson.loads(line)
+    return str(info.value)
+
+
+def test_a_line_that_is_not_json(capsys, archive, tmp_path):
+    path = hour_file(archive, 3)
+    broken = b'{"symbol": "BROKEN", "meta": {'
+    write_lines(path, read_lines(path)[:1] + [broken] + read_lines(path)[1:])
+    bad = [(3, 2, f"not valid JSON ({_orjson_error(broken)})")]
+    assert bad[0][2] == "not valid JSON (unexpected end of data: line 1 column 31 (char 30))"
+    assert_bad_day(capsys, archive, tmp_path / "out", bad, rows=ROWS, lines_read=ROWS + 1)
+
+
+def test_json_that_is_not_an_object(capsys, archive, tmp_path):
+    path = hour_file(archive, 3)
+    values = [b"[1, 2]", b'"text"', b"42", b"null", b"true", b"1.5"]
+    write_lines(path, read_lines(path)[:1] + values + read_lines(path)[1:])
+    kinds = ["array", "string", "number", "null", "boolean", "number"]
+    bad = [(3, 2 + i, f"a JSON {kind}, not an entry object") for i, kind in enumerate(kinds)]
+    assert_bad_day(capsys, archive, tmp_path / "out", bad, rows=ROWS, lines_read=ROWS + len(values))
+
+
+@pytest.mark.parametrize("change, reason", [
+    (lambda e: e.pop("symbol"), "required field 'symbol' is missing or empty"),
+    (lambda e: e.pop("meta"), "required field 'meta' is missing or empty"),
+    (lambda e: e.update(meta={}), "required field 'meta' is missing or empty"),
+    (lambda e: e.update(spot_raw=None), "required field 'spot_raw' is missing or empty"),
+    (lambda e: e.update(symbol=42), "required field 'symbol' is a int, not a string"),
+    (lambda e: e.update(meta=[1]), "required field 'meta' is a list, not an object"),
+    (lambda e: e.update(symbol="BTC\ud800"), "required field 'symbol' is not valid Unicode text (it holds a lone surrogate)"),
+], ids=["no-symbol", "no-meta", "empty-meta", "null-spot_raw", "int-symbol", "list-meta", "surrogate-symbol"])
+def test_entry_without_a_required_block(capsys, archive, tmp_path, change, reason):
+    edit_entry(archive, 3, 2, change)
+    bad = [(3, 2, f"entry cannot be exported: {reason}")]
+    assert_bad_day(capsys, archive, tmp_path / "out", bad, rows=ROWS - 1, lines_read=ROWS)
+
+
+@pytest.mark.parametrize("raw, column", [(b"\xff\xfe", 12), (b"caf\xe9", 15)], ids=["0xff", "latin-1"])
+def test_bytes_that_are_not_utf8(capsys, archive, tmp_path, raw, column):
+    path = hour_file(archive, 3)
+    lines = read_lines(path)
+    assert lines[1].startswith(b'{"symbol":"')
+    lines[1] = lines[1].replace(b'{"symbol":"', b'{"symbol":"' + raw, 1)
+    write_lines(path, lines)
+    assert lines[1].index(raw[-1:] if raw[0] < 0x80 else raw[:1]) + 1 == column
+    bad = [(3, 2, f"not UTF-8 text (byte 0x{lines[1][column - 1]:02x} at column {column})")]
+    assert_bad_day(capsys, archive, tmp_path / "out", bad, rows=ROWS - 1, lines_read=ROWS)
+
+
+# -- lines that are exported ------------------------------------------------------------------
+
+def test_wrong_typed_values_go_to_extra_and_the_row_is_kept(capsys, archive, tmp_path):
+    first = edit_entry(archive, 3, 1, lambda e: e["meta"].update(duration_sec="7200.5"))
+    second = edit_entry(archive, 3, 2, lambda e: (e["meta"].update(duration_sec=[1]), e["spot_raw"].update(bid=True, mid=None)))
+    note = "has a value of the wrong type{}; exported in _extra, the column is NULL"
+    warnings = [f"warning: {where(3, 1)}: meta.duration_sec " + note.format(" (and 1 more lines of this hour)"),
+                f"warning: {where(3, 2)}: spot_raw.bid " + note.format("")]
+    manifest, frame = assert_clean_day(capsys, archive, tmp_path / "out", warnings)
+    assert manifest["mistyped_fields"] == {"meta.duration_sec": 2, "spot_raw.bid": 1}
+    rows = frame.slice(3 * PER_HOUR, 2)
+    assert rows["meta__duration_sec"].to_list() == [None, None]
+    assert rows["spot_raw__bid"][1] is None and rows["spot_raw__mid"][1] is None and rows["spot_raw__bid"][0] is not None
+    assert rows["meta__session_id"].to_list() == [first["meta"]["session_id"], second["meta"]["session_id"]]
+    assert [json.loads(text) for text in rows["_extra"]] == [
+        {"meta": {"duration_sec": "7200.5"}},
+        {"meta": {"duration_sec": [1]}, "spot_raw": {"bid": True}},
+    ]
+
+
+def test_integers_beyond_64_bits_stay_exact_in_extra(capsys, archive, tmp_path):
+    big, low, u64 = 2**70 + 1, -(2**63) - 1, 2**64 - 1
+
+    def change(entry):
+        entry["meta"]["total_samples"] = big
+        entry["meta"]["sample_count"] = low
+        windows = entry.setdefault("twitter_sentiment_windows", {})
+        windows.setdefault("last_cycle", {})["tag_counts"] = {"moon": u64, "ok": 3}
+
+    edit_entry(archive, 3, 2, change)
+    paths = ["meta.sample_count", "meta.total_samples", "twitter_sentiment_windows.last_cycle.tag_counts"]
+    note = "has a value of the wrong type; exported in _extra, the column is NULL"
+    manifest, frame = assert_clean_day(capsys, archive, tmp_path / "out", [f"warning: {where(3, 2)}: {p} {note}" for p in paths])
+    assert manifest["mistyped_fields"] == dict.fromkeys(paths, 1)
+    row = frame.row(3 * PER_HOUR + 1, named=True)
+    extra = json.loads(row["_extra"])  # the standard library: exact integers
+    assert extra["meta"] == {"total_samples": big, "sample_count": low}
+    assert extra["twitter_sentiment_windows"]["last_cycle"]["tag_counts"] == {"moon": u64, "ok": 3}
+    assert row["meta__total_samples"] is None and row["meta__sample_count"] is None
+    assert row["twitter_sentiment_windows__last_cycle__tag_counts"] is None
+
+
+def test_nan_and_infinity_are_exported_as_floats(capsys, archive, tmp_path):
+    """Python's json writes NaN/Infinity; orjson refuses them; json.loads decodes the line."""
+    def change(entry):
+        entry["spot_raw"]["obi_5"] = math.nan
+        entry["derived"]["flow"] = math.inf
+        entry["scores"]["mom"] = -math.inf
+        entry["meta"]["brand_new"] = math.nan  # unknown field: _extra keeps the token
+
+    edit_entry(archive, 3, 2, change)
+    assert b"NaN" in read_lines(hour_file(archive, 3))[1] and b"-Infinity" in read_lines(hour_file(archive, 3))[1]
+    manifest, frame = assert_clean_day(capsys, archive, tmp_path / "out", [])
+    assert manifest["stdlib_json_lines"] == 1 and manifest["unknown_fields"] == {"meta.brand_new": 1}
+    row = frame.row(3 * PER_HOUR + 1, named=True)
+    assert math.isnan(row["spot_raw__obi_5"]) and row["derived__flow"] == math.inf and row["scores__mom"] == -math.inf
+    assert row["_extra"] == '{"meta":{"brand_new":NaN}}' and math.isnan(json.loads(row["_extra"])["meta"]["brand_new"])
+
+
+def test_lone_surrogate_text_goes_to_extra(capsys, archive, tmp_path):
+    """json.loads keeps "\\ud800" (orjson refuses it); Parquet text cannot hold it: _extra keeps the escape."""
+    edit_entry(archive, 3, 2, lambda e: (e["meta"].update(source="spot\ud800"), e.update(odd={"k\udc00": 1})))
+    note = "has a value of the wrong type; exported in _extra, the column is NULL"
+    manifest, frame = assert_clean_day(capsys, archive, tmp_path / "out", [f"warning: {where(3, 2)}: meta.source {note}"])
+    assert manifest["mistyped_fields"] == {"meta.source": 1} and manifest["unknown_fields"] == {"odd": 1}
+    row = frame.row(3 * PER_HOUR + 1, named=True)
+    assert row["meta__source"] is None and row["_extra"].isascii()
+    assert json.loads(row["_extra"]) == {"meta": {"source": "spot\ud800"}, "odd": {"k\udc00": 1}}
+
+
+def test_a_very_long_line(capsys, archive, tmp_path):
+    entry = edit_entry(archive, 3, 2, lambda e: e.update(spot_prices=e["spot_prices"] * 50))
+    assert len(read_lines(hour_file(archive, 3))[1]) > 5_000_000
+    _, frame = assert_clean_day(capsys, archive, tmp_path / "out", [])
+    prices = frame.row(3 * PER_HOUR + 1, named=True)["spot_prices"]
+    assert len(prices) == len(entry["spot_prices"]) and prices[-1]["ts"] == entry["spot_prices"][-1]["ts"]
+
+
+def test_crlf_and_blank_lines(capsys, archive, tmp_path):
+    path = hour_file(archive, 3)
+    lines = read_lines(path)
+    write_lines(path, [b"", b"   ", lines[0], b"\t", b"", lines[1], b"", b""], newline=b"\r\n")
+    manifest, frame = assert_clean_day(capsys, archive, tmp_path / "out", [])
+    assert manifest["source_files"][3]["lines_read"] == PER_HOUR
+    exported = frame.slice(3 * PER_HOUR, PER_HOUR)["meta__session_id"].to_list()
+    assert exported == [json.loads(line)["meta"]["session_id"] for line in lines]
+
+
+# -- the API ----------------------------------------------------------------------------------
+
+def test_api_raises_bad_input_error_with_every_bad_line(archive, tmp_path):
+    edit_entry(archive, 3, 2, lambda e: e.pop("symbol"))
+    hour_file(archive, 7).write_bytes(b"\x00\x01")
+    with pytest.raises(BadInputError) as info:
+        export_day(DAY, str(archive), str(tmp_path / "out"))
+    assert [(b.file, b.line) for b in info.value.bad_lines] == [(where(3, 0), 2), (where(7, 0), 0)]
+    assert str(info.value).startswith(f"{where(3, 2)}: entry cannot be exported: required field 'symbol' is missing or empty (and 1 more); ")
+    assert_nothing_published(tmp_path / "out")
+    result = export_day(DAY, str(archive), str(tmp_path / "out"), allow_incomplete=True)
+    assert result.manifest.bad_line_count == 2 and result.manifest.is_partial and result.status == "published"
