@@ -37,6 +37,12 @@ class DayLock:
         self._fd: int | None = None
 
     def acquire(self) -> "DayLock":
+        try:
+            return self._acquire()
+        except OSError as exc:
+            raise PublishError(f"cannot lock {self.path}: {exc.strerror or exc}; nothing was done") from exc
+
+    def _acquire(self) -> "DayLock":
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -55,10 +61,14 @@ class DayLock:
             if _same_file(fd, self.path):
                 break
             os.close(fd)  # the file was removed by the run that held it: lock the new one
-        info = {"pid": os.getpid(), "host": socket.gethostname(), "started": utc_now_iso()}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode() + b"\n", 0)
         self._fd = fd
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "started": utc_now_iso()}
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(info).encode() + b"\n", 0)
+        except OSError:
+            self.release()
+            raise
         return self
 
     def release(self) -> None:
@@ -66,8 +76,8 @@ class DayLock:
             return
         try:
             os.unlink(self.path)  # still locked: nobody can take the file being removed
-        except FileNotFoundError:
-            pass
+        except OSError:
+            pass  # gone already, or not ours to remove: the lock itself ends with close()
         os.close(self._fd)
         self._fd = None
 

@@ -157,6 +157,14 @@ def test_simultaneous_exports_publish_once(archive, tmp_path):
     assert_published_cleanly(out)
 
 
+def test_a_lock_that_cannot_be_created_is_one_line(archive, tmp_path, capsys):
+    out = tmp_path / "out"
+    (out / DATE / LOCK_NAME).mkdir(parents=True)  # something that cannot be opened as the lock file
+    code, _, stderr = run_cli(capsys, *export_args(archive, out))
+    assert code == 1 and "Traceback" not in stderr
+    assert stderr.splitlines()[-1] == f"error: {DATE}: cannot lock {out}/{DATE}/{LOCK_NAME}: Is a directory; nothing was done"
+
+
 # -- object stores: the manifest check before publishing ------------------------------------------
 
 def _memory_out(name: str) -> str:
