@@ -8,15 +8,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
+from datetime import date
+
+import fsspec
 
 from . import __version__, storage
 from .archive import date_range, parse_date, yesterday_utc
-from .errors import InstrumetriqError
+from .errors import ConfigError, InstrumetriqError
 from .export import ARCHIVE_ENV, DEFAULT_OUT_DIR, HourReport, default_archive, export_day, upload_day
 from .schema import LAYOUTS, describe, schema_for
-from .verify import DEFAULT_SAMPLE_SIZE, DEFAULT_SEED, verify_command
+from .sink import DATA_NAME, MANIFEST_NAME
+from .storage import load_settings
+from .verify import DEFAULT_SAMPLE_SIZE, DEFAULT_SEED, REPORT_NAME, render_report, unreadable_result, verify_day
 
 
 def _err(message: str) -> None:
@@ -118,7 +124,65 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    return verify_command(args, _dates)
+    human = sys.stderr if args.json else sys.stdout
+    try:
+        location, local_root, folder_day = _command_location(args)
+        given = args.date or args.from_date or args.to_date
+        dates = _dates(args) if given or folder_day is None else [folder_day]
+        if args.sample_size < 1:
+            raise InstrumetriqError(f"--sample-size must be at least 1, not {args.sample_size}")
+    except ConfigError:
+        raise  # not a usage error: the command line is right, the settings are missing (exit 1)
+    except InstrumetriqError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    results = []
+    for day in dates:
+        try:
+            result = verify_day(day, location, against_archive=args.against_archive, sample_size=args.sample_size, seed=args.seed)
+        except InstrumetriqError as exc:
+            if args.debug:
+                raise
+            result = unreadable_result(day, location, exc)
+        results.append(result)
+        print(result.summary(), file=human)
+    failed = sum(not r.ok for r in results)
+    if len(results) > 1:
+        print(f"{len(results) - failed} of {len(results)} days passed", file=human)
+    report = args.report or (f"{local_root.rstrip('/')}/{REPORT_NAME}" if local_root else None)
+    if report:
+        try:
+            with fsspec.open(report, "w", encoding="utf-8") as out:
+                out.write(render_report(results))
+        except OSError as exc:
+            print(f"error: cannot write the report {report}: {exc}", file=sys.stderr)
+            return 1
+        print(f"report: {report}", file=human)
+    if args.json:
+        print(json.dumps({"passed": len(results) - failed, "failed": failed, "report": report,
+                          "days": [r.to_dict() for r in results]}, indent=2, default=str))
+    return 1 if failed else 0
+
+
+def _command_location(args) -> tuple[str, str | None, date | None]:
+    """(location, local root for the default report, date named by a --local day folder)."""
+    if args.r2:
+        return load_settings().day_root, None, None  # ConfigError when the settings are missing
+    if args.path:
+        protocol = args.path.split("://", 1)[0] if "://" in args.path else "file"
+        local = args.path.removeprefix("file://") if protocol == "file" else None
+        return args.path, local, None
+    root = args.local.rstrip("/") or "/"
+    if not os.path.isdir(root):
+        raise InstrumetriqError(f"--local {args.local} is not a directory")
+    name = os.path.basename(root)
+    is_day_folder = any(os.path.exists(os.path.join(root, n)) for n in (DATA_NAME, MANIFEST_NAME))
+    if is_day_folder:
+        try:
+            return os.path.dirname(root) or ".", os.path.dirname(root) or ".", parse_date(name)
+        except InstrumetriqError:
+            pass
+    return root, root, None
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

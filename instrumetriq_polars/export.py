@@ -119,7 +119,25 @@ def _hour_frames(day: ArchiveDay, stats: _DayStats, progress: Callable[[HourRepo
     return frames
 
 
-def _export_hour(day: ArchiveDay, hour_file: HourFile, stats: _DayStats):
+@dataclass
+class HourEntries:
+    """One hour file decoded and normalised: the entries that become rows (with their ``_extra``
+    text and source line), and the lines that could not."""
+
+    label: str  # YYYYMMDD/HH.jsonl.gz
+    entries: list[dict]
+    extras: list[str | None]
+    lines: list[int]
+    bad_lines: list[BadLine]
+    lines_read: int
+    stdlib_json_lines: int
+    mistyped: dict[str, list[int]]  # path -> lines where its value had the wrong type
+
+
+def read_hour(day: ArchiveDay, hour_file: HourFile, stats: _DayStats | None = None) -> HourEntries:
+    """Read, decode and normalise one hour file exactly as the export does (the verifier's
+    cross-check reads the archive through this too)."""
+    stats = stats or _DayStats()
     label = f"{day.archive_day}/{hour_file.name}"
     try:
         data = day.fs.cat_file(hour_file.path)
@@ -128,33 +146,38 @@ def _export_hour(day: ArchiveDay, hour_file: HourFile, stats: _DayStats):
     with gc_paused():
         decoded = decode_hour(data, label)
         del data
-        entries, extras, lines, bad = [], [], [], list(decoded.bad_lines)
-        mistyped: dict[str, list[int]] = {}  # path -> lines where its value had the wrong type
+        hour = HourEntries(label, [], [], [], list(decoded.bad_lines), decoded.lines_read, len(decoded.stdlib_lines), {})
         for line_number, entry in decoded.entries:
             try:
                 entry, extra, moved = stats.normalize(decoded, line_number, entry)
             except RejectedEntry as exc:
-                bad.append(BadLine(label, line_number, str(exc)))
+                hour.bad_lines.append(BadLine(label, line_number, str(exc)))
                 continue
-            entries.append(entry)
-            extras.append(extra)
-            lines.append(line_number)
+            hour.entries.append(entry)
+            hour.extras.append(extra)
+            hour.lines.append(line_number)
             for path in moved:
-                mistyped.setdefault(path, []).append(line_number)
+                hour.mistyped.setdefault(path, []).append(line_number)
+    hour.bad_lines.sort(key=lambda b: b.line)
+    return hour
+
+
+def _export_hour(day: ArchiveDay, hour_file: HourFile, stats: _DayStats):
+    with gc_paused():
+        hour = read_hour(day, hour_file, stats)
 
         def on_untyped(row: int, column: str) -> None:
             stats.mistyped_fields[column] += 1
-            mistyped.setdefault(column, []).append(lines[row])
-            extras[row] = move_to_extra(entries[row], column, extras[row])
+            hour.mistyped.setdefault(column, []).append(hour.lines[row])
+            hour.extras[row] = move_to_extra(hour.entries[row], column, hour.extras[row])
 
-        frame = build_hour_frame(entries, extras, on_untyped)
-        stats.note_added_ts(entries)
-    bad.sort(key=lambda b: b.line)
-    stats.bad_lines.extend(bad)
-    stats.lines_read += decoded.lines_read
-    stats.stdlib_json_lines += len(decoded.stdlib_lines)
-    notes = [_mistyped_note(label, path, numbers) for path, numbers in mistyped.items()]
-    report = HourReport(hour_file.hour, label, hour_file.size, frame.height, decoded.lines_read, bad, 0.0, notes)
+        frame = build_hour_frame(hour.entries, hour.extras, on_untyped)
+        stats.note_added_ts(hour.entries)
+    stats.bad_lines.extend(hour.bad_lines)
+    stats.lines_read += hour.lines_read
+    stats.stdlib_json_lines += hour.stdlib_json_lines
+    notes = [_mistyped_note(hour.label, path, numbers) for path, numbers in hour.mistyped.items()]
+    report = HourReport(hour_file.hour, hour.label, hour_file.size, frame.height, hour.lines_read, hour.bad_lines, 0.0, notes)
     return frame, report
 
 

@@ -27,16 +27,6 @@ NULL_SEMANTICS = {
     "_extra": "JSON text of values the declared schema could not hold (unknown fields, wrong types); NULL when none.",
 }
 
-REQUIRED_FIELDS = (
-    "date_utc", "created_ts_utc", "tier", "export_version", "exporter", "row_count", "schema_versions",
-    "min_added_ts", "max_added_ts", "parquet_sha256", "parquet_size_bytes", "compression", "layout",
-    "schema_fingerprint", "column_count", "partition_basis", "archive_day", "hours_expected", "hours_found",
-    "missing_hours", "rows_by_hour", "coverage_ratio", "is_partial", "source_files", "lines_read",
-    "lines_exported", "bad_line_count", "bad_lines", "unknown_fields", "mistyped_fields", "dropped_columns",
-    "null_semantics",
-)
-
-
 @dataclass
 class Manifest:
     date_utc: str
@@ -116,6 +106,10 @@ _ORDER = (
     "lines_read", "lines_exported", "stdlib_json_lines", "bad_line_count", "bad_lines", "unknown_fields",
     "mistyped_fields", "dropped_columns", "null_semantics",
 )
+
+
+#: Fields a manifest must have; the rest (ignored_files, stdlib_json_lines) came later and default.
+REQUIRED_FIELDS = tuple(key for key in _ORDER if key not in ("ignored_files", "stdlib_json_lines"))
 
 
 def utc_now_iso() -> str:

@@ -18,7 +18,6 @@ import json
 import math
 import os
 import random
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -26,23 +25,20 @@ from dataclasses import dataclass, field
 from datetime import date, timezone
 from typing import Any
 
-import fsspec
 import polars as pl
 import pyarrow.parquet as pq
 
 from .archive import open_archive_day, parse_date
-from .decode import BadLine, decode_hour
-from .errors import ConfigError, InstrumetriqError, VerifyError
+from .decode import BadLine
+from .errors import InstrumetriqError, VerifyError
 from .manifest import MAX_BAD_LINE_RECORDS, Manifest, parse_instant, utc_now_iso
-from .export import _DayStats
-from .normalize import RejectedEntry
-from .pipeline import gc_paused
+from .export import read_hour
 from .schema import (
     DROPPED_COLUMNS, EXTRA_COLUMN, FLAT_COLUMNS, LAYOUTS, REQUIRED_COLUMNS, SEPARATOR, TREE, Field, fingerprint,
     schema_for,
 )
 from .sink import DATA_NAME, MANIFEST_NAME, DayDestination
-from .storage import describe_error, load_settings, storage_options_for
+from .storage import describe_error, storage_options_for
 
 #: Cycles longer than this are flagged (warning only; the guide's Troubleshooting explains why).
 LONG_DURATION_SEC = 9000
@@ -667,25 +663,16 @@ def check_archive(ctx: _Day, check: CheckResult) -> None:
     sources: dict[int, tuple[str, int, dict]] = {}  # row -> (file, line, entry with _extra merged back)
     by_hour: dict[str, int] = {}
     bad: list[BadLine] = []
-    stats = _DayStats()  # the export's own per-line step: normalize, exact re-decode for _extra
     row = 0
     for hour_file in archive_day.hour_files:
-        label = f"{archive_day.archive_day}/{hour_file.name}"
-        with gc_paused():
-            decoded = decode_hour(archive_day.fs.cat_file(hour_file.path), label)
-            bad.extend(decoded.bad_lines)
-            start = row
-            for line, entry in decoded.entries:
-                try:
-                    normalized = stats.normalize(decoded, line, entry)
-                except RejectedEntry as exc:
-                    bad.append(BadLine(label, line, str(exc)))
-                    continue
-                if row in wanted:
-                    entry, extra = normalized[0], normalized[1]
-                    sources[row] = (label, line, _merge(entry, json.loads(extra) if extra else {}))
-                row += 1
-        by_hour[f"{hour_file.hour:02d}"] = row - start
+        hour = read_hour(archive_day, hour_file)  # the export's own decode + normalise
+        bad.extend(hour.bad_lines)
+        for offset in sorted(wanted.intersection(range(row, row + len(hour.entries)))):
+            extra = hour.extras[offset - row]
+            entry = _merge(hour.entries[offset - row], json.loads(extra) if extra else {})
+            sources[offset] = (hour.label, hour.lines[offset - row], entry)
+        row += len(hour.entries)
+        by_hour[f"{hour_file.hour:02d}"] = len(hour.entries)
     check.figures.update(archive_rows=row, archive_rows_by_hour=by_hour, archive_bad_lines=len(bad))
 
     if ctx.parquet is not None and ctx.parquet.metadata.num_rows != row:
@@ -907,70 +894,6 @@ def _bar_chart(rows_by_hour: dict[str, int] | None, width: int = 40) -> list[str
 
 def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-# -- the command --------------------------------------------------------------------------------
-def verify_command(args, dates_of: Callable) -> int:
-    """``python -m instrumetriq_polars verify``: see cli.py for the options. Returns the exit code."""
-    human = sys.stderr if args.json else sys.stdout
-    try:
-        location, local_root, folder_day = _command_location(args)
-        given = args.date or args.from_date or args.to_date
-        dates = dates_of(args) if given or folder_day is None else [folder_day]
-        if args.sample_size < 1:
-            raise InstrumetriqError(f"--sample-size must be at least 1, not {args.sample_size}")
-    except ConfigError:
-        raise  # not a usage error: the command line is right, the settings are missing (exit 1)
-    except InstrumetriqError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    results = []
-    for day in dates:
-        try:
-            result = verify_day(day, location, against_archive=args.against_archive, sample_size=args.sample_size, seed=args.seed)
-        except InstrumetriqError as exc:
-            if args.debug:
-                raise
-            result = unreadable_result(day, location, exc)
-        results.append(result)
-        print(result.summary(), file=human)
-    failed = sum(not r.ok for r in results)
-    if len(results) > 1:
-        print(f"{len(results) - failed} of {len(results)} days passed", file=human)
-    report = args.report or (f"{local_root.rstrip('/')}/{REPORT_NAME}" if local_root else None)
-    if report:
-        try:
-            with fsspec.open(report, "w", encoding="utf-8") as out:
-                out.write(render_report(results))
-        except OSError as exc:
-            print(f"error: cannot write the report {report}: {exc}", file=sys.stderr)
-            return 1
-        print(f"report: {report}", file=human)
-    if args.json:
-        print(json.dumps({"passed": len(results) - failed, "failed": failed, "report": report,
-                          "days": [r.to_dict() for r in results]}, indent=2, default=str))
-    return 1 if failed else 0
-
-
-def _command_location(args) -> tuple[str, str | None, date | None]:
-    """(location, local root for the default report, date named by a --local day folder)."""
-    if args.r2:
-        return load_settings().day_root, None, None  # ConfigError when the settings are missing
-    if args.path:
-        protocol = args.path.split("://", 1)[0] if "://" in args.path else "file"
-        local = args.path.removeprefix("file://") if protocol == "file" else None
-        return args.path, local, None
-    root = args.local.rstrip("/") or "/"
-    if not os.path.isdir(root):
-        raise InstrumetriqError(f"--local {args.local} is not a directory")
-    name = os.path.basename(root)
-    is_day_folder = any(os.path.exists(os.path.join(root, n)) for n in (DATA_NAME, MANIFEST_NAME))
-    if is_day_folder:
-        try:
-            return os.path.dirname(root) or ".", os.path.dirname(root) or ".", parse_date(name)
-        except InstrumetriqError:
-            pass
-    return root, root, None
 
 
 # -- helpers ------------------------------------------------------------------------------------

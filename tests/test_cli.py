@@ -11,7 +11,7 @@ import pytest
 
 from instrumetriq_polars.cli import build_parser, main
 
-from .conftest import DAY, ROOT
+from .conftest import ROOT
 
 
 def subcommands() -> list[str]:
