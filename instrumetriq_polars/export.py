@@ -266,6 +266,7 @@ def _write_and_publish(destination: DayDestination, write, finish, force: bool) 
     finally:
         destination.discard(written)
         lock.release()
+        destination.remove_if_empty()
 
 
 def _publish(destination: DayDestination, written, manifest: Manifest, force: bool, seen: bytes | None) -> str:

@@ -175,6 +175,14 @@ class DayDestination:
             self._check_size(self.data_path, written.size)
             self._check_size(self.manifest_path, len(manifest_json))
 
+    def remove_if_empty(self) -> None:
+        """Remove the local day folder if a failed run left it empty (nothing half-made stays)."""
+        if self.is_local:
+            try:
+                os.rmdir(self.folder)
+            except OSError:  # not empty (a published day, another run's files) or already gone
+                pass
+
     def clean_stale_temps(self) -> list[str]:
         """Remove temporary files an interrupted run left in this day folder: locally those of
         processes that are gone, on object stores those older than STALE_TEMP_SECONDS."""

@@ -223,8 +223,7 @@ def test_bad_line_fails_the_day_unless_allowed(small_archive, tmp_path):
     path.write_bytes(gzip.compress(b"\n".join(lines) + b"\n"))
     with pytest.raises(BadInputError, match=r"20260115/04.jsonl.gz:2: not valid JSON"):
         export_day(DAY, str(small_archive), str(tmp_path))
-    assert not (tmp_path / DAY.isoformat() / "manifest.json").exists()
-    assert not (tmp_path / DAY.isoformat() / "data.parquet").exists()
+    assert not (tmp_path / DAY.isoformat()).exists()  # no manifest, no data, not even an empty folder
     m = export_day(DAY, str(small_archive), str(tmp_path), allow_incomplete=True).manifest
     assert m.is_partial and m.bad_line_count == 1 and m.row_count == 72 and m.lines_read == 73
     assert m.bad_lines[0]["file"] == "20260115/04.jsonl.gz" and m.bad_lines[0]["line"] == 2
