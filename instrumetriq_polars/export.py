@@ -53,7 +53,7 @@ class ExportResult:
 
     manifest: Manifest
     location: str  # the day folder's URL
-    status: str  # "published" | "already published" | "dry run"
+    status: str  # "published" | "already published"
     seconds: float
     hours: list[HourReport] = field(default_factory=list)
 
