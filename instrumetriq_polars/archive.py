@@ -100,20 +100,24 @@ def open_archive_day(archive: str, day: str | date, storage_options: dict | None
     return ArchiveDay(day, folder, tuple(sorted(hours, key=lambda h: h.hour)), tuple(ignored), fs)
 
 
-def check_guards(archive_day: ArchiveDay, allow_incomplete: bool, today: date | None = None) -> None:
-    """The guide's completeness guards: not today, not the future, all 24 hours present."""
-    if allow_incomplete:
-        return
+def check_date_guard(day: date, allow_incomplete: bool, today: date | None = None) -> bool:
+    """The guide's first guard: not today (UTC), not the future. Returns whether the day is over;
+    with ``allow_incomplete`` a day that is not over is exported (and marked partial)."""
     today = today or utc_today()
-    if archive_day.day == today:
+    if day < today or allow_incomplete:
+        return day < today
+    if day == today:
         raise ArchiveError(
-            f"cannot export today's date {archive_day.day} (UTC): the day is incomplete; "
+            f"cannot export today's date {day} (UTC): the day is incomplete; "
             "wait until after midnight UTC or pass --allow-incomplete"
         )
-    if archive_day.day > today:
-        raise ArchiveError(f"cannot export {archive_day.day}: it is in the future (today is {today} UTC)")
+    raise ArchiveError(f"cannot export {day}: it is in the future (today is {today} UTC)")
+
+
+def check_hours_guard(archive_day: ArchiveDay, allow_incomplete: bool) -> None:
+    """The guide's second guard: all 24 hour files present."""
     missing = archive_day.missing_hours
-    if missing:
+    if missing and not allow_incomplete:
         hours = ", ".join(f"{h:02d}" for h in missing)
         raise ArchiveError(
             f"incomplete day {archive_day.day}: missing hours {hours} in {_display(archive_day.fs, archive_day.folder)}; "

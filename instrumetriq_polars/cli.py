@@ -1,7 +1,7 @@
 """``python -m instrumetriq_polars``: a thin argparse runner over the public API.
 
 Expected failures print one line ``error: ...`` on stderr and exit 1 (``--debug`` shows the
-traceback); usage errors exit 2. Progress goes to stderr, summaries to stdout.
+traceback too, secrets masked); usage errors exit 2. Progress goes to stderr, summaries to stdout.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 from datetime import date
 
@@ -25,7 +26,10 @@ from .storage import load_settings
 from .verify import DEFAULT_SAMPLE_SIZE, DEFAULT_SEED, REPORT_NAME, render_report, unreadable_result, verify_day
 
 
-def _err(message: str) -> None:
+def _err(message: str, traceback_of: BaseException | None = None) -> None:
+    """One line ``error: ...``; with ``--debug`` the traceback first. Known secrets are masked in both."""
+    if traceback_of is not None:
+        print(storage.redact("".join(traceback.format_exception(traceback_of))), file=sys.stderr, end="")
     print(f"error: {storage.redact(message)}", file=sys.stderr)
 
 
@@ -33,13 +37,20 @@ def _warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
 
+class UsageError(InstrumetriqError):
+    """The command line itself is wrong (exit 2)."""
+
+
 def _dates(args: argparse.Namespace) -> list:
     """--date (repeatable) and/or --from-date/--to-date; nothing means yesterday UTC."""
-    dates = [parse_date(d) for d in args.date or []]
-    if args.from_date or args.to_date:
-        if not (args.from_date and args.to_date):
-            raise InstrumetriqError("--from-date and --to-date go together")
-        dates += date_range(args.from_date, args.to_date)
+    try:
+        dates = [parse_date(d) for d in args.date or []]
+        if args.from_date or args.to_date:
+            if not (args.from_date and args.to_date):
+                raise UsageError("--from-date and --to-date go together")
+            dates += date_range(args.from_date, args.to_date)
+    except InstrumetriqError as exc:
+        raise UsageError(str(exc)) from None
     return sorted(set(dates)) or [yesterday_utc()]
 
 
@@ -68,12 +79,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     archive = args.archive_path or default_archive()
     remote_out = "://" in args.out_dir and not args.out_dir.startswith("file://")
     if args.dry_run and remote_out:
-        raise InstrumetriqError(f"--dry-run writes local files only, but --out-dir is {args.out_dir}")
+        raise UsageError(f"--dry-run writes local files only, but --out-dir is {args.out_dir}")
     if args.dry_run and args.upload:
         _warn("--dry-run writes local files only: --upload ignored")
     upload = args.upload and not args.dry_run
     if upload and remote_out:
-        raise InstrumetriqError(f"--upload exports to a local folder, then uploads it; --out-dir must be local, not {args.out_dir}")
+        raise UsageError(f"--upload exports to a local folder, then uploads it; --out-dir must be local, not {args.out_dir}")
     # the R2 settings are checked once, before any work, when something needs them
     needs_r2 = upload or storage.is_s3_url(archive) or storage.is_s3_url(args.out_dir)
     settings = storage.load_settings() if needs_r2 else None
@@ -91,9 +102,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                 print(result.summary())
                 result = upload_day(result, settings.day_root, force=args.force)
         except InstrumetriqError as exc:
-            if args.debug:
-                raise
-            _err(f"{day}: {exc}")
+            _err(f"{day}: {exc}", exc if args.debug else None)
             failures += 1
             continue
         print(result.summary())
@@ -261,6 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--sample-size", type=int, default=DEFAULT_SAMPLE_SIZE, metavar="N", help=f"rows checked one by one (default {DEFAULT_SAMPLE_SIZE})")
     verify.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the row sample")
     verify.set_defaults(func=cmd_verify)
+    for command in sub.choices.values():  # --debug after the command works too
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 
@@ -270,10 +281,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except InstrumetriqError as exc:
-        if args.debug:
-            raise
-        _err(str(exc))
-        return 1
+        _err(str(exc), exc if args.debug else None)
+        return 2 if isinstance(exc, UsageError) else 1
     except KeyboardInterrupt:
         _err("interrupted; nothing was published for the day in progress")
         return 130

@@ -14,7 +14,7 @@ from datetime import date
 import polars as pl
 
 from . import __version__
-from .archive import ArchiveDay, HourFile, check_guards, open_archive_day, parse_date
+from .archive import ArchiveDay, HourFile, check_date_guard, check_hours_guard, open_archive_day, parse_date
 from .decode import BadLine, decode_gunzipped, gunzip
 from .errors import ArchiveError, BadInputError, InstrumetriqError, PublishError
 from .lock import lock_day
@@ -226,8 +226,9 @@ def export_day(
     day = parse_date(day)
     schema = schema_for(layout)
     archive = archive or default_archive()
+    day_over = check_date_guard(day, allow_incomplete, today)
     archive_day = open_archive_day(archive, day, storage_options_for(archive, archive_storage_options))
-    check_guards(archive_day, allow_incomplete, today)
+    check_hours_guard(archive_day, allow_incomplete)
     destination = DayDestination(out, day, storage_options_for(out, storage_options))
     destination.clean_stale_temps()
 
@@ -235,7 +236,7 @@ def export_day(
     plan = lazy_day(_hour_frames(archive_day, stats, progress), layout)
 
     def finish(written) -> Manifest:
-        manifest = _manifest(archive_day, stats, written, layout, schema)
+        manifest = _manifest(archive_day, stats, written, layout, schema, day_over)
         if stats.bad_lines and not allow_incomplete:
             raise BadInputError(_bad_input_message(stats.bad_lines), stats.bad_lines)
         return manifest
@@ -278,7 +279,10 @@ def _write_and_publish(destination: DayDestination, write, finish, force: bool) 
         manifest = finish(written)
         return manifest, _publish(destination, written, manifest, force, seen)
     except BaseException as exc:
-        raise _unwrap(exc) from None
+        ours = _unwrap(exc)
+        if ours is exc:
+            raise
+        raise ours from ours.__cause__  # without Polars' wrapper, with its own cause (for --debug)
     finally:
         destination.discard(written)
         lock.release()
@@ -312,7 +316,7 @@ def _publish(destination: DayDestination, written, manifest: Manifest, force: bo
     return "published"
 
 
-def _manifest(day: ArchiveDay, stats: _DayStats, written, layout: str, schema: dict) -> Manifest:
+def _manifest(day: ArchiveDay, stats: _DayStats, written, layout: str, schema: dict, day_over: bool) -> Manifest:
     rows_by_hour = {f"{h.hour:02d}": h.rows for h in stats.hours}
     row_count = sum(rows_by_hour.values())
     return Manifest(
@@ -344,6 +348,7 @@ def _manifest(day: ArchiveDay, stats: _DayStats, written, layout: str, schema: d
         exporter={"name": "instrumetriq_polars", "version": __version__, "polars": pl.__version__},
         ignored_files=list(day.ignored_files),
         stdlib_json_lines=stats.stdlib_json_lines,
+        day_over_at_export=day_over,
     )
 
 

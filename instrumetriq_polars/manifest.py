@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .errors import VerifyError
+from .schema import DROPPED_COLUMNS
 
 TIER = "tier3"
 #: Version of the export format (columns, manifest fields). Bump on any change readers see.
@@ -53,13 +54,15 @@ class Manifest:
     exporter: dict[str, str]
     ignored_files: list[str] = field(default_factory=list)
     stdlib_json_lines: int = 0
+    #: False when --allow-incomplete exported today's (or a future) date: more entries may come.
+    day_over_at_export: bool = True
     created_ts_utc: str = field(default_factory=lambda: utc_now_iso())
     tier: str = TIER
     export_version: str = EXPORT_VERSION
     compression: str = "zstd"
     partition_basis: str = PARTITION_BASIS
     hours_expected: int = HOURS_EXPECTED
-    dropped_columns: list[str] = field(default_factory=lambda: ["norm", "labels"])
+    dropped_columns: list[str] = field(default_factory=lambda: list(DROPPED_COLUMNS))
     null_semantics: dict[str, str] = field(default_factory=lambda: dict(NULL_SEMANTICS))
 
     @property
@@ -68,7 +71,7 @@ class Manifest:
 
     @property
     def is_partial(self) -> bool:
-        return bool(self.missing_hours) or self.bad_line_count > 0
+        return bool(self.missing_hours) or self.bad_line_count > 0 or not self.day_over_at_export
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -102,14 +105,14 @@ _ORDER = (
     "date_utc", "created_ts_utc", "tier", "export_version", "exporter", "row_count", "schema_versions",
     "min_added_ts", "max_added_ts", "parquet_sha256", "parquet_size_bytes", "compression", "layout",
     "schema_fingerprint", "column_count", "partition_basis", "archive_day", "hours_expected", "hours_found",
-    "missing_hours", "coverage_ratio", "is_partial", "rows_by_hour", "source_files", "ignored_files",
+    "missing_hours", "coverage_ratio", "day_over_at_export", "is_partial", "rows_by_hour", "source_files", "ignored_files",
     "lines_read", "lines_exported", "stdlib_json_lines", "bad_line_count", "bad_lines", "unknown_fields",
     "mistyped_fields", "dropped_columns", "null_semantics",
 )
 
 
-#: Fields a manifest must have; the rest (ignored_files, stdlib_json_lines) came later and default.
-REQUIRED_FIELDS = tuple(key for key in _ORDER if key not in ("ignored_files", "stdlib_json_lines"))
+#: Fields a manifest must have; the rest came later and have defaults.
+REQUIRED_FIELDS = tuple(key for key in _ORDER if key not in ("ignored_files", "stdlib_json_lines", "day_over_at_export"))
 
 
 def utc_now_iso() -> str:

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from instrumetriq_polars.archive import yesterday_utc
 from instrumetriq_polars.cli import build_parser, main
+from instrumetriq_polars.synthetic import write_archive_day
 
 from .conftest import ROOT
 
@@ -58,9 +60,9 @@ def test_several_dates_exit_1_if_any_failed(small_archive, tmp_path, capsys):
 def test_date_range_and_usage_errors(small_archive, tmp_path, capsys):
     code = main(["export", "--from-date", "2026-01-15", "--to-date", "2026-01-15", "--archive-path", str(small_archive), "--out-dir", str(tmp_path)])
     assert code == 0
-    assert main(["export", "--from-date", "2026-01-15", "--archive-path", str(small_archive)]) == 1
+    assert main(["export", "--from-date", "2026-01-15", "--archive-path", str(small_archive)]) == 2
     assert "error: --from-date and --to-date go together" in capsys.readouterr().err
-    assert main(["export", "--date", "2026-13-01"]) == 1
+    assert main(["export", "--date", "2026-13-01"]) == 2
     assert "error: invalid date '2026-13-01'" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         main(["export", "--layout", "wide"])
@@ -75,11 +77,30 @@ def test_incomplete_day_message(small_archive, tmp_path, capsys):
     assert "published PARTIAL: 69 rows, 23/24 hours" in capsys.readouterr().out
 
 
-def test_debug_shows_the_traceback(tmp_path):
-    from instrumetriq_polars import ArchiveError
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_shows_the_traceback_then_the_error_line(tmp_path, capsys, where):
+    args = ["export", "--date", "2026-01-15", "--archive-path", str(tmp_path), "--out-dir", str(tmp_path)]
+    assert main(["--debug", *args] if where == "before" else [*args, "--debug"]) == 1
+    err = capsys.readouterr().err
+    assert "\nTraceback (most recent call last):\n" in err and "ArchiveError: no archive folder for 2026-01-15" in err
+    assert err.splitlines()[-1].startswith("error: 2026-01-15: no archive folder for 2026-01-15")
 
-    with pytest.raises(ArchiveError):
-        main(["--debug", "export", "--date", "2026-01-15", "--archive-path", str(tmp_path), "--out-dir", str(tmp_path)])
+
+def test_no_date_means_yesterday_utc(tmp_path, capsys):
+    yesterday = yesterday_utc()
+    write_archive_day(str(tmp_path / "archive"), yesterday, entries_per_hour=1, seed=3)
+    assert main(["export", "--archive-path", str(tmp_path / "archive"), "--out-dir", str(tmp_path / "out")]) == 0
+    assert f"{yesterday}: published: 24 rows, 24/24 hours" in capsys.readouterr().out
+    assert (tmp_path / "out" / yesterday.isoformat() / "manifest.json").exists()
+
+
+def test_dry_run_writes_the_local_day_and_refuses_a_remote_out_dir(small_archive, tmp_path, capsys):
+    args = ["export", "--date", "2026-01-15", "--archive-path", str(small_archive), "--dry-run"]
+    assert main([*args, "--out-dir", str(tmp_path)]) == 0
+    assert sorted(p.name for p in (tmp_path / "2026-01-15").iterdir()) == ["data.parquet", "manifest.json"]
+    capsys.readouterr()
+    assert main([*args, "--out-dir", "s3://bucket/tier3/daily"]) == 2
+    assert capsys.readouterr().err == "error: --dry-run writes local files only, but --out-dir is s3://bucket/tier3/daily\n"
 
 
 def test_archive_path_defaults_to_environment(small_archive, tmp_path, monkeypatch, capsys):

@@ -55,7 +55,7 @@ def test_cli_refuses_a_bad_date_before_touching_anything(text, archive, tmp_path
     for args in ways:
         code = main(["export", *args, "--archive-path", str(archive), "--out-dir", str(out)])
         _, err = capsys.readouterr()
-        assert code == 1 and err == f"error: invalid date {text!r}: {BAD_DATES[text]}\n"
+        assert code == 2 and err == f"error: invalid date {text!r}: {BAD_DATES[text]}\n"
     assert not out.exists() and _tree(archive) == before
 
 
