@@ -88,11 +88,6 @@ def _count_lines(text: bytes) -> int:
     return text.count(b"\n")
 
 
-def decode_hour(data: bytes, file: str) -> DecodedHour:
-    """Decode the raw (gzipped) bytes of one hour file."""
-    return decode_gunzipped(*gunzip(data, file), file)
-
-
 def decode_gunzipped(text: bytes, damage: BadLine | None, file: str) -> DecodedHour:
     """Decode what ``gunzip`` returned (text, and the damage it found, if any)."""
     result = decode_lines(text, file, complete=damage is None)

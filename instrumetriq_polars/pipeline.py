@@ -1,7 +1,7 @@
 """The Polars side: hour frames -> lazy plan (flatten, select) -> zstd Parquet sink.
 
-Hours enter the plan one at a time through ``register_io_source``, so memory is bounded by an hour
-(plus the sink's row groups), not a day.
+Hours enter the plan one at a time through ``register_io_source``, so memory is bounded by about two
+hours (the one being built, and the next one's text read ahead; plus the sink's row groups), not a day.
 """
 
 from __future__ import annotations
