@@ -21,9 +21,10 @@ from .archive import date_range, parse_date, yesterday_utc
 from .errors import ConfigError, InstrumetriqError
 from .export import ARCHIVE_ENV, DEFAULT_OUT_DIR, HourReport, default_archive, export_day, upload_day
 from .schema import LAYOUTS, describe, schema_for
-from .sink import DATA_NAME, MANIFEST_NAME
 from .storage import load_settings
-from .verify import DEFAULT_SAMPLE_SIZE, DEFAULT_SEED, REPORT_NAME, render_report, unreadable_result, verify_day
+from .verify import (
+    DEFAULT_SAMPLE_SIZE, DEFAULT_SEED, REPORT_NAME, render_report, split_day_folder, unreadable_result, verify_day,
+)
 
 
 def _err(message: str, traceback_of: BaseException | None = None) -> None:
@@ -138,12 +139,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
         location, local_root, folder_day = _command_location(args)
         given = args.date or args.from_date or args.to_date
         dates = _dates(args) if given or folder_day is None else [folder_day]
+        if folder_day is not None and dates != [folder_day]:
+            raise InstrumetriqError(
+                f"{location} is the day folder of {folder_day}; to verify other dates, give its parent (the dataset root)")
         if args.sample_size < 1:
             raise InstrumetriqError(f"--sample-size must be at least 1, not {args.sample_size}")
     except ConfigError:
         raise  # not a usage error: the command line is right, the settings are missing (exit 1)
     except InstrumetriqError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _err(str(exc))
         return 2
     results = []
     for day in dates:
@@ -158,10 +162,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
     failed = sum(not r.ok for r in results)
     if len(results) > 1:
         print(f"{len(results) - failed} of {len(results)} days passed", file=human)
-    report = args.report or (f"{local_root.rstrip('/')}/{REPORT_NAME}" if local_root else None)
+    report = args.report or (os.path.join(local_root, REPORT_NAME) if local_root else None)
     if report:
         try:
-            with fsspec.open(report, "w", encoding="utf-8") as out:
+            # --report may be any fsspec URL (its folder is created); the default goes into the
+            # dataset root, which exists (checked above) and is never created here
+            with fsspec.open(report, "w", encoding="utf-8") if args.report else open(report, "w", encoding="utf-8") as out:
                 out.write(render_report(results))
         except OSError as exc:
             print(f"error: cannot write the report {report}: {exc}", file=sys.stderr)
@@ -174,24 +180,23 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _command_location(args) -> tuple[str, str | None, date | None]:
-    """(location, local root for the default report, date named by a --local day folder)."""
+    """(location, local dataset root for the default report, date named by a day folder). A day
+    folder is told from a dataset root by ``verify.split_day_folder``; a local dataset root must exist."""
     if args.r2:
         return load_settings().day_root, None, None  # ConfigError when the settings are missing
-    if args.path:
-        protocol = args.path.split("://", 1)[0] if "://" in args.path else "file"
-        local = args.path.removeprefix("file://") if protocol == "file" else None
-        return args.path, local, None
-    root = args.local.rstrip("/") or "/"
-    if not os.path.isdir(root):
-        raise InstrumetriqError(f"--local {args.local} is not a directory")
-    name = os.path.basename(root)
-    is_day_folder = any(os.path.exists(os.path.join(root, n)) for n in (DATA_NAME, MANIFEST_NAME))
-    if is_day_folder:
-        try:
-            return os.path.dirname(root) or ".", os.path.dirname(root) or ".", parse_date(name)
-        except InstrumetriqError:
-            pass
-    return root, root, None
+    flag, location = ("--local", args.local) if args.local is not None else ("--path", args.path)
+    root, folder_day = split_day_folder(location)
+    if "://" in root and not root.startswith("file://"):
+        if args.local is not None:
+            raise InstrumetriqError(f"--local takes a local folder, not {location}: use --path for URLs")
+        return location, None, folder_day
+    local_root = root.removeprefix("file://")
+    if not os.path.isdir(local_root):
+        where = f"{flag} {location}" + (f": its dataset root {local_root}" if folder_day else "")
+        what = "is not a directory" if os.path.exists(local_root) else "does not exist"
+        raise InstrumetriqError(
+            f"{where} {what}; check the path: give the dataset root (the folder holding the YYYY-MM-DD day folders) or one day folder")
+    return location, local_root, folder_day
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

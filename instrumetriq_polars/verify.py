@@ -4,8 +4,10 @@ A day folder ``ROOT/YYYY-MM-DD/`` (local or any fsspec URL) is checked by a list
 run in order (``CHECKS``). Each check records errors (the day FAILs), warnings (the day is still
 usable, WARN) and the figures it measured; a check whose inputs are unusable is skipped and says
 why (the check that found the damage carries the error). With ``against_archive`` the day is also
-re-read from the archive with the library's own stages (list, decode, normalize) and compared:
-that makes a verification trustworthy rather than merely self-consistent.
+re-read from the archive and compared: row counts with the exporter's own reader, sampled rows
+with their source lines parsed by the standard library's ``json.loads`` (independent of the
+exporter's decode and normalise): that makes a verification trustworthy rather than merely
+self-consistent.
 
 Row numbers in messages are 0-based positions in ``data.parquet``. Row checks run on a seeded
 sample (``sample_size`` rows, ``seed``), so a rerun looks at the same rows.
@@ -26,13 +28,14 @@ from datetime import date, timezone
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .archive import open_archive_day, parse_date
 from .decode import BadLine
 from .errors import InstrumetriqError, VerifyError
+from .export import fetch_hour, read_hour
 from .manifest import MAX_BAD_LINE_RECORDS, Manifest, parse_instant, utc_now_iso
-from .export import read_hour
 from .schema import (
     DROPPED_COLUMNS, EXTRA_COLUMN, FLAT_COLUMNS, LAYOUTS, REQUIRED_COLUMNS, SEPARATOR, TREE, Field, fingerprint,
     schema_for,
@@ -64,7 +67,7 @@ class CheckResult:
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     figures: dict[str, Any] = field(default_factory=dict)
-    summary: str = ""  # one line on what passed, for the report
+    summary: str = ""  # one line on what passed, for the report; empty when the check failed or was skipped
     skipped: str | None = None  # why the check could not run
 
     @property
@@ -203,6 +206,14 @@ class _Day:
             raise _Skip("data.parquet rows could not be read (see check 'parquet')")
         return self.flat
 
+    def need_columns(self, names) -> pl.DataFrame:
+        """The rows, when each of ``names`` (a column, or a block of ``block__*`` columns) is there."""
+        flat = self.need_rows()
+        absent = [_dotted(name) for name in names if not _block_columns(flat.columns, name)]
+        if absent:
+            raise _Skip(f"{', '.join(absent)} {'is' if len(absent) == 1 else 'are'} missing from data.parquet (see check 'schema')")
+        return flat
+
     def fetch_data(self) -> str:
         """Stream-hash data.parquet; return a local path of its bytes (remote files are copied once)."""
         if self.local_data is not None:
@@ -243,16 +254,30 @@ class _Day:
                 pass
 
 
-def _destination(location: str, day: date, storage_options: dict | None) -> DayDestination:
-    """``location`` is the dataset root (the day is ROOT/YYYY-MM-DD) or the day folder itself.
-    ``s3://`` locations without ``storage_options`` use the R2 settings (see storage.py)."""
+def split_day_folder(location: str) -> tuple[str, date | None]:
+    """The one rule telling a day folder from a dataset root (``verify_day`` and the command use it):
+    a location whose last part is a ``YYYY-MM-DD`` date is that day's folder, and gives
+    ``(its dataset root, the date)``; any other location is a dataset root, ``(location, None)``."""
     location = str(location)
-    options = storage_options_for(location, storage_options)
+    head, slash, name = location.rstrip("/").rpartition("/")
     try:
-        dest = DayDestination(location, day, options)
-        trimmed = location.rstrip("/")
-        if trimmed.rsplit("/", 1)[-1] == day.isoformat() and not dest.fs.exists(dest.folder):
-            dest = DayDestination(trimmed.rsplit("/", 1)[0] or "/", day, options)
+        day = parse_date(name)
+    except InstrumetriqError:
+        return location, None
+    if not slash:
+        return ".", day
+    return (head + "/" if not head or head.endswith(":/") else head), day
+
+
+def _destination(location: str, day: date, storage_options: dict | None) -> DayDestination:
+    """``location`` is the dataset root (the day is ROOT/YYYY-MM-DD) or the day folder itself
+    (``split_day_folder``). ``s3://`` locations without ``storage_options`` use the R2 settings."""
+    location = str(location)
+    root, named = split_day_folder(location)
+    if named is not None and named != day:
+        raise VerifyError(f"{location} is the day folder of {named}, not {day}: give the dataset root {root} to verify {day}")
+    try:
+        dest = DayDestination(root, day, storage_options_for(location, storage_options))
     except InstrumetriqError:
         raise
     except Exception as exc:  # noqa: BLE001 - unknown protocol, missing driver, credentials, network
@@ -323,13 +348,19 @@ def _info(ctx: _Day, path: str) -> dict | None:
 def check_manifest(ctx: _Day, check: CheckResult) -> None:
     if not ctx.present.get(MANIFEST_NAME):
         raise _Skip("manifest.json is missing or empty (see check 'files')")
-    raw = ctx.fs.cat_file(ctx.dest.manifest_path)
     try:
-        manifest = Manifest.from_json(raw)
+        data = json.loads(ctx.fs.cat_file(ctx.dest.manifest_path))
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        check.errors.append(f"manifest.json is not valid JSON ({_first_line(exc)}); {_REEXPORT}")
+        return
+    if not isinstance(data, dict):
+        check.errors.append(f"manifest.json is not a JSON object; {_REEXPORT}")
+        return
+    try:
+        manifest = Manifest.from_dict(data)
     except VerifyError as exc:
         check.errors.append(f"manifest.json {str(exc).removeprefix('manifest ')}; {_REEXPORT}")
         return
-    data = json.loads(raw)
     problems = _manifest_type_problems(data)
     if problems:
         check.errors.append(f"manifest.json has fields of the wrong type: {_some(problems)}; {_REEXPORT}")
@@ -382,7 +413,8 @@ def check_parquet(ctx: _Day, check: CheckResult) -> None:
     check.figures.update(parquet_rows=meta.num_rows, row_groups=meta.num_row_groups, columns=len(schema))
     if ctx.layout is None:
         ctx.layout, ctx.layout_source = _infer_layout(schema), "inferred from the columns"
-    broken = []
+    # every row group is read once, and the rows the later checks use are built from what was read
+    tables, broken = [], []
     for index in range(meta.num_row_groups):
         try:
             table = parquet.read_row_group(index)
@@ -391,13 +423,14 @@ def check_parquet(ctx: _Day, check: CheckResult) -> None:
             continue
         if table.num_rows != meta.row_group(index).num_rows:
             broken.append(f"row group {index} (read {table.num_rows} rows, footer says {meta.row_group(index).num_rows})")
+        tables.append(table)
     if broken:
         check.errors.append(f"{len(broken)} of {meta.num_row_groups} row groups cannot be read: {_some(broken, 3)}; {_REEXPORT}")
         return
     try:
-        ctx.flat = _flatten(pl.read_parquet(path))
+        ctx.flat = _flatten(pl.from_arrow(pa.concat_tables(tables) if tables else parquet.schema_arrow.empty_table()))
     except Exception as exc:  # noqa: BLE001
-        check.errors.append(f"Polars cannot read data.parquet ({_first_line(exc)}); {_REEXPORT}")
+        check.errors.append(f"Polars cannot load the rows of data.parquet ({_first_line(exc)}); {_REEXPORT}")
         return
     groups = "row group" if meta.num_row_groups == 1 else "row groups"
     check.summary = f"{meta.num_rows} rows in {meta.num_row_groups} {groups}, {len(schema)} columns"
@@ -428,7 +461,8 @@ def check_hours(ctx: _Day, check: CheckResult) -> None:
     data = ctx.manifest_data or {}
     missing = sorted(m.missing_hours)
     check.figures.update(hours_found=m.hours_found, missing_hours=missing, coverage_ratio=m.coverage_ratio,
-                         is_partial=data.get("is_partial"), bad_line_count=m.bad_line_count)
+                         is_partial=data.get("is_partial"), bad_line_count=m.bad_line_count,
+                         day_over_at_export=data.get("day_over_at_export", True))
     if m.hours_found + len(missing) != m.hours_expected:
         check.errors.append(f"hours_found {m.hours_found} + {len(missing)} missing_hours is not hours_expected {m.hours_expected}")
     if len(set(missing)) != len(missing) or any(not 0 <= h < m.hours_expected for h in missing):
@@ -444,9 +478,11 @@ def check_hours(ctx: _Day, check: CheckResult) -> None:
         hour = f"{source['hour']:02d}" if isinstance(source.get("hour"), int) else None
         if hour in m.rows_by_hour and source.get("rows") != m.rows_by_hour[hour]:
             check.errors.append(f"source_files says hour {hour} gave {source.get('rows')} rows, rows_by_hour says {m.rows_by_hour[hour]}")
-    partial = bool(missing) or m.bad_line_count > 0
+    early = data.get("day_over_at_export") is False  # --allow-incomplete on the current UTC day (older manifests lack it)
+    partial = bool(missing) or m.bad_line_count > 0 or early
     if data.get("is_partial") is not partial:
         reasons = f"{_n(len(missing), 'missing hour')} and {_n(m.bad_line_count, 'bad line')}"
+        reasons += ", and an export before the day was over" if early else ""
         check.errors.append(f"is_partial is {json.dumps(data.get('is_partial'))} but the manifest records {reasons}")
     if data.get("coverage_ratio") != m.coverage_ratio:
         check.errors.append(f"coverage_ratio is {data.get('coverage_ratio')}, expected {m.coverage_ratio} ({m.hours_found}/{m.hours_expected} hours)")
@@ -457,6 +493,9 @@ def check_hours(ctx: _Day, check: CheckResult) -> None:
         check.warnings.append(f"partial day: {hours} missing (exported with --allow-incomplete)")
     if m.bad_line_count:
         check.warnings.append(f"{_n(m.bad_line_count, 'input line')} not exported (listed in the manifest's bad_lines)")
+    if early:
+        check.warnings.append("exported before the UTC day was over (day_over_at_export false): entries archived after "
+                              "the export are missing; export the day again with --force after 00:00 UTC")
     check.summary = f"{m.hours_found}/{m.hours_expected} hours, is_partial {json.dumps(partial)}"
 
 
@@ -472,7 +511,7 @@ def check_schema(ctx: _Day, check: CheckResult) -> None:
     check.figures.update(schema_fingerprint=fingerprint(actual), declared_fingerprint=declared, column_count=len(actual),
                          layout_source=ctx.layout_source)
     leaves, expected_leaves = dict(_leaves(actual)), dict(_leaves(expected))
-    required = [c for c in REQUIRED_COLUMNS if not any(name == c or name.startswith(c + SEPARATOR) for name in leaves)]
+    required = [c for c in REQUIRED_COLUMNS if not _block_columns(leaves, c)]
     if required:
         check.errors.append(f"required columns missing: {', '.join(required)}")
     if fingerprint(actual) != declared:
@@ -510,7 +549,7 @@ def _schema_differences(check, layout, actual, expected, leaves, expected_leaves
 @_check("dropped_columns", "dropped columns (norm, labels) absent")
 def check_dropped(ctx: _Day, check: CheckResult) -> None:
     ctx.need_footer()
-    found = [c for c in ctx.schema if any(c == d or c.startswith(d + SEPARATOR) for d in DROPPED_COLUMNS)]
+    found = [c for c in ctx.schema if any(_in_block(c, d) for d in DROPPED_COLUMNS)]
     check.figures["dropped_columns_found"] = found
     if found:
         check.errors.append(f"columns that are always dropped are present: {', '.join(found)} (the Tier 3 dataset drops {', '.join(DROPPED_COLUMNS)})")
@@ -535,7 +574,7 @@ def check_count_maps(ctx: _Day, check: CheckResult) -> None:
 
 @_check("null_ratios", "NULL ratios: required blocks never NULL")
 def check_null_ratios(ctx: _Day, check: CheckResult) -> None:
-    flat = ctx.need_rows()
+    flat = ctx.need_columns(REQUIRED_COLUMNS)
     rows = flat.height
     if not rows:
         raise _Skip("data.parquet has no rows")
@@ -546,13 +585,13 @@ def check_null_ratios(ctx: _Day, check: CheckResult) -> None:
     null_blocks = {}
     for block in REQUIRED_COLUMNS:
         columns = _block_columns(flat.columns, block)
-        if not columns:
-            check.errors.append(f"{block} has no column in data.parquet (see check 'schema')")
-            continue
         count = flat.select(pl.all_horizontal([pl.col(c).is_null() for c in columns]).sum()).item()
         null_blocks[block] = count
         if count:
-            how = f" (all of its {len(columns)} {block}{SEPARATOR}* columns are NULL)" if len(columns) > 1 else ""
+            if isinstance(ctx.schema.get(block), pl.Struct):  # nested layout: one struct column
+                how = f" (the {block} struct column, or every one of its {len(columns)} fields, is NULL)"
+            else:
+                how = f" (all of its {len(columns)} {block}{SEPARATOR}* columns are NULL)" if len(columns) > 1 else ""
             check.errors.append(
                 f"{block} is NULL in {count} of {rows} rows{how}: it is never NULL in a valid export "
                 f"(such entries go to bad_lines); {_REEXPORT}"
@@ -572,36 +611,32 @@ def check_null_ratios(ctx: _Day, check: CheckResult) -> None:
 
 @_check("content", "row content sanity (seeded sample)")
 def check_content(ctx: _Day, check: CheckResult) -> None:
-    flat = ctx.need_rows()
+    needed = ["symbol", "meta__added_ts", "meta__duration_sec", "derived__spread_bps", "spot_raw__mid", "spot_raw__bid",
+              "spot_raw__ask", "spot_raw__last"]
+    flat = ctx.need_columns(needed)
     indices = ctx.sample_indices()
     if not indices:
         raise _Skip("data.parquet has no rows")
-    needed = ["symbol", "meta__added_ts", "meta__duration_sec", "derived__spread_bps", "spot_raw__mid", "spot_raw__bid",
-              "spot_raw__ask", "spot_raw__last"]
-    absent = [c for c in needed if c not in flat.columns]
-    if absent:
-        check.errors.append(f"cannot check {', '.join(map(_dotted, absent))}: column missing (see check 'schema')")
-    sample = flat[indices].select([c for c in needed if c in flat.columns])
+    sample = flat[indices].select(needed)
     tally = _Tally(len(indices))
     durations = []
     outside = 0
     for index, row in zip(indices, sample.iter_rows(named=True)):
-        symbol = row.get("symbol")
-        if "symbol" in row and (not isinstance(symbol, str) or not symbol.strip()):
+        symbol = row["symbol"]
+        if not isinstance(symbol, str) or not symbol.strip():
             tally.add("symbol is empty", index, symbol)
-        if "meta__added_ts" in row:
-            added = parse_instant(row["meta__added_ts"])
-            if added is None:
-                tally.add("meta.added_ts is missing or not an ISO 8601 timestamp", index, row["meta__added_ts"])
-            elif added.astimezone(timezone.utc).date() != ctx.day:
-                outside += 1
-        duration = row.get("meta__duration_sec")
+        added = parse_instant(row["meta__added_ts"])
+        if added is None:
+            tally.add("meta.added_ts is missing or not an ISO 8601 timestamp", index, row["meta__added_ts"])
+        elif added.astimezone(timezone.utc).date() != ctx.day:
+            outside += 1
+        duration = row["meta__duration_sec"]
         if duration is not None and duration > LONG_DURATION_SEC:
             durations.append((duration, index))
-        spread = row.get("derived__spread_bps")
+        spread = row["derived__spread_bps"]
         if spread is not None and spread < 0:
             tally.add("derived.spread_bps is negative (a spread cannot be)", index, spread)
-        prices = [row.get(f"spot_raw__{k}") for k in ("mid", "bid", "ask", "last")]
+        prices = [row[f"spot_raw__{k}"] for k in ("mid", "bid", "ask", "last")]
         if not any(p is not None for p in prices):
             tally.add("no spot data (spot_raw has no mid, bid, ask or last)", index, None)
     check.errors += tally.messages()
@@ -619,26 +654,21 @@ def check_content(ctx: _Day, check: CheckResult) -> None:
 
 @_check("futures", "futures block validity")
 def check_futures(ctx: _Day, check: CheckResult) -> None:
-    flat = ctx.need_rows()
+    contract = f"futures_raw{SEPARATOR}contract"
+    flat = ctx.need_columns([contract])
     columns = _block_columns(flat.columns, "futures_raw")
-    if not columns:
-        raise _Skip("data.parquet has no futures_raw columns (see check 'schema')")
     rows = flat.height
     indexed = flat.with_row_index("_row").with_columns(
         pl.any_horizontal([pl.col(c).is_not_null() for c in columns]).alias("_present"))
     present = indexed.filter(pl.col("_present"))
     share = round(present.height / rows, 4) if rows else 0.0
     check.figures.update(rows_with_futures=present.height, futures_share=share)
-    contract = f"futures_raw{SEPARATOR}contract"
-    if contract in flat.columns:
-        unset = present.filter(pl.col(contract).is_null() | (pl.col(contract).str.strip_chars() == ""))
-        if unset.height:
-            check.errors.append(
-                f"futures_raw is present but futures_raw.contract is empty in {unset.height} of {present.height} rows "
-                f"(rows {_some([str(i) for i in unset['_row'].head(5)], 5)})"
-            )
-    else:
-        check.errors.append("futures_raw.contract column missing (see check 'schema')")
+    unset = present.filter(pl.col(contract).is_null() | (pl.col(contract).str.strip_chars() == ""))
+    if unset.height:
+        check.errors.append(
+            f"futures_raw is present but futures_raw.contract is empty in {unset.height} of {present.height} rows "
+            f"(rows {_some([str(i) for i in unset['_row'].head(5)], 5)})"
+        )
     for column in columns:
         if flat.schema[column].is_float():
             bad = present.filter(~pl.col(column).is_finite())
@@ -652,7 +682,8 @@ def check_futures(ctx: _Day, check: CheckResult) -> None:
 
 # -- the archive cross-check --------------------------------------------------------------------
 def check_archive(ctx: _Day, check: CheckResult) -> None:
-    """Re-read the day's hour files with the library's stages; compare counts and a sample of rows."""
+    """Re-read the day's hour files: row counts with the exporter's own reader (``read_hour``), and
+    each sampled row against its source line parsed by ``json.loads``, not by the exporter."""
     try:
         options = storage_options_for(str(ctx.against_archive), ctx.archive_storage_options)
         archive_day = open_archive_day(str(ctx.against_archive), ctx.day, options)
@@ -660,17 +691,20 @@ def check_archive(ctx: _Day, check: CheckResult) -> None:
         check.errors.append(f"cannot cross-check: {exc}")
         return
     wanted = set(ctx.sample_indices()) if ctx.flat is not None else set()
-    sources: dict[int, tuple[str, int, dict]] = {}  # row -> (file, line, entry with _extra merged back)
+    sources: dict[int, tuple[str, int, bytes]] = {}  # row -> (file, line number, the line as archived)
     by_hour: dict[str, int] = {}
     bad: list[BadLine] = []
     row = 0
     for hour_file in archive_day.hour_files:
-        hour = read_hour(archive_day, hour_file)  # the export's own decode + normalise
+        fetched = fetch_hour(archive_day, hour_file)
+        hour = read_hour(archive_day, hour_file, fetched=fetched)  # the exporter's reader: which lines are rows
         bad.extend(hour.bad_lines)
-        for offset in sorted(wanted.intersection(range(row, row + len(hour.entries)))):
-            extra = hour.extras[offset - row]
-            entry = _merge(hour.entries[offset - row], json.loads(extra) if extra else {})
-            sources[offset] = (hour.label, hour.lines[offset - row], entry)
+        sampled = sorted(wanted.intersection(range(row, row + len(hour.entries))))
+        if sampled:
+            lines = fetched[0].split(b"\n")  # line N is lines[N - 1], as the decoder numbers them
+            for offset in sampled:
+                number = hour.lines[offset - row]
+                sources[offset] = (hour.label, number, lines[number - 1])
         row += len(hour.entries)
         by_hour[f"{hour_file.hour:02d}"] = len(hour.entries)
     check.figures.update(archive_rows=row, archive_rows_by_hour=by_hour, archive_bad_lines=len(bad))
@@ -693,14 +727,20 @@ def check_archive(ctx: _Day, check: CheckResult) -> None:
     _compare_sample(ctx, check, sources)
 
 
-def _compare_sample(ctx: _Day, check: CheckResult, sources: dict[int, tuple[str, int, dict]]) -> None:
+def _compare_sample(ctx: _Day, check: CheckResult, sources: dict[int, tuple[str, int, bytes]]) -> None:
     indices = ctx.sample_indices()
     differences = []
     for index, row in zip(indices, ctx.flat[indices].iter_rows(named=True)):
         if index not in sources:
             differences.append(f"row {index} has no archive entry")
             continue
-        file, line, expected = sources[index]
+        file, line, source = sources[index]
+        try:
+            # the archive was written by Python's json: its own parser is the reference
+            expected = json.loads(source.decode("utf-8"))
+        except ValueError as exc:
+            differences.append(f"row {index}: {file} line {line} is not JSON to the standard library ({_first_line(exc)})")
+            continue
         try:
             actual = _entry_from_row(row)
         except ValueError:
@@ -745,12 +785,14 @@ def _merge(base: dict, extra: dict) -> dict:
 
 
 def _canonical(value, spec, in_list: bool = False):
-    """A comparable form: NULL and missing alike (dropped), empty objects dropped (an empty count map
-    stays: it is data), integers in float fields widened. Undeclared values are compared as they are."""
+    """A comparable form of an entry (``spec`` = TREE) or a row rebuilt into one: NULL and missing
+    alike (dropped), empty objects dropped (an empty count map stays: it is data), empty ``norm`` and
+    ``labels`` dropped (the export drops them), integers in float fields widened. Undeclared values
+    are compared as they are."""
     if value is None:
         return None
     if isinstance(spec, Field):
-        return float(value) if spec.type_name == "float" and type(value) is int else value
+        return _leaf(value, spec)
     if not isinstance(spec, dict):
         return value
     if "[]" in spec:
@@ -758,10 +800,8 @@ def _canonical(value, spec, in_list: bool = False):
             return value
         item_spec = spec["[]"]
         if all(type(child) is Field for child in item_spec.values()):  # spot_prices: ~720 flat items a row
-            floats = {key for key, child in item_spec.items() if child.type_name == "float"}
             return [
-                {k: float(v) if type(v) is int and k in floats else v for k, v in item.items() if v is not None}
-                if type(item) is dict else item
+                {k: _leaf(v, item_spec.get(k)) for k, v in item.items() if v is not None} if type(item) is dict else item
                 for item in value
             ]
         return [_canonical(item, item_spec, in_list=True) for item in value]
@@ -770,9 +810,14 @@ def _canonical(value, spec, in_list: bool = False):
     out = {}
     for key, item in value.items():
         item = _canonical(item, spec.get(key))
-        if item is not None:
+        if item is not None and not (item == {} and spec is TREE and key in DROPPED_COLUMNS):
             out[key] = item
     return out if out or in_list else None
+
+
+def _leaf(value, spec: Field | None):
+    """A declared leaf as compared: an integer in a float field is widened (the export stores a float)."""
+    return float(value) if type(value) is int and spec is not None and spec.type_name == "float" else value
 
 
 def _difference(actual, expected, path: tuple) -> str | None:
@@ -820,7 +865,7 @@ def verify_day(
     """Verify the published day ``location/YYYY-MM-DD`` (``location`` may also be the day folder).
 
     Returns a VerifyResult whatever the day holds; raises VerifyError only when the location cannot
-    be read at all (unknown protocol, credentials, permissions).
+    be read at all (unknown protocol, credentials, permissions) or is the day folder of another date.
     """
     started = time.perf_counter()
     day = parse_date(day)
@@ -845,6 +890,8 @@ def _run(spec: CheckSpec, ctx: _Day) -> CheckResult:
         raise
     except Exception as exc:  # noqa: BLE001 - a damaged file can make any reader fail: report it
         check.errors.append(f"could not complete ({describe_error(exc)[:300]})")
+    if check.errors or check.skipped is not None:
+        check.summary = ""  # it says what passed: nothing did
     return check
 
 
@@ -928,7 +975,7 @@ def _manifest_type_problems(data: dict) -> list[str]:
         "missing_hours": lambda v: isinstance(v, list) and all(map(is_int, v)),
         "rows_by_hour": lambda v: isinstance(v, dict) and all(map(is_int, v.values())),
         "bad_lines": lambda v: isinstance(v, list), "source_files": lambda v: isinstance(v, list) and all(isinstance(s, dict) for s in v),
-        "dropped_columns": lambda v: isinstance(v, list),
+        "dropped_columns": lambda v: isinstance(v, list), "day_over_at_export": lambda v: type(v) is bool,
     }
     return [f"{key} ({_short(data[key])})" for key, ok in expect.items() if key in data and not ok(data[key])]
 
@@ -965,8 +1012,13 @@ def _infer_layout(schema: dict[str, pl.DataType]) -> str:
     return "nested" if any(isinstance(dtype, pl.Struct) for dtype in schema.values()) else "flat"
 
 
+def _in_block(column: str, block: str) -> bool:
+    """``column`` is ``block`` itself or one of its ``block__*`` columns."""
+    return column == block or column.startswith(block + SEPARATOR)
+
+
 def _block_columns(columns, block: str) -> list[str]:
-    return [c for c in columns if c == block or c.startswith(block + SEPARATOR)]
+    return [c for c in columns if _in_block(c, block)]
 
 
 def _hours(keys) -> str:
