@@ -248,7 +248,11 @@ def export_day(
 def upload_day(result: ExportResult, out: str, *, force: bool = False, storage_options: dict | None = None) -> ExportResult:
     """Copy a day exported to a local folder (``result`` of ``export_day``) to ``out``, e.g.
     ``s3://instrumetriq-datasets/tier3/daily``: data first, manifest last, refusing to replace a
-    different published day unless ``force``; identical data is "already published"."""
+    different published day unless ``force``; identical data is "already published".
+
+    The remote manifest is read before anything is sent: when it already publishes this data
+    (same sha256, data object of the right size) nothing is uploaded; when it publishes other
+    data the upload is refused before it starts (unless ``force``)."""
     started = time.perf_counter()
     manifest = result.manifest
     destination = DayDestination(out, parse_date(manifest.date_utc), storage_options_for(out, storage_options))
@@ -261,20 +265,26 @@ def upload_day(result: ExportResult, out: str, *, force: bool = False, storage_o
 
     def check(written) -> Manifest:
         if (written.sha256, written.size) != (manifest.parquet_sha256, manifest.parquet_size_bytes):
-            raise PublishError(f"{local_data} no longer matches its manifest; export the day again")
+            raise PublishError(f"{local_data} no longer matches its manifest; nothing uploaded; export the day again with --force")
         return manifest
 
-    manifest, status = _write_and_publish(destination, copy, check, force)
+    manifest, status = _write_and_publish(destination, copy, check, force, known=manifest)
     return ExportResult(manifest, destination.url, status, time.perf_counter() - started, result.hours)
 
 
-def _write_and_publish(destination: DayDestination, write, finish, force: bool) -> tuple[Manifest, str]:
+def _write_and_publish(destination: DayDestination, write, finish, force: bool, known: Manifest | None = None) -> tuple[Manifest, str]:
     """Stream ``write`` to the destination, build the manifest with ``finish(written)``, publish;
-    whatever was written and not published is discarded, on success as on failure."""
+    whatever was written and not published is discarded, on success as on failure. ``known``:
+    the manifest of data known before it is written (an upload), decided on before sending it."""
     written = None
     lock = lock_day(destination)  # local: PublishError if another export of the day is running
     try:
         seen = destination.read_manifest_bytes()  # compared again right before publishing
+        if known is not None:  # decided before anything is sent
+            old = destination.published_with(seen, known.parquet_sha256, force)
+            if old is not None:
+                known.created_ts_utc = old.created_ts_utc
+                return known, "already published"
         written = destination.write_data(write)
         manifest = finish(written)
         return manifest, _publish(destination, written, manifest, force, seen)
@@ -291,22 +301,13 @@ def _write_and_publish(destination: DayDestination, write, finish, force: bool) 
 
 def _publish(destination: DayDestination, written, manifest: Manifest, force: bool, seen: bytes | None) -> str:
     """Publish unless the day is already published with this data, or with other data (refused
-    without ``force``), or its manifest changed since ``seen`` (another export of the day)."""
+    without ``force``; ``force`` always rewrites), or its manifest changed since ``seen``
+    (another export of the day)."""
     existing = destination.read_manifest_bytes()
-    if existing is not None:
-        try:
-            old = Manifest.from_json(existing)
-        except InstrumetriqError:
-            old = None
-        if old is not None and old.parquet_sha256 == manifest.parquet_sha256 and destination.exists(destination.data_path):
-            manifest.created_ts_utc = old.created_ts_utc
-            return "already published"
-        if not force:
-            keys = [destination.display(p) for p in (destination.data_path, destination.manifest_path) if destination.exists(p)]
-            raise PublishError(
-                f"{' and '.join(keys)} already published with different data "
-                f"(parquet_sha256 {old.parquet_sha256[:12] if old else 'unreadable'}...); pass --force to replace"
-            )
+    old = destination.published_with(existing, manifest.parquet_sha256, force)
+    if old is not None:
+        manifest.created_ts_utc = old.created_ts_utc
+        return "already published"
     if existing != seen:
         raise PublishError(
             f"{destination.display(destination.manifest_path)} changed while this export ran "

@@ -7,9 +7,10 @@ is written last and is the commit marker. Publishing order:
    folder, hashed and counted as it passes; on failure it is discarded (an unfinished upload is
    aborted, never committed);
 2. an existing manifest is removed (the old day stops being published);
-3. the data file is moved into place;
-4. the manifest is written (locally under a temporary name, then moved) into place;
-5. the sizes now in place are checked against what was written.
+3. the data file is moved into place, and its size now in place is checked against what was
+   written (a wrong size: it is removed, no manifest is written);
+4. the manifest is written (locally under a temporary name, then moved) into place, and its size
+   checked (a wrong size: it is removed).
 
 A crash at any point leaves the previous day, or a day without a manifest (not published), never
 a ``data.parquet`` next to a manifest that does not describe it.
@@ -20,8 +21,10 @@ published day (same sha256: "already published"; different: refused unless force
 once the stream has ended, and an object written to ``data.parquet`` is committed on ``close()``.
 Streaming to the final key would therefore overwrite a published day's data under its old
 manifest before the refusal. ``mv`` on S3 is copy + delete, not atomic, which is why the manifest is
-removed first and written last. Temporary keys of runs that died are removed by a later run once
-they are older than ``STALE_TEMP_SECONDS`` (there is no process id to check across machines).
+removed first and written last. Temporary keys of runs that died, and multipart uploads they left
+unfinished under the day's prefix (when even the abort failed, e.g. the server was unreachable),
+are removed by a later run once they are older than ``STALE_TEMP_SECONDS`` (there is no process id
+to check across machines).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from datetime import date
 import fsspec
 
 from .errors import InstrumetriqError, PublishError
+from .manifest import Manifest
 from .storage import describe_error
 
 DATA_NAME = "data.parquet"
@@ -127,6 +131,43 @@ class DayDestination:
             self.fs.invalidate_cache(self.folder)
             return self.fs.exists(path)
 
+    def size(self, path: str) -> int | None:
+        """The size of ``path`` now (one info / HEAD request, nothing downloaded); None if absent."""
+        with _storage_errors(f"could not look up {self.display(path)}"):
+            self.fs.invalidate_cache(self.folder)
+            try:
+                return self.fs.info(path)["size"]
+            except FileNotFoundError:
+                return None
+
+    def published_with(self, existing: bytes | None, sha256: str, force: bool) -> Manifest | None:
+        """The manifest in place (``existing``, as read) when it already publishes data with this
+        ``sha256`` and the data object in place has the size it states (one info request, no
+        download); None when the day is to be (re)written: nothing published, or ``force``
+        (force always rewrites: it also repairs damaged data). Without ``force``, a day published
+        otherwise is refused (PublishError): with other data, or with data that no longer has
+        its manifest's size (damaged)."""
+        if existing is None or force:
+            return None
+        try:
+            old = Manifest.from_json(existing)
+        except InstrumetriqError:
+            old = None
+        if old is not None and old.parquet_sha256 == sha256:
+            size = self.size(self.data_path)
+            if size == old.parquet_size_bytes:
+                return old
+            found = "is missing" if size is None else f"holds {size} bytes"
+            raise PublishError(
+                f"the published day is damaged: {self.display(self.data_path)} {found}, its manifest says "
+                f"{old.parquet_size_bytes} bytes; pass --force to rewrite the day"
+            )
+        keys = [self.display(p) for p in (self.data_path, self.manifest_path) if self.exists(p)]
+        raise PublishError(
+            f"{' and '.join(keys)} already published with different data "
+            f"(parquet_sha256 {old.parquet_sha256[:12] if old else 'unreadable'}...); pass --force to replace"
+        )
+
     # -- writing ----------------------------------------------------------------------------
     def write_data(self, write) -> WrittenData:
         """Call ``write(file_obj)`` with a hashing writer streaming to a temporary name; return
@@ -165,14 +206,13 @@ class DayDestination:
                 self.fs.rm_file(self.manifest_path)
             self.fs.mv(written.path, self.data_path)
             written.path = self.data_path
+            self._check_size(self.data_path, written.size)  # before the manifest is written
             if self.is_local:
                 temp = self._temp_path(MANIFEST_NAME)
                 self.fs.pipe_file(temp, manifest_json)
                 self.fs.mv(temp, self.manifest_path)
             else:
                 self.fs.pipe_file(self.manifest_path, manifest_json)
-            self.fs.invalidate_cache(self.folder)
-            self._check_size(self.data_path, written.size)
             self._check_size(self.manifest_path, len(manifest_json))
 
     def remove_if_empty(self) -> None:
@@ -185,20 +225,43 @@ class DayDestination:
 
     def clean_stale_temps(self) -> list[str]:
         """Remove temporary files an interrupted run left in this day folder: locally those of
-        processes that are gone, on object stores those older than STALE_TEMP_SECONDS."""
+        processes that are gone, on object stores those older than STALE_TEMP_SECONDS; on S3 also
+        abort the multipart uploads under the day's prefix initiated longer ago than that.
+        Returns what was removed (an aborted upload as ``<path> (unfinished upload)``)."""
+        removed = self._abort_stale_uploads()
         with _storage_errors(f"could not list {self.url}"):
             self.fs.invalidate_cache(self.folder)
             try:
                 listing = self.fs.ls(self.folder, detail=True)
             except FileNotFoundError:
-                return []
-        removed = []
+                return removed
         for info in listing:
             path = info["name"]
             if TEMP_MARKER in path.rsplit("/", 1)[-1] and self._is_stale(path, info):
                 self._remove_quietly(path)
                 removed.append(path)
         return removed
+
+    def _abort_stale_uploads(self) -> list[str]:
+        """Multipart uploads under the day's prefix left unfinished by a run whose abort failed
+        too (the server was unreachable). Best effort: a store that cannot list them (or is not
+        S3) is left as it is; an unfinished upload is never part of the dataset anyway."""
+        call_s3 = getattr(self.fs, "call_s3", None)
+        if self.is_local or call_s3 is None:
+            return []
+        aborted = []
+        try:
+            bucket, prefix, _ = self.fs.split_path(self.folder)
+            listing = call_s3("list_multipart_uploads", Bucket=bucket, Prefix=f"{prefix}/")
+            for upload in listing.get("Uploads", []):
+                initiated = upload.get("Initiated")
+                if initiated is None or time.time() - initiated.timestamp() <= STALE_TEMP_SECONDS:
+                    continue
+                call_s3("abort_multipart_upload", Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                aborted.append(f"{bucket}/{upload['Key']} (unfinished upload)")
+        except Exception:  # noqa: BLE001 - cleanup only; the export does not depend on it
+            pass
+        return aborted
 
     def _is_stale(self, path: str, info: dict) -> bool:
         if self.is_local:
@@ -207,10 +270,15 @@ class DayDestination:
         return modified is not None and time.time() - modified.timestamp() > STALE_TEMP_SECONDS
 
     def _check_size(self, path: str, expected: int) -> None:
+        self.fs.invalidate_cache(self.folder)
         size = self.fs.info(path)["size"]
         if size != expected:
             self._remove_quietly(self.manifest_path)  # never leave a manifest over a torn day
-            raise PublishError(f"{self.display(path)} holds {size} bytes, {expected} were written; the day is not published")
+            self._remove_quietly(path)
+            raise PublishError(
+                f"{self.display(path)} holds {size} bytes once in place, {expected} were written; "
+                "removed it, the day is not published; run the export again"
+            )
 
     def _temp_path(self, name: str) -> str:
         return f"{self.folder}/.{name}{TEMP_MARKER}{os.getpid()}-{uuid.uuid4().hex[:8]}"

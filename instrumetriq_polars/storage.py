@@ -4,8 +4,13 @@ Settings come from ``~/.config/instrumetriq/r2_credentials.json`` (written by
 ``python -m instrumetriq_polars config``, mode 0600), each overridden by its environment variable.
 ``s3://`` URLs given to the exporter without explicit ``storage_options`` use these settings.
 
-The secret never leaves this module in readable form: reprs mask it, and ``describe_error`` (used
-for every storage error the exporter reports) scrubs any known secret from exception text.
+The secret is readable where it has to be: in the credentials file (owner only), in
+``R2Settings.secret_access_key`` and in the options ``r2_storage_options()`` returns, which are
+handed to s3fs/botocore to sign requests. It is not shown: reprs and ``config --show`` mask it,
+and ``describe_error`` / ``redact`` (used for every storage error the exporter reports, and for
+the CLI's ``--debug`` tracebacks) replace every secret this process has seen (loaded settings,
+``storage_options`` given to the API) with ``********``. Only the literal secret is recognised,
+not an encoded form of it (e.g. URL-escaped).
 """
 
 from __future__ import annotations
@@ -106,17 +111,28 @@ def load_settings(require: bool = True) -> R2Settings:
 
 
 def save_settings(settings: R2Settings) -> Path:
-    """Write the credentials file, readable by its owner only (0600; directory 0700)."""
+    """Write the credentials file, readable by its owner only (0600; its folder 0700, an
+    existing one tightened). The file is written under a temporary name created 0600 before the
+    secret goes in, then renamed over the old one."""
     path = credentials_path()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path.parent, 0o700)  # mkdir's mode is cut by the umask and not applied to an existing folder
     data = {name: value for name, value in vars(settings).items() if value}
     temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2)
-        f.write("\n")
-    os.chmod(temp, 0o600)  # in case the umask or an old file widened it
-    os.replace(temp, path)
+    try:
+        temp.unlink()  # left by a killed run: never reuse a file whose mode may be wider
+    except FileNotFoundError:
+        pass
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            os.fchmod(f.fileno(), 0o600)  # exactly 0600 whatever the umask, before anything is written
+            json.dump(data, f, indent=2)
+            f.write("\n")
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
     return path
 
 

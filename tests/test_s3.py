@@ -1,9 +1,12 @@
 """R2 / S3 against a real S3 server: moto's, in a thread on 127.0.0.1, reset before every test.
 
-Sinking straight to s3://, --upload, refusing / forcing / "already published", reading the archive
-from s3://, credentials and ``config``, the server going away mid-run, and that the secret shows
-up nowhere. Every CLI run goes through ``run``, which fails the test if the secret or a traceback
-appears in stdout or stderr.
+Sinking straight to s3://, --upload, refusing / forcing / "already published" (an idempotent
+re-run sends nothing, damaged data is refused and --force repairs it), the data size checked
+before the manifest is written, reading the archive from s3://, ``storage_options`` through the
+API, credentials and ``config``, the server going away between multipart parts, stale multipart
+uploads, and that the secret shows up nowhere (``--debug`` tracebacks included). Every CLI run
+goes through ``run``, which fails the test if the secret or a traceback appears in stdout or
+stderr. What the server received is observed on the server side (``server_requests``).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import logging
 import os
 import socket
 import stat
+import traceback
+from types import SimpleNamespace
 
 import boto3
 import fsspec
@@ -22,15 +27,16 @@ import polars as pl
 import pytest
 import requests
 from botocore.exceptions import EndpointConnectionError
+from moto.moto_server.werkzeug_app import MotoRequestHandler
 from moto.server import ThreadedMotoServer
 from s3fs import S3FileSystem
 from s3fs.core import S3File
 
-from instrumetriq_polars import ConfigError, Manifest, PublishError, export_day
-from instrumetriq_polars import sink
+from instrumetriq_polars import ArchiveError, ConfigError, Manifest, PublishError, export_day, upload_day
+from instrumetriq_polars import sink, storage
 from instrumetriq_polars.cli import main
 from instrumetriq_polars.sink import DayDestination
-from instrumetriq_polars.storage import describe_error, load_settings, r2_storage_options
+from instrumetriq_polars.storage import describe_error, load_settings, r2_storage_options, redact
 from instrumetriq_polars.synthetic import write_archive_day
 
 from .conftest import DAY
@@ -112,6 +118,26 @@ def s3(moto, home, monkeypatch):
 
 def boto_client(moto):
     return boto3.client("s3", endpoint_url=moto.endpoint, aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET, region_name="us-east-1")
+
+
+def uploads(moto, prefix: str = "") -> list[str]:
+    """The keys of the unfinished multipart uploads on the server."""
+    listing = boto_client(moto).list_multipart_uploads(Bucket=BUCKET, Prefix=prefix)
+    return [upload["Key"] for upload in listing.get("Uploads", [])]
+
+
+@pytest.fixture
+def server_requests(monkeypatch):
+    """Every request the moto server answers, as "METHOD /path?query", observed by the server's
+    own request handler (werkzeug logs each request through ``log_request``)."""
+    seen: list[str] = []
+    monkeypatch.setattr(MotoRequestHandler, "log_request", lambda self, code="-", size="-": seen.append(f"{self.command} {self.path}"))
+    return seen
+
+
+def sending(requests_seen: list[str]) -> list[str]:
+    """The requests that send or change data (anything but GET / HEAD)."""
+    return [r for r in requests_seen if not r.startswith(("GET ", "HEAD "))]
 
 
 def keys(fs, prefix: str = FOLDER) -> list[str]:
@@ -213,6 +239,56 @@ def test_refused_export_never_clobbers_the_published_day(s3, archive, other_arch
     assert manifest.row_count == 24 and keys(s3) == ["data.parquet", "manifest.json"]
 
 
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_force_repairs_damaged_published_data(where, s3, archive, tmp_path, capfd):
+    """Whether a day is already published is decided from its manifest's sha256 and the size of
+    the data object in place (one info request, no download). A damaged data file of another size
+    is refused by name; one of the same size cannot be seen that cheaply. --force always rewrites
+    the day, which repairs both."""
+    if where == "local":
+        out, fs = str(tmp_path / "out"), fsspec.filesystem("file")
+        data_path = shown = f"{out}/{DAY}/data.parquet"
+    else:
+        out, fs = R2_URL, s3
+        data_path, shown = f"{FOLDER}/data.parquet", f"s3://{FOLDER}/data.parquet"
+
+    def in_place() -> tuple[Manifest, bytes]:
+        fs.invalidate_cache()
+        return Manifest.from_json(fs.cat_file(data_path.replace("data.parquet", "manifest.json"))), fs.cat_file(data_path)
+
+    def repaired_by_force() -> None:
+        code, stdout, _ = run(capfd, *export_args(archive, out, "--force"))
+        assert code == 0 and stdout.startswith("2026-01-15: published: 48 rows")
+        manifest, data = in_place()
+        assert hashlib.sha256(data).hexdigest() == manifest.parquet_sha256 and data == good
+
+    assert export_day(DAY, str(archive), out).status == "published"
+    _, good = in_place()
+    assert run(capfd, *export_args(archive, out, "--force"))[0] == 0  # force rewrites an intact day too
+    assert in_place()[1] == good
+
+    fs.pipe_file(data_path, good[:500] + bytes([good[500] ^ 0x40]) + good[501:])  # one flipped byte
+    code, stdout, _ = run(capfd, *export_args(archive, out))
+    assert code == 0 and stdout.startswith("2026-01-15: already published: 48 rows")  # same size: not seen
+    repaired_by_force()
+
+    for damage, found in ((good[:-10], f"holds {len(good) - 10} bytes"), (None, "is missing")):
+        if damage is None:
+            fs.rm_file(data_path)
+        else:
+            fs.pipe_file(data_path, damage)
+        code, _, stderr = run(capfd, *export_args(archive, out))
+        assert code == 1 and stderr.splitlines()[-1] == (
+            f"error: 2026-01-15: the published day is damaged: {shown} {found}, its manifest says {len(good)} bytes; "
+            "pass --force to rewrite the day"
+        )
+        repaired_by_force()
+    if where == "s3":
+        assert keys(s3) == ["data.parquet", "manifest.json"]
+    else:
+        assert sorted(os.listdir(f"{out}/{DAY}")) == ["data.parquet", "manifest.json"]
+
+
 def test_failed_write_aborts_the_multipart_upload(s3, moto):
     options = {**r2_storage_options(load_settings()), "default_block_size": 5 * MIB}
     destination = DayDestination(R2_URL, DAY, options)
@@ -227,6 +303,39 @@ def test_failed_write_aborts_the_multipart_upload(s3, moto):
         destination.write_data(write)
     assert client.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
     assert keys(s3, BUCKET) == []
+
+
+def test_data_of_the_wrong_size_in_place_never_gets_a_manifest(s3, archive, other_archive, tmp_path, monkeypatch):
+    """The data object's size is checked once it is in place and before the manifest is written:
+    a copy that ends up short leaves the day unpublished, and no manifest was written at any time."""
+    export_day(DAY, str(archive), R2_URL)
+    fs = fsspec.filesystem("s3", **r2_storage_options(load_settings()))
+    assert DayDestination(R2_URL, DAY, r2_storage_options(load_settings())).fs is fs  # what export_day will use
+    mv, pipe_file, manifests_written = fs.mv, fs.pipe_file, []
+
+    def short_copy(path1, path2, *args, **kwargs):
+        mv(path1, path2, *args, **kwargs)
+        if path2.endswith("/data.parquet"):
+            pipe_file(path2, fs.cat_file(path2)[:-1])  # the object in place lost its last byte
+
+    def recording_pipe(path, *args, **kwargs):
+        if path.endswith("/manifest.json"):
+            manifests_written.append(path)
+        return pipe_file(path, *args, **kwargs)
+
+    with monkeypatch.context() as patch, pytest.raises(PublishError) as failed:
+        patch.setattr(fs, "mv", short_copy)
+        patch.setattr(fs, "pipe_file", recording_pipe)
+        export_day(DAY, str(other_archive), R2_URL, force=True)
+    written = export_day(DAY, str(other_archive), str(tmp_path / "local")).manifest.parquet_size_bytes
+    assert str(failed.value) == (
+        f"s3://{FOLDER}/data.parquet holds {written - 1} bytes once in place, {written} were written; "
+        "removed it, the day is not published; run the export again"
+    )
+    assert manifests_written == []  # not even for a moment
+    assert keys(s3) == []  # the old manifest was removed (forced), the short object too: unpublished
+    assert export_day(DAY, str(other_archive), R2_URL).status == "published"  # the next run publishes
+    assert published(s3)[0].row_count == 24
 
 
 def test_forced_export_dying_mid_stream_leaves_the_published_day(s3, archive, other_archive, monkeypatch):
@@ -257,9 +366,10 @@ def test_stale_temporary_keys_are_removed_only_when_old(s3, archive, monkeypatch
 
 
 # -- --upload --------------------------------------------------------------------------------------
-def test_upload_lands_both_objects_under_the_guide_keys(s3, archive, tmp_path, capfd):
+def test_upload_lands_both_objects_under_the_guide_keys(s3, archive, tmp_path, capfd, server_requests):
     out = tmp_path / "out"
     code, stdout, _ = run(capfd, *export_args(archive, out, "--upload"))
+    assert any(r.startswith(f"PUT /{FOLDER}/.data.parquet.tmp-") for r in server_requests)  # the requests are seen
     assert code == 0
     lines = stdout.splitlines()
     assert len(lines) == 2
@@ -270,14 +380,21 @@ def test_upload_lands_both_objects_under_the_guide_keys(s3, archive, tmp_path, c
     assert data == (out / str(DAY) / "data.parquet").read_bytes()
     assert s3.cat_file(f"{FOLDER}/manifest.json") == (out / str(DAY) / "manifest.json").read_bytes()
 
+    server_requests.clear()
     code, stdout, _ = run(capfd, *export_args(archive, out, "--upload"))
     assert code == 0 and [line.split(":")[1] for line in stdout.splitlines()] == [" already published"] * 2
+    # the idempotent re-run (the nightly cron run again) read the manifest and looked at the data
+    # object's size; it sent nothing: no temporary key, no upload, no copy
+    assert f"GET /{FOLDER}/manifest.json" in server_requests and f"HEAD /{FOLDER}/data.parquet" in server_requests
+    assert sending(server_requests) == [] and not [r for r in server_requests if ".tmp-" in r]
 
 
-def test_upload_refuses_a_different_published_day_unless_forced(s3, archive, other_archive, tmp_path, capfd):
+def test_upload_refuses_a_different_published_day_unless_forced(s3, archive, other_archive, tmp_path, capfd, server_requests):
     assert run(capfd, *export_args(archive, tmp_path / "a", "--upload"))[0] == 0
     before = published(s3)
+    server_requests.clear()
     code, stdout, stderr = run(capfd, *export_args(other_archive, tmp_path / "b", "--upload"))
+    assert sending(server_requests) == []  # refused from the remote manifest, before sending anything
     assert code == 1
     assert stdout.startswith("2026-01-15: published: 24 rows")  # the local export went through
     assert stderr.splitlines()[-1] == (
@@ -292,16 +409,29 @@ def test_upload_refuses_a_different_published_day_unless_forced(s3, archive, oth
     assert data == (tmp_path / "b" / str(DAY) / "data.parquet").read_bytes() and manifest.row_count == 24
 
 
-def test_upload_refuses_a_local_file_changed_since_its_export(s3, archive, tmp_path, capfd):
+def test_upload_refuses_a_local_file_changed_since_its_export(s3, moto, archive, tmp_path, capfd):
     out = tmp_path / "out"
-    assert run(capfd, *export_args(archive, out))[0] == 0
-    with open(out / str(DAY) / "data.parquet", "ab") as f:
+    result = export_day(DAY, str(archive), str(out))
+    local = out / str(DAY) / "data.parquet"
+    good = local.read_bytes()
+    local.write_bytes(good[:100] + bytes([good[100] ^ 1]) + good[101:])  # one flipped byte, same size
+    with pytest.raises(PublishError) as refused:
+        upload_day(result, R2_URL)
+    assert str(refused.value) == f"{local} no longer matches its manifest; nothing uploaded; export the day again with --force"
+    assert keys(s3, BUCKET) == [] and uploads(moto) == []  # the upload was discarded
+
+    with open(local, "ab") as f:  # now of another size too: the local re-export sees the damage
         f.write(b"tampered")
     code, _, stderr = run(capfd, *export_args(archive, out, "--upload"))
     assert code == 1 and stderr.splitlines()[-1] == (
-        f"error: 2026-01-15: {out}/{DAY}/data.parquet no longer matches its manifest; export the day again"
+        f"error: 2026-01-15: the published day is damaged: {local} holds {len(good) + 8} bytes, its manifest says "
+        f"{len(good)} bytes; pass --force to rewrite the day"
     )
     assert keys(s3, BUCKET) == []
+
+    code, stdout, _ = run(capfd, *export_args(archive, out, "--upload", "--force"))  # repairs, then uploads
+    assert code == 0 and [line.split(":")[1] for line in stdout.splitlines()] == [" published"] * 2
+    assert local.read_bytes() == good and published(s3)[1] == good
 
 
 def test_dry_run_overrides_upload_and_needs_no_credentials(s3, archive, tmp_path, monkeypatch, capfd):
@@ -394,15 +524,72 @@ def test_config_prompts_with_the_secret_hidden(home, monkeypatch, capfd):
 
 
 # -- the server going away ----------------------------------------------------------------------------
-def _stop_during_data_upload(monkeypatch, moto):
-    upload = S3File._upload_chunk
+@pytest.fixture(scope="module")
+def big_archive(tmp_path_factory):
+    """A day whose data file takes two 5 MiB multipart parts (384 rows, about 8 MiB)."""
+    root = tmp_path_factory.mktemp("big_archive")
+    write_archive_day(root, DAY, entries_per_hour=16, seed=5)
+    return root
 
-    def stop_then_upload(self, final=False):
-        moto.stop()
+
+def _small_parts(patch) -> None:
+    """R2 options with 5 MiB parts (the S3 minimum) instead of s3fs's 50 MiB default, so that a
+    day of a few MiB is uploaded in several parts."""
+    options = storage.r2_storage_options
+    patch.setattr(storage, "r2_storage_options", lambda settings=None: {**options(settings), "default_block_size": 5 * MIB})
+
+
+def _clock_after_initiated(patch, moto, seconds: float) -> None:
+    """Set the clock the stale rule reads to ``seconds`` after the uploads were initiated. (moto
+    reports one fixed ``Initiated`` date for every multipart upload, 2010-11-10T20:48:33Z, so the
+    age rule is tested against that date rather than against the wall clock.)"""
+    [initiated] = {u["Initiated"] for u in boto_client(moto).list_multipart_uploads(Bucket=BUCKET)["Uploads"]}
+    patch.setattr(sink, "time", SimpleNamespace(time=lambda: initiated.timestamp() + seconds))
+
+
+def test_server_stopped_between_multipart_parts_publishes_nothing_and_a_rerun_succeeds(s3, moto, big_archive, tmp_path, monkeypatch, capfd):
+    out = tmp_path / "out"
+    upload, parts_on_server = S3File._upload_chunk, []
+
+    def stop_between_parts(self, final=False):
+        if self.parts and not parts_on_server:  # a part is on the server: stop before the next one
+            parts_on_server.append(len(self.parts))
+            moto.stop()
         return upload(self, final)
 
-    monkeypatch.setattr(S3File, "_upload_chunk", stop_then_upload)
-    return f"error: 2026-01-15: could not write s3://{FOLDER}/data.parquet: EndpointConnectionError: Could not connect to the endpoint URL"
+    with monkeypatch.context() as patch:
+        _small_parts(patch)
+        patch.setattr(S3File, "_upload_chunk", stop_between_parts)
+        code, stdout, stderr = run(capfd, *export_args(big_archive, out, "--upload"))
+    moto.start()
+    S3FileSystem.clear_instance_cache()  # a re-run is a new process: no filesystem built while patched
+    size = Manifest.from_json((out / str(DAY) / "manifest.json").read_bytes()).parquet_size_bytes
+    assert size > 5 * MIB and parts_on_server == [1]  # really stopped between part 1 and part 2
+    assert code == 1 and stdout.startswith("2026-01-15: published: 384 rows")  # the local export
+    [error] = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert error == stderr.splitlines()[-1]
+    assert error.startswith(f"error: 2026-01-15: could not write s3://{FOLDER}/data.parquet: EndpointConnectionError: "
+                            "Could not connect to the endpoint URL") and error.endswith("; nothing published")
+    assert keys(s3, BUCKET) == []  # no manifest, no data.parquet, no temporary key
+    # the abort of the multipart upload failed too (the server was gone): it is left on the server
+    [left] = uploads(moto, f"tier3/daily/{DAY}/")
+    assert left.startswith(f"tier3/daily/{DAY}/.data.parquet.tmp-")
+
+    with monkeypatch.context() as patch:
+        _small_parts(patch)
+        _clock_after_initiated(patch, moto, 60)
+        code, stdout, stderr = run(capfd, *export_args(big_archive, out, "--upload"))
+        assert code == 0, stderr
+        assert stdout.splitlines()[-1].startswith("2026-01-15: published: 384 rows")
+        assert keys(s3, BUCKET) == ["data.parquet", "manifest.json"]
+        _, data = published(s3)
+        assert data == (out / str(DAY) / "data.parquet").read_bytes()
+        assert uploads(moto) == [left]  # a minute old: it may be a live run's
+
+        _clock_after_initiated(patch, moto, sink.STALE_TEMP_SECONDS + 60)
+        code, stdout, _ = run(capfd, *export_args(big_archive, out, "--upload"))
+    assert code == 0 and stdout.splitlines()[-1].startswith("2026-01-15: already published: 384 rows")
+    assert uploads(moto) == []  # the stale multipart upload was aborted
 
 
 def _stop_before_manifest(monkeypatch, moto):
@@ -417,11 +604,10 @@ def _stop_before_manifest(monkeypatch, moto):
     return f"error: 2026-01-15: could not publish s3://{FOLDER}: EndpointConnectionError: Could not connect to the endpoint URL"
 
 
-@pytest.mark.parametrize("stop", [_stop_during_data_upload, _stop_before_manifest], ids=["data upload", "manifest"])
-def test_server_stopped_mid_upload_publishes_nothing_and_a_rerun_succeeds(s3, moto, archive, tmp_path, monkeypatch, capfd, stop):
+def test_server_stopped_before_the_manifest_publishes_nothing_and_a_rerun_succeeds(s3, moto, archive, tmp_path, monkeypatch, capfd):
     out = tmp_path / "out"
     with monkeypatch.context() as patch:
-        expected = stop(patch, moto)
+        expected = _stop_before_manifest(patch, moto)
         code, _, stderr = run(capfd, *export_args(archive, out, "--upload"))
     moto.start()
     S3FileSystem.clear_instance_cache()  # a re-run is a new process: no filesystem built while patched
@@ -436,6 +622,23 @@ def test_server_stopped_mid_upload_publishes_nothing_and_a_rerun_succeeds(s3, mo
     assert keys(s3, BUCKET) == ["data.parquet", "manifest.json"]
     _, data = published(s3)
     assert data == (out / str(DAY) / "data.parquet").read_bytes()
+
+
+def test_stale_multipart_uploads_under_the_day_are_aborted_only_when_old(s3, moto, archive, monkeypatch):
+    client = boto_client(moto)
+    day_upload = f"tier3/daily/{DAY}/.data.parquet.tmp-1-deadbeef"
+    other_day = "tier3/daily/2026-01-14/.data.parquet.tmp-1-cafef00d"
+    for key in (day_upload, other_day):
+        upload_id = client.create_multipart_upload(Bucket=BUCKET, Key=key)["UploadId"]
+        client.upload_part(Bucket=BUCKET, Key=key, UploadId=upload_id, PartNumber=1, Body=b"p" * 5 * MIB)
+    _clock_after_initiated(monkeypatch, moto, sink.STALE_TEMP_SECONDS - 60)
+    export_day(DAY, str(archive), R2_URL)
+    assert sorted(uploads(moto)) == sorted([day_upload, other_day])  # not 6 hours old: may be live runs'
+    _clock_after_initiated(monkeypatch, moto, sink.STALE_TEMP_SECONDS + 60)
+    destination = DayDestination(R2_URL, DAY, r2_storage_options(load_settings()))
+    assert destination.clean_stale_temps() == [f"{BUCKET}/{day_upload} (unfinished upload)"]
+    assert uploads(moto) == [other_day]  # another day's prefix is that day's business
+    assert keys(s3) == ["data.parquet", "manifest.json"]
 
 
 # -- secrets -------------------------------------------------------------------------------------------
@@ -460,3 +663,71 @@ def test_secret_never_shown(s3, archive, other_archive, tmp_path, monkeypatch, c
     S3FileSystem.clear_instance_cache()
     code, _, stderr = run(capfd, "config", "--check")
     assert code == 1 and stderr.startswith("error: cannot list bucket instrumetriq-datasets at http://127.0.0.1:")
+
+
+def test_debug_traceback_masks_the_secret_in_the_whole_chain(s3, archive, monkeypatch, capfd):
+    """--debug prints the traceback of an expected failure with its chain (``raise PublishError(...)
+    from exc``: the backend's own exception, its message, notes and frames, then ours). A secret in
+    any of that text is masked."""
+    pipe = S3FileSystem._pipe_file
+    refused = f"AccessDenied: request signed with {SECRET} was refused"
+
+    async def refuse_the_manifest(self, path, data, *args, **kwargs):
+        if path.endswith("manifest.json"):
+            error = PermissionError(refused)
+            error.add_note(f"credentials in use: {KEY_ID}/{SECRET}")
+            raise error
+        return await pipe(self, path, data, *args, **kwargs)
+
+    monkeypatch.setattr(S3FileSystem, "_pipe_file", refuse_the_manifest)
+    masked = refused.replace(SECRET, "********")
+    for argv in (["--debug", *export_args(archive, R2_URL)], [*export_args(archive, R2_URL), "--debug"]):
+        code = main(argv)
+        out, err = capfd.readouterr()
+        assert code == 1 and SECRET not in out + err
+        err = err[err.index("Traceback (most recent call last):\n"):]  # after the progress lines
+        chain = err.split("\nThe above exception was the direct cause of the following exception:\n\n")
+        assert len(chain) == 2  # the backend's exception, then ours
+        assert f"\nPermissionError: {masked}\ncredentials in use: {KEY_ID}/********\n" in chain[0]
+        assert 'File "' in chain[0] and "refuse_the_manifest" in chain[0]  # its frames are shown
+        ours = f"could not publish s3://{FOLDER}: PermissionError: {masked}"
+        assert f"\ninstrumetriq_polars.errors.PublishError: {ours}\n" in chain[1]
+        assert err.splitlines()[-1] == f"error: 2026-01-15: {ours}"
+        assert "manifest.json" not in keys(s3)
+    # the same traceback unmasked would have shown it: the masking is what keeps it out
+    try:
+        export_day(DAY, str(archive), R2_URL)
+    except PublishError as exc:
+        text = "".join(traceback.format_exception(exc))
+    assert SECRET in text and SECRET not in redact(text)
+
+
+def test_storage_options_given_to_the_api_are_used_as_given(s3, moto, archive, tmp_path, monkeypatch):
+    """export_day(storage_options=, archive_storage_options=) and upload_day(storage_options=) use
+    the fsspec options they are given, not the R2 settings (which here point at nothing)."""
+    for path in sorted((archive / "20260115").iterdir()):
+        s3.put_file(str(path), f"{BUCKET}/archive/20260115/{path.name}")
+    monkeypatch.setenv("R2_ENDPOINT", f"http://127.0.0.1:{_free_port()}")  # nothing listens there
+    given_secret = "given-secret-5d1a77c0"
+    options = {"key": "given-key-id", "secret": given_secret, "endpoint_url": moto.endpoint,
+               "client_kwargs": {"region_name": "us-east-1"}}
+
+    streamed = export_day(DAY, f"s3://{BUCKET}/archive", f"s3://{BUCKET}/api/daily",
+                          storage_options=options, archive_storage_options=options)
+    assert (streamed.status, streamed.location) == ("published", f"s3://{BUCKET}/api/daily/{DAY}")
+    assert keys(s3, f"{BUCKET}/api/daily/{DAY}") == ["data.parquet", "manifest.json"]
+    local = export_day(DAY, f"s3://{BUCKET}/archive", str(tmp_path / "out"), archive_storage_options=options)
+    assert local.manifest.parquet_sha256 == streamed.manifest.parquet_sha256 == export_day(DAY, str(archive), str(tmp_path / "disk")).manifest.parquet_sha256
+
+    uploaded = upload_day(local, R2_URL, storage_options=options)
+    assert (uploaded.status, uploaded.location) == ("published", f"s3://{FOLDER}")
+    assert published(s3)[0].parquet_sha256 == local.manifest.parquet_sha256
+    assert upload_day(local, R2_URL, storage_options=options).status == "already published"
+
+    # without them the R2 settings are used, and those point at nothing
+    with pytest.raises(PublishError, match=r"^could not list s3://.*: EndpointConnectionError: Could not connect"):
+        upload_day(local, R2_URL, force=True)
+    with pytest.raises(ArchiveError, match=rf"^could not list s3://{BUCKET}/archive/20260115: EndpointConnectionError: Could not connect"):
+        export_day(DAY, f"s3://{BUCKET}/archive", str(tmp_path / "again"))
+    # a secret given in storage_options is masked in error text like the configured one
+    assert describe_error(OSError(f"bad signature for {given_secret}")) == "OSError: bad signature for ********"

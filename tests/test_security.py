@@ -9,7 +9,7 @@ from datetime import date
 
 import pytest
 
-from instrumetriq_polars import ArchiveError, export_day, export_days
+from instrumetriq_polars import ArchiveError, export_day, export_days, storage
 from instrumetriq_polars.cli import main
 
 BAD_DATES = {
@@ -74,8 +74,15 @@ def test_a_valid_date_forms_the_expected_names(small_archive, tmp_path):
 
 
 def test_credentials_file_is_owner_only(tmp_path, monkeypatch):
-    storage = pytest.importorskip("instrumetriq_polars.storage")
     monkeypatch.setenv("HOME", str(tmp_path))
+    modes_while_writing = []
+    dump = storage.json.dump
+
+    def checking_dump(data, f, **kwargs):  # the mode of the file the secret is about to go into
+        modes_while_writing.append(stat.S_IMODE(os.fstat(f.fileno()).st_mode))
+        return dump(data, f, **kwargs)
+
+    monkeypatch.setattr(storage.json, "dump", checking_dump)
     old_umask = os.umask(0)  # the most permissive umask: the modes must not depend on it
     try:
         path = storage.save_settings(storage.R2Settings(endpoint="https://example.invalid", access_key_id="id",
@@ -83,8 +90,16 @@ def test_credentials_file_is_owner_only(tmp_path, monkeypatch):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
         path.chmod(0o644)  # an old file someone widened is tightened when rewritten
+        path.parent.chmod(0o755)  # and so is an existing folder
+        stale = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        stale.write_text("left by a killed run")
+        stale.chmod(0o666)  # a leftover temporary file is not reused with its mode
         storage.save_settings(storage.R2Settings(endpoint="https://example.invalid", access_key_id="id2",
                                                  secret_access_key="not-a-real-secret", bucket="b"))
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+        assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
+        assert "id2" in path.read_text()
     finally:
         os.umask(old_umask)
+    assert modes_while_writing == [0o600, 0o600]  # 0600 before the secret was written, both times
