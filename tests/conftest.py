@@ -13,6 +13,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from instrumetriq_polars.synthetic import write_archive_day
 
@@ -74,3 +75,11 @@ def small_archive(tmp_path) -> Path:
 def copy_archive(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
     return dst
+
+
+# Hypothesis: in CI (CI set) the property tests are deterministic (derandomize: the same examples
+# on every run, from the test's own source) and keep no example database; elsewhere examples are
+# random and failures are remembered in .hypothesis/. HYPOTHESIS_PROFILE=ci|dev picks one by hand.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+settings.register_profile("dev")
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))

@@ -58,14 +58,28 @@ def rebuild_nested(row: dict) -> dict:
 def _finish(entry: dict, extra_text: str | None) -> dict:
     entry = _canon(entry, TREE)
     if extra_text:
-        _merge(entry, json.loads(extra_text))
+        _merge(entry, json.loads(extra_text), TREE)
     return entry
 
 
-def _merge(target: dict, extra: dict) -> None:
+class ExtraConflict(AssertionError):
+    """A value is both in its typed column and in ``_extra``: the export must have put it in
+    exactly one place (the column is NULL when the value went to ``_extra``)."""
+
+
+def _merge(target: dict, extra: dict, node, path: tuple[str, ...] = ()) -> None:
+    """Put ``_extra``'s values back into the entry rebuilt from the typed columns. Only a declared
+    block may come from both (some of its fields typed, others in ``_extra``); any other key found
+    in both places is a conflict, never overwritten."""
     for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(target.get(key), dict):
-            _merge(target[key], value)
+        child = node.get(key) if isinstance(node, dict) else None
+        here = target.get(key)
+        is_block = isinstance(child, dict) and "[]" not in child
+        if is_block and isinstance(value, dict) and isinstance(here, dict):
+            _merge(here, value, child, (*path, key))
+        elif key in target:
+            where = ".".join((*path, key))
+            raise ExtraConflict(f"{where} is both in its typed column ({here!r}) and in _extra ({value!r})")
         else:
             target[key] = value
 

@@ -8,6 +8,15 @@ cleaned by the next run, which succeeds.
 Three starting states: an empty destination; the identical day already published (the run is a
 no-op); a different day published and replaced with ``--force`` (a kill between removing the old
 manifest and writing the new one leaves the day unpublished, never torn).
+
+The random kills land inside the export, not while Python imports: each is timed from the progress
+line just before it (``exporting ... from ...``, a random hour's line, or the last hour's line for
+the short end where the sink closes and the day is published), and counts only if the process died
+of it after ``exporting`` and before the summary line. The day is large enough (192 rows) that part
+of the temporary data file is written while hours are still read. A folder a kill left in its
+scenario's starting state is where the next run of that scenario starts, leftovers included, as
+the next cron run would. The plan of kills comes from a fixed seed, ``KILL_SEED=<n>`` overrides it;
+every assertion message names the seed (the exact instant of each kill still varies with load).
 """
 
 from __future__ import annotations
@@ -21,7 +30,9 @@ import signal
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -34,9 +45,19 @@ from instrumetriq_polars.synthetic import write_archive_day
 from .conftest import DAY, ROOT
 
 DATE = DAY.isoformat()
-RANDOM_KILLS = 50
+FOLDER = DAY.strftime("%Y%m%d")
+RANDOM_KILLS = 50  # kill points that landed inside the export
+MAX_RUNS = 4 * RANDOM_KILLS
+SEED = int(os.environ.get("KILL_SEED", "20260115"))
+#: Entries an hour of the random-kill day: 24 * 8 = 192 rows, more than one Parquet row group (128),
+#: so part of the temporary data file is written while the hours are still read (after hour ~16).
+ENTRIES_PER_HOUR = 8
 SCENARIOS = ("empty", "same", "replace")
-ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+       "PYTHONUNBUFFERED": "1"}  # progress and summary reach the pipe as they are printed
+STARTED = "exporting "  # the CLI's first line once it is importing no more: export_day starts
+LAST_HOUR = f"  {FOLDER}/23.jsonl.gz: "  # the last hour is built: the sink finishes, then publishing
+SUMMARY = f"{DATE}: "  # "published ..." / "already published ...": the export is over
 
 # Runs the CLI and SIGKILLs itself right before the N-th change the export makes to a file
 # (CRASH_AT_STEP=N); CRASH_AT_STEP=0 only counts the changes and prints their number.
@@ -71,12 +92,12 @@ sys.exit(code)
 class World:
     """The archive, the destination templates per scenario, and what a complete export holds."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, entries_per_hour: int) -> None:
         self.base = base
         self.archive = base / "archive"
-        write_archive_day(self.archive, DAY, entries_per_hour=1, seed=7)
+        write_archive_day(self.archive, DAY, entries_per_hour=entries_per_hour, seed=7)
         other = base / "other_archive"
-        write_archive_day(other, DAY, entries_per_hour=1, seed=8)
+        write_archive_day(other, DAY, entries_per_hour=entries_per_hour, seed=8)
         self.templates = {"empty": base / "t_empty", "same": base / "t_same", "replace": base / "t_replace"}
         self.templates["empty"].mkdir()
         self.new_sha = export_day(DAY, str(self.archive), str(self.templates["same"])).manifest.parquet_sha256
@@ -100,83 +121,272 @@ class World:
         args = ["export", "--date", DATE, "--archive-path", str(self.archive), "--out-dir", str(out)]
         return args + (["--force"] if scenario == "replace" else [])
 
-    def check(self, out: Path, scenario: str) -> str:
-        """The torn-day invariant. Returns what the folder holds: 'old', 'new' or 'nothing'."""
+    def check(self, out: Path, scenario: str, context: str) -> str:
+        """The torn-day invariant. Returns what the folder holds: 'old', 'new' or 'nothing'.
+        ``context`` (seed, scenario, kill point) starts every assertion message."""
         folder = out / DATE
         names = sorted(p.name for p in folder.iterdir()) if folder.exists() else []
         strays = [n for n in names if n not in ("data.parquet", "manifest.json", LOCK_NAME) and TEMP_MARKER not in n]
-        assert not strays, f"{scenario}: unexpected files {strays}"
+        assert not strays, f"{context}: unexpected files {strays}"
         if "manifest.json" not in names:
-            assert scenario != "same", "a no-op run unpublished the day"
+            assert scenario != "same", f"{context}: a no-op run unpublished the day ({names})"
             return "nothing"
         raw = (folder / "manifest.json").read_bytes()
-        manifest = json.loads(raw)  # complete JSON: it is moved into place whole
+        try:
+            manifest = json.loads(raw)  # complete JSON: it is moved into place whole
+        except ValueError as exc:
+            raise AssertionError(f"{context}: manifest.json is not complete JSON ({exc})") from None
+        assert "data.parquet" in names, f"{context}: a manifest without data.parquet ({names})"
         data = (folder / "data.parquet").read_bytes()
-        assert hashlib.sha256(data).hexdigest() == manifest["parquet_sha256"], f"{scenario}: torn day"
-        assert len(data) == manifest["parquet_size_bytes"]
+        assert hashlib.sha256(data).hexdigest() == manifest["parquet_sha256"], f"{context}: torn day (sha256 differs)"
+        assert len(data) == manifest["parquet_size_bytes"], f"{context}: torn day (size differs)"
         if raw == self.old_manifest[scenario]:
             return "old"
-        assert scenario != "same" and manifest["parquet_sha256"] == self.new_sha
+        assert scenario != "same", f"{context}: a no-op run rewrote the manifest"
+        assert manifest["parquet_sha256"] == self.new_sha, f"{context}: published data is neither the old day nor the new"
         return "new"
 
-    def next_run_succeeds(self, out: Path, scenario: str) -> None:
+    def next_run_succeeds(self, out: Path, scenario: str, context: str) -> None:
+        """The next run cleans whatever the killed one left and publishes the new day."""
+        context = f"{context}, next run"
         result = export_day(DAY, str(self.archive), str(out), force=scenario == "replace")
-        assert result.manifest.parquet_sha256 == self.new_sha
-        assert self.check(out, scenario) in ("new", "old" if scenario == "same" else "new")
-        assert sorted(p.name for p in (out / DATE).iterdir()) == ["data.parquet", "manifest.json"]
+        assert result.manifest.parquet_sha256 == self.new_sha, context
+        assert self.check(out, scenario, context) == ("old" if scenario == "same" else "new"), context
+        names = sorted(p.name for p in (out / DATE).iterdir())
+        assert names == ["data.parquet", "manifest.json"], f"{context}: leftovers not cleaned: {names}"
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> World:
-    return World(tmp_path_factory.mktemp("crash"))
+    """A small day (one entry an hour): each kill-before-a-file-change run is short."""
+    return World(tmp_path_factory.mktemp("crash"), entries_per_hour=1)
 
 
-def _run_and_kill(world: World, out: Path, scenario: str, delay: float) -> bool:
-    """Start the export, SIGKILL it after ``delay`` s; True if it was still running (a kill point)."""
-    proc = subprocess.Popen([sys.executable, "-m", "instrumetriq_polars", *world.command(out, scenario)],
-                            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+@pytest.fixture(scope="module")
+def big_world(tmp_path_factory) -> World:
+    """A day long enough to export that random kills land while hours are written and published."""
+    return World(tmp_path_factory.mktemp("crash_big"), entries_per_hour=ENTRIES_PER_HOUR)
+
+
+@dataclass
+class Run:
+    """One export run, maybe SIGKILLed ``delay`` s after its output showed ``trigger``."""
+
+    scenario: str
+    trigger: str
+    delay: float
+    out: Path
+    number: int = 0
+    before: frozenset = frozenset()  # what the day folder held when the run started
+    returncode: int | None = None
+    output: str = ""  # stdout + stderr: everything the process printed before it ended
+
+    @property
+    def killed(self) -> bool:
+        return self.returncode == -signal.SIGKILL
+
+    @property
+    def hours_done(self) -> int:
+        return sum(line.startswith(f"  {FOLDER}/") for line in self.output.splitlines())
+
+    @property
+    def in_export(self) -> bool:
+        """A kill point: the process died of the kill between ``exporting`` and the summary."""
+        lines = self.output.splitlines()
+        return (self.killed and any(line.startswith(STARTED) for line in lines)
+                and not any(line.startswith(SUMMARY) for line in lines))
+
+    @property
+    def phase(self) -> str:
+        if self.hours_done == 0:
+            return "before the first hour"
+        return "while hours were written" if self.hours_done < 24 else "finishing and publishing"
+
+    def describe(self, seed: int) -> str:
+        leftovers = sorted(self.before - {"data.parquet", "manifest.json"})
+        return (f"seed {seed} (KILL_SEED={seed} replays the plan), run {self.number}: {self.scenario} (started with "
+                f"leftovers {leftovers}), kill {self.delay * 1000:.0f} ms after {self.trigger!r}: {self.phase} "
+                f"({self.hours_done}/24 hours printed, exit {self.returncode})")
+
+
+def _run_and_kill(world: World, run: Run, seed: int) -> Run:
+    """Start the export; once its output shows ``run.trigger``, wait ``run.delay`` s and SIGKILL it
+    unless it has ended. The output the process left in the pipe tells where it was when it died."""
+    proc = subprocess.Popen([sys.executable, "-m", "instrumetriq_polars", *world.command(run.out, run.scenario)],
+                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    seen = []
     try:
-        proc.wait(timeout=delay)
-        killed = False
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGKILL)
-        killed = True
-    _, stderr = proc.communicate(timeout=120)
-    if not killed:
-        assert proc.returncode == 0, stderr.decode()
-    return killed
+        for line in iter(proc.stdout.readline, b""):
+            seen.append(line)
+            if line.decode().startswith(run.trigger):
+                try:
+                    proc.wait(timeout=run.delay)
+                except subprocess.TimeoutExpired:
+                    proc.kill()  # a no-op if it ended in between: the return code tells
+                break
+        rest, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    run.returncode = proc.returncode
+    run.output = (b"".join(seen) + rest).decode(errors="replace")
+    if not run.killed:
+        assert run.returncode == 0, f"{run.describe(seed)}: the export failed:\n{run.output}"
+    return run
 
 
-def test_sigkill_at_random_points_never_tears_a_day(world):
-    seed = int.from_bytes(os.urandom(4), "big")
-    rng = random.Random(seed)
-    started = time.perf_counter()
-    out = world.fresh_out("empty")
-    assert _run_and_kill(world, out, "empty", 300) is False  # one whole run: how long a run takes
-    duration = time.perf_counter() - started
-    assert world.check(out, "empty") == "new"
+def hour_line(hour: int) -> str:
+    return f"  {FOLDER}/{hour:02d}.jsonl.gz: "
 
-    plans = [(SCENARIOS[i % 3], rng.uniform(0.2, 1.05) * duration) for i in range(RANDOM_KILLS * 2)]
-    outcomes: dict[str, set] = {s: set() for s in SCENARIOS}
-    kill_points = 0
+
+def _calibrate(world: World, seed: int) -> dict[str, float]:
+    """Two whole runs side by side (the load of the test): how long from ``exporting`` to the
+    first hour's line, from one hour's line to the next, and from the last hour's to the summary."""
+    def timed(out: Path) -> dict[str, float]:
+        proc = subprocess.Popen([sys.executable, "-m", "instrumetriq_polars", *world.command(out, "empty")],
+                                env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        at = {}
+        for line in iter(proc.stdout.readline, b""):
+            for mark in (STARTED, hour_line(0), LAST_HOUR, SUMMARY):
+                if line.decode().startswith(mark):
+                    at.setdefault(mark, time.perf_counter())
+        assert proc.wait(timeout=120) == 0, f"seed {seed}: a whole run failed"
+        assert len(at) == 4, f"seed {seed}: progress lines missing: {list(at)}"
+        assert world.check(out, "empty", f"seed {seed}, whole run") == "new"
+        return {STARTED: at[hour_line(0)] - at[STARTED], "hour": (at[LAST_HOUR] - at[hour_line(0)]) / 23,
+                LAST_HOUR: at[SUMMARY] - at[LAST_HOUR]}
+
     with ThreadPoolExecutor(max_workers=2) as pool:
-        pending = iter(plans)
-        while kill_points < RANDOM_KILLS:
-            batch = [next(pending, None) for _ in range(2)]
-            batch = [b for b in batch if b]
-            assert batch, f"only {kill_points} kill points in {len(plans)} runs (seed {seed})"
-            outs = [world.fresh_out(scenario) for scenario, _ in batch]
-            killed = list(pool.map(lambda args: _run_and_kill(world, *args), [(o, s, d) for o, (s, d) in zip(outs, batch)]))
-            for out, (scenario, delay), was_killed in zip(outs, batch, killed):
-                state = world.check(out, scenario)
-                outcomes[scenario].add(state)
-                kill_points += was_killed
-                leftovers = [p.name for p in (out / DATE).iterdir()] if (out / DATE).exists() else []
-                if state != ("old" if scenario == "same" else "new") or set(leftovers) - {"data.parquet", "manifest.json"}:
-                    world.next_run_succeeds(out, scenario)
-                shutil.rmtree(out)
-    assert kill_points >= RANDOM_KILLS
-    print(f"seed {seed}: {kill_points} kill points, states {outcomes}")
+        spans = list(pool.map(timed, [world.fresh_out("empty") for _ in range(2)]))
+    return {mark: sum(span[mark] for span in spans) / len(spans) for mark in spans[0]}
+
+
+START = {"empty": "nothing", "same": "old", "replace": "old"}  # what each scenario starts from
+END = {"empty": "new", "same": "old", "replace": "new"}  # what a whole run leaves
+
+
+def _names(out: Path) -> frozenset:
+    folder = out / DATE
+    return frozenset(p.name for p in folder.iterdir()) if folder.exists() else frozenset()
+
+
+def _kill_point(world: World, run: Run, seed: int) -> tuple[str, frozenset, bool]:
+    """Run, maybe kill, check the folder. A folder left in the scenario's starting state (with
+    whatever the kill left behind) is kept: the next run of that scenario starts from it, like the
+    next cron run would, and must clean it. Otherwise the next run is made here and must clean up
+    and publish. Returns the state after the kill, the names in the folder and whether it is kept."""
+    _run_and_kill(world, run, seed)
+    context = run.describe(seed)
+    state = world.check(run.out, run.scenario, context)
+    after = _names(run.out)
+    if not run.in_export:  # the export was over: published (or a no-op), nothing left behind
+        assert state == END[run.scenario], f"{context}: the run was over, yet the folder holds {state}"
+        assert after == {"data.parquet", "manifest.json"}, f"{context}: a finished run left {sorted(after)}"
+    if run.hours_done or not run.killed:  # past the removal of dead runs' temporary files
+        stale = {n for n in run.before if TEMP_MARKER in n} & after
+        assert not stale, f"{context}: temporary files of a dead run were not removed: {sorted(stale)}"
+    if state == START[run.scenario]:
+        return state, after, True
+    if state != END[run.scenario] or after - {"data.parquet", "manifest.json"}:
+        world.next_run_succeeds(run.out, run.scenario, context)
+    shutil.rmtree(run.out)
+    return state, after, False
+
+
+#: Kill points each part of the export must get (besides RANDOM_KILLS in all).
+PHASE_MINIMUM = {"before the first hour": 2, "while hours were written": 10, "finishing and publishing": 5}
+#: The phase a kill timed from each kind of progress line is meant for.
+TARGET = {STARTED: "before the first hour", "hour": "while hours were written", LAST_HOUR: "finishing and publishing"}
+LABEL = {STARTED: "from 'exporting'", "hour": "from an hour", LAST_HOUR: "from the last hour"}
+
+
+def test_sigkill_at_random_points_never_tears_a_day(big_world):
+    world, seed = big_world, SEED
+    rng = random.Random(seed)
+    spans = _calibrate(world, seed)
+    windows = {STARTED: 0.6 * spans[STARTED], "hour": spans["hour"], LAST_HOUR: spans[LAST_HOUR]}
+    first_windows = dict(windows)
+
+    # Each kill is timed from the progress line just before it, so the machine's load moves it
+    # little. In each block of 18 runs, shuffled, every scenario gets: one kill before the first
+    # hour (lock, stale files, opening the archive), three while the hours are read and written
+    # (after a random hour's line), two in the export's short end (the sink closing, publishing),
+    # which uniform kills would rarely hit. A plan is a fraction of its window; a window that
+    # proves too long (the kill came after its phase: the machine got faster than in the
+    # calibration) shrinks. A kill after the summary line (the run was over) is checked, not counted.
+    kinds = [STARTED, "hour", "hour", "hour", LAST_HOUR, LAST_HOUR]
+    plans = []
+    while len(plans) < MAX_RUNS:
+        block = [(scenario, kind) for scenario in SCENARIOS for kind in kinds]
+        rng.shuffle(block)
+        for scenario, kind in block:
+            trigger = hour_line(rng.randrange(23)) if kind == "hour" else kind
+            fraction = rng.random()
+            # the end: more kills late in the window, where the day is published (density 2x)
+            plans.append((scenario, kind, trigger, fraction ** 0.5 if kind == LAST_HOUR else fraction))
+    plans = iter(plans)
+    outcomes: dict[str, Counter] = {s: Counter() for s in SCENARIOS}
+    phases: Counter = Counter()
+    left: Counter = Counter()
+    missed: Counter = Counter()  # runs over before the kill, by kind of trigger
+    chains: dict[str, list[Path]] = {s: [] for s in SCENARIOS}  # folders left in a scenario's starting state
+    kill_points = runs = 0
+
+    def enough() -> bool:
+        return kill_points >= RANDOM_KILLS and all(phases[phase] >= n for phase, n in PHASE_MINIMUM.items())
+
+    def start(pool) -> Future | None:
+        plan = next(plans, None)
+        if plan is None:
+            return None
+        scenario, kind, trigger, fraction = plan
+        out = chains[scenario].pop() if chains[scenario] else world.fresh_out(scenario)
+        run = Run(scenario, trigger, fraction * windows[kind], out, runs, _names(out))
+        future = pool.submit(_kill_point, world, run, seed)
+        future.run, future.kind = run, kind
+        return future
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        running = {f for f in (start(pool), start(pool)) if f}
+        while running:
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                run, kind, (state, names, kept) = future.run, future.kind, future.result()
+                runs += 1
+                outcomes[run.scenario][state] += 1
+                if kept:
+                    chains[run.scenario].append(run.out)
+                left["runs that started from a killed run's temporary files"] += any(TEMP_MARKER in n for n in run.before)
+                if run.in_export:
+                    kill_points += 1
+                    phases[run.phase] += 1
+                    left["lock"] += LOCK_NAME in names
+                    left["temporary data"] += any(n.startswith(".data.parquet" + TEMP_MARKER) for n in names)
+                    left["data without manifest"] += "data.parquet" in names and "manifest.json" not in names
+                    left["killed while publishing (data moved into place)"] += (
+                        run.phase == "finishing and publishing" and run.scenario != "same"
+                        and not any(n.startswith(".data.parquet") for n in names))
+                else:
+                    missed[LABEL[kind]] += 1
+                overshot = not run.in_export or list(PHASE_MINIMUM).index(run.phase) > list(PHASE_MINIMUM).index(TARGET[kind])
+                if overshot and kind != "hour":
+                    windows[kind] = max(0.005, windows[kind] * 0.85)
+                if not enough() and (nxt := start(pool)):
+                    running.add(nxt)
+        # the last run of each chain left something behind: the next run cleans it and publishes
+        ends = [(scenario, out) for scenario, outs in chains.items() for out in outs]
+        list(pool.map(lambda end: world.next_run_succeeds(end[1], end[0], f"seed {seed}, end of a {end[0]} chain"), ends))
+    summary = (f"seed {seed}: {kill_points} kill points in {runs} runs (windows in ms, first/last: "
+               + ", ".join(f"{LABEL[kind]} {first_windows[kind] * 1000:.0f}/{windows[kind] * 1000:.0f}" for kind in windows)
+               + f"; over before the kill: {dict(missed)}); phases {dict(phases)}; left behind {dict(left)}; "
+               f"states {({s: dict(c) for s, c in outcomes.items()})}")
+    print(summary)
+    assert kill_points >= RANDOM_KILLS, summary
+    # the kills reached every part of the export, not only its start
+    assert all(phases[phase] >= n for phase, n in PHASE_MINIMUM.items()), summary
+    assert left["temporary data"] >= 10 and left["lock"] >= 10, summary
+    assert left["runs that started from a killed run's temporary files"] >= 10, summary
 
 
 def _step_run(world: World, scenario: str, step: int) -> subprocess.CompletedProcess:
@@ -193,15 +403,16 @@ def test_sigkill_before_each_file_change(world, scenario):
     before each change it makes to a file (temporary data, old manifest removed, data moved,
     manifest written, manifest moved), then check the folder and that the next run succeeds."""
     counted = _step_run(world, scenario, 0)
-    assert counted.returncode == 0, counted.stderr
+    assert counted.returncode == 0, f"{scenario}, counting run: {counted.stderr}"
     steps = int(counted.stderr.rsplit("steps=", 1)[1])
-    assert steps >= (5 if scenario == "replace" else 4)
+    assert steps >= (5 if scenario == "replace" else 4), f"{scenario}: only {steps} file changes"
     with ThreadPoolExecutor(max_workers=2) as pool:
         runs = list(pool.map(lambda step: _step_run(world, scenario, step), range(1, steps + 1)))
     states = []
-    for run in runs:
-        assert run.returncode == -signal.SIGKILL, run.stderr
-        states.append(world.check(run.out, scenario))
-        world.next_run_succeeds(run.out, scenario)
+    for step, run in enumerate(runs, 1):
+        context = f"{scenario}, killed before file change {step} of {steps}"
+        assert run.returncode == -signal.SIGKILL, f"{context}: {run.stderr}"
+        states.append(world.check(run.out, scenario, context))
+        world.next_run_succeeds(run.out, scenario, context)
     # before publishing the old day (or nothing) is there; a kill inside publishing unpublishes it
-    assert states[0] == ("old" if scenario == "replace" else "nothing") and "new" not in states
+    assert states[0] == ("old" if scenario == "replace" else "nothing") and "new" not in states, f"{scenario}: {states}"
