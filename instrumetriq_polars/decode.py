@@ -24,6 +24,7 @@ except ImportError:  # pragma: no cover - isal is a declared dependency
     import zlib as _zlib
 
 _GZIP_MAGIC = b"\x1f\x8b"
+_BOM = "\ufeff".encode()
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,8 @@ def decode_lines(text: bytes, file: str, complete: bool = True) -> DecodedHour:
     loads = orjson.loads
     append = result.entries.append
     for number, line in enumerate(lines, 1):
+        if line.startswith(_BOM):  # an encoding mark, not content (RFC 8259 8.1); json.loads on bytes skips it too
+            line = lines[number - 1] = line[len(_BOM):]
         if not line or line.isspace():
             continue
         result.lines_read += 1

@@ -15,6 +15,7 @@ from typing import IO
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 from polars.io.plugins import register_io_source
 
 from .schema import EXTRA_COLUMN, FLAT_COLUMNS, NESTED_SCHEMA, schema_for
@@ -58,9 +59,26 @@ def _list_of_structs(column: str, values: list) -> pl.Series:
     ~25% faster than Polars walking the nested lists; pyarrow ~10% faster than Polars on items)."""
     items = [item for value in values if value for item in value]
     struct = pa.array(items, type=_item_type(column))
+    _refuse_booleans_in_float_fields(items, struct)
     offsets = pa.array(list(accumulate((len(v) if v else 0 for v in values), initial=0)), pa.int32())
     nulls = pa.array([value is None for value in values], pa.bool_())  # typed: an hour may be empty
     return pl.from_arrow(pa.ListArray.from_arrays(offsets, struct, mask=nulls)).alias(column)
+
+
+_ZERO_ONE = pa.array([0.0, 1.0])
+
+
+def _refuse_booleans_in_float_fields(items: list[dict], struct: pa.StructArray) -> None:
+    """pyarrow stores true/false in a float field as 1.0/0.0, where normalize.py (which leaves list
+    items to this builder) would move the value to ``_extra``. Only an item whose value came out
+    as exactly 0.0 or 1.0 can hold a boolean, so just those few are looked at in Python."""
+    for index, field in enumerate(struct.type):
+        if not pa.types.is_floating(field.type):
+            continue
+        suspects = pc.indices_nonzero(pc.fill_null(pc.is_in(struct.field(index), _ZERO_ONE), False))
+        for row in suspects.to_pylist():
+            if type(items[row].get(field.name)) is bool:
+                raise TypeError(f"a boolean in the float field {field.name}")
 
 
 def _build(entries: list[dict], extras: list[str | None]) -> pl.DataFrame:

@@ -368,10 +368,6 @@ def test_integers_beyond_64_bits_stay_exact_in_extra(capsys, archive, tmp_path):
     assert row["twitter_sentiment_windows__last_cycle__tag_counts"] is None
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG in pipeline.py (_list_of_structs): true/false in a float field of a spot_prices item is stored "
-    "as 1.0/0.0 by pyarrow, not moved to _extra and not counted in mistyped_fields (outside lists, "
-    "normalize.py moves a boolean in a float field to _extra)"))
 def test_a_boolean_in_a_float_field_of_spot_prices_goes_to_extra(capsys, archive, tmp_path):
     """A wrong type inside a list of objects sends the whole list to _extra, like any other."""
     entry = edit_entry(archive, 3, 2, lambda e: (e["spot_prices"][1].update(mid=True), e["spot_prices"][2].update(bid=False)))
