@@ -283,11 +283,8 @@ def _write_and_publish(destination: DayDestination, write, finish, force: bool, 
     lock = lock_day(destination)  # local: PublishError if another export of the day is running
     try:
         seen = destination.read_manifest_bytes()  # compared again right before publishing
-        if known is not None:  # decided before anything is sent
-            old = destination.published_with(seen, known.parquet_sha256, force)
-            if old is not None:
-                known.created_ts_utc = old.created_ts_utc
-                return known, "already published"
+        if known is not None and _already_published(destination, seen, known, force):  # before anything is sent
+            return known, "already published"
         written = destination.write_data(write)
         manifest = finish(written)
         return manifest, _publish(destination, written, manifest, force, seen)
@@ -307,9 +304,7 @@ def _publish(destination: DayDestination, written, manifest: Manifest, force: bo
     without ``force``; ``force`` always rewrites), or its manifest changed since ``seen``
     (another export of the day)."""
     existing = destination.read_manifest_bytes()
-    old = destination.published_with(existing, manifest.parquet_sha256, force)
-    if old is not None:
-        manifest.created_ts_utc = old.created_ts_utc
+    if _already_published(destination, existing, manifest, force):
         return "already published"
     if existing != seen:
         raise PublishError(
@@ -318,6 +313,16 @@ def _publish(destination: DayDestination, written, manifest: Manifest, force: bo
         )
     destination.publish(written, manifest.to_json())
     return "published"
+
+
+def _already_published(destination: DayDestination, existing: bytes | None, manifest: Manifest, force: bool) -> bool:
+    """Whether ``existing`` (the manifest in place) already publishes this data (see
+    ``DayDestination.published_with``, which refuses other data); the manifest then keeps the
+    published creation time."""
+    old = destination.published_with(existing, manifest.parquet_sha256, force)
+    if old is not None:
+        manifest.created_ts_utc = old.created_ts_utc
+    return old is not None
 
 
 def _manifest(day: ArchiveDay, stats: _DayStats, written, layout: str, schema: dict, day_over: bool) -> Manifest:
