@@ -147,8 +147,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     except ConfigError:
         raise  # not a usage error: the command line is right, the settings are missing (exit 1)
     except InstrumetriqError as exc:
-        _err(str(exc))
-        return 2
+        raise UsageError(str(exc)) from None
     results = []
     for day in dates:
         try:
