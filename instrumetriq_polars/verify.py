@@ -737,7 +737,7 @@ def _compare_sample(ctx: _Day, check: CheckResult, sources: dict[int, tuple[str,
         file, line, source = sources[index]
         try:
             # the archive was written by Python's json: its own parser is the reference
-            expected = json.loads(source.decode("utf-8"))
+            expected = json.loads(source)  # bytes: a leading UTF-8 BOM is skipped, as the exporter does
         except ValueError as exc:
             differences.append(f"row {index}: {file} line {line} is not JSON to the standard library ({_first_line(exc)})")
             continue

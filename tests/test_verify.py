@@ -615,6 +615,17 @@ def test_cross_check_does_not_share_the_exporters_normalise(archive, tmp_path, m
     assert "row 0 (20260115/00.jsonl.gz line 1) lacks spot_raw.mid (archive: " in messages(result, "archive")
 
 
+def test_cross_check_reads_a_line_with_a_byte_order_mark_as_the_exporter_does(archive, tmp_path):
+    copy = Path(shutil.copytree(archive, tmp_path / "archive"))
+    hour = copy / "20260115" / "04.jsonl.gz"
+    lines = gzip.decompress(hour.read_bytes()).split(b"\n")
+    hour.write_bytes(gzip.compress(b"\n".join(["\ufeff".encode() + line if line else line for line in lines])))
+    out = tmp_path / "out"
+    export_day(DAY, str(copy), str(out), today=AFTER)
+    result = verify(out, against_archive=str(copy), sample_size=ROWS)
+    assert result.check("archive").status == "PASS", messages(result, "archive")
+
+
 def test_cross_check_counts_rows_per_hour(flat_root, archive, tmp_path):
     copy = Path(shutil.copytree(archive, tmp_path / "archive"))
     rewrite_hour(copy, 7, lambda entries: entries.pop())
