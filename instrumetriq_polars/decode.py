@@ -12,6 +12,7 @@ that one line with ``json.loads`` (``exact_entry``) so ``_extra`` keeps the exac
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import orjson
@@ -45,14 +46,36 @@ class BadLine:
 
 @dataclass
 class DecodedHour:
-    """The entries of one hour file, each with its 1-based line number, and what was not decoded."""
+    """The lines of one hour file, decoded one by one as ``entries()`` is iterated (so only the
+    entries the caller keeps are in memory); the counts are complete once it is exhausted."""
 
     file: str
-    entries: list[tuple[int, dict]] = field(default_factory=list)
+    raw_lines: list[bytes]
     bad_lines: list[BadLine] = field(default_factory=list)
     lines_read: int = 0  # non-blank lines seen
     stdlib_lines: set[int] = field(default_factory=set)  # line numbers decoded by json.loads
-    raw_lines: list[bytes] = field(default_factory=list)
+
+    def entries(self) -> Iterator[tuple[int, dict]]:
+        """Each entry with its 1-based line number; what is not an entry goes to ``bad_lines``."""
+        lines, loads = self.raw_lines, orjson.loads
+        for number, line in enumerate(lines, 1):
+            if line.startswith(_BOM):  # an encoding mark, not content (RFC 8259 8.1); json.loads on bytes skips it too
+                line = lines[number - 1] = line[len(_BOM):]
+            if not line or line.isspace():
+                continue
+            self.lines_read += 1
+            try:
+                value = loads(line)
+            except orjson.JSONDecodeError as exc:
+                value = _stdlib_loads(line)
+                if value is _UNPARSEABLE:
+                    self.bad_lines.append(BadLine(self.file, number, _unparseable_reason(line, exc)))
+                    continue
+                self.stdlib_lines.add(number)
+            if type(value) is not dict:
+                self.bad_lines.append(BadLine(self.file, number, f"a JSON {_JSON_KINDS.get(type(value), 'value')}, not an entry object"))
+                continue
+            yield number, value
 
     def exact_entry(self, line: int) -> dict:
         """The entry on ``line`` decoded by the standard library (exact integers)."""
@@ -98,33 +121,13 @@ def decode_gunzipped(text: bytes, damage: BadLine | None, file: str) -> DecodedH
 
 
 def decode_lines(text: bytes, file: str, complete: bool = True) -> DecodedHour:
-    """Split decompressed bytes into lines and decode each. With ``complete=False`` the text was cut
-    short, so a last line without its newline is not trusted (the damage is reported by the caller)."""
+    """Split decompressed bytes into lines, to be decoded by ``entries()``. With ``complete=False``
+    the text was cut short, so a last line without its newline is not trusted (the damage is
+    reported by the caller)."""
     lines = text.split(b"\n")
     if not complete and lines:
         lines.pop()  # partial line of a truncated stream
-    result = DecodedHour(file, raw_lines=lines)
-    loads = orjson.loads
-    append = result.entries.append
-    for number, line in enumerate(lines, 1):
-        if line.startswith(_BOM):  # an encoding mark, not content (RFC 8259 8.1); json.loads on bytes skips it too
-            line = lines[number - 1] = line[len(_BOM):]
-        if not line or line.isspace():
-            continue
-        result.lines_read += 1
-        try:
-            value = loads(line)
-        except orjson.JSONDecodeError as exc:
-            value = _stdlib_loads(line)
-            if value is _UNPARSEABLE:
-                result.bad_lines.append(BadLine(file, number, _unparseable_reason(line, exc)))
-                continue
-            result.stdlib_lines.add(number)
-        if type(value) is not dict:
-            result.bad_lines.append(BadLine(file, number, f"a JSON {_JSON_KINDS.get(type(value), 'value')}, not an entry object"))
-            continue
-        append((number, value))
-    return result
+    return DecodedHour(file, lines)
 
 
 _UNPARSEABLE = object()

@@ -14,16 +14,17 @@ from datetime import date
 import polars as pl
 
 from . import __version__
-from .archive import ArchiveDay, HourFile, check_date_guard, check_hours_guard, open_archive_day, parse_date
-from .decode import BadLine, decode_gunzipped, gunzip
-from .errors import ArchiveError, BadInputError, InstrumetriqError, PublishError
+from .archive import ArchiveDay, check_date_guard, check_hours_guard, open_archive_day, parse_date
+from .decode import BadLine
+from .errors import BadInputError, InstrumetriqError, PublishError
+from .hours import Account, HourReport
 from .lock import lock_day
-from .manifest import MAX_BAD_LINE_RECORDS, Manifest, format_instant, parse_instant
-from .normalize import RejectedEntry, move_to_extra, normalize
-from .pipeline import build_hour_frame, gc_paused, lazy_day, sink
+from .manifest import MAX_BAD_LINE_RECORDS, Manifest, format_instant
+from .pipeline import lazy_day, sink
 from .schema import fingerprint, schema_for
 from .sink import DATA_NAME, DayDestination
-from .storage import describe_error, storage_options_for
+from .storage import storage_options_for
+from .workers import HourBuilders, auto_workers
 
 DEFAULT_OUT_DIR = "output/tier3_daily"
 DEFAULT_ARCHIVE = "/srv/instrumetriq/data/archive"
@@ -35,20 +36,6 @@ def default_archive() -> str:
 
 
 @dataclass
-class HourReport:
-    """What one hour file contributed; passed to the progress callback as each hour is done."""
-
-    hour: int
-    file: str
-    size_bytes: int
-    rows: int
-    lines_read: int
-    bad_lines: list[BadLine]
-    seconds: float
-    notes: list[str] = field(default_factory=list)  # warnings about exported lines (wrong types)
-
-
-@dataclass
 class ExportResult:
     """The outcome of exporting one day."""
 
@@ -57,6 +44,8 @@ class ExportResult:
     status: str  # "published" | "already published"
     seconds: float
     hours: list[HourReport] = field(default_factory=list)
+    workers: int = 0  # worker processes that built the hours (0: built in this process)
+    worker_peak_rss: list[int] = field(default_factory=list)  # bytes, per worker process
 
     def summary(self) -> str:
         m = self.manifest
@@ -68,141 +57,17 @@ class ExportResult:
         )
 
 
-class _DayStats:
-    """Accumulates, hour by hour, what the manifest reports."""
-
-    def __init__(self) -> None:
-        self.unknown_fields: Counter[str] = Counter()
-        self.mistyped_fields: Counter[str] = Counter()
-        self.hours: list[HourReport] = []
-        self.bad_lines: list[BadLine] = []
-        self.schema_versions: Counter[str] = Counter()
-        self.min_added = self.max_added = None
-        self.lines_read = 0
-        self.stdlib_json_lines = 0
-
-    def normalize(self, decoded, line: int, entry: dict) -> tuple[dict, str | None, list[str]]:
-        """Normalise one entry; an entry that needs ``_extra`` is re-decoded exactly first.
-        Returns the entry, its ``_extra`` text and the paths of its mistyped values."""
-        by_stdlib = line in decoded.stdlib_lines
-        result = normalize(entry, check_text=by_stdlib)
-        if result.extra is not None and not by_stdlib:
-            entry = decoded.exact_entry(line)
-            result = normalize(entry)
-        self.unknown_fields.update(result.unknown)
-        self.mistyped_fields.update(result.mistyped)
-        return entry, result.extra, result.mistyped
-
-    def note_added_ts(self, entries: Iterable[dict]) -> None:
-        for entry in entries:
-            meta = entry["meta"]
-            self.schema_versions[str(meta.get("schema_version"))] += 1
-            instant = parse_instant(meta.get("added_ts"))
-            if instant is None:
-                continue
-            if self.min_added is None or instant < self.min_added:
-                self.min_added = instant
-            if self.max_added is None or instant > self.max_added:
-                self.max_added = instant
-
-
-def _hour_frames(day: ArchiveDay, stats: _DayStats, progress: Callable[[HourReport], None] | None):
+def _hour_frames(builders: HourBuilders, day: ArchiveDay, account: Account, hours: list[HourReport],
+                 progress: Callable[[HourReport], None] | None):
     def frames():
-        # The next hour is read and gunzipped in a thread while this one is decoded and built:
-        # isal releases the GIL while it inflates (measured: ~5% off the export's time).
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gunzip") as reader:
-            files = day.hour_files
-            next_fetch = reader.submit(fetch_hour, day, files[0])
-            for index, hour_file in enumerate(files):
-                fetched = next_fetch.result()
-                if index + 1 < len(files):
-                    next_fetch = reader.submit(fetch_hour, day, files[index + 1])
-                started = time.perf_counter()
-                frame, report = _export_hour(day, hour_file, stats, fetched)
-                report.seconds = time.perf_counter() - started
-                stats.hours.append(report)
-                if progress:
-                    progress(report)
-                yield frame
+        for built in builders.built_hours(day):
+            account.add(built.account)  # in hour order, whichever process built the hour
+            hours.append(built.report)
+            if progress:
+                progress(built.report)
+            yield built.frame
 
     return frames
-
-
-@dataclass
-class HourEntries:
-    """One hour file decoded and normalised: the entries that become rows (with their ``_extra``
-    text and source line), and the lines that could not."""
-
-    label: str  # YYYYMMDD/HH.jsonl.gz
-    entries: list[dict]
-    extras: list[str | None]
-    lines: list[int]
-    bad_lines: list[BadLine]
-    lines_read: int
-    stdlib_json_lines: int
-    mistyped: dict[str, list[int]]  # path -> lines where its value had the wrong type
-
-
-def fetch_hour(day: ArchiveDay, hour_file: HourFile) -> tuple[bytes, BadLine | None]:
-    """The decompressed text of one hour file, and the damage gunzip found (if any)."""
-    label = f"{day.archive_day}/{hour_file.name}"
-    try:
-        data = day.fs.cat_file(hour_file.path)
-    except Exception as exc:
-        raise ArchiveError(f"could not read {label}: {describe_error(exc)}") from exc
-    return gunzip(data, label)
-
-
-def read_hour(day: ArchiveDay, hour_file: HourFile, stats: _DayStats | None = None, fetched=None) -> HourEntries:
-    """Read, decode and normalise one hour file exactly as the export does (the verifier's
-    cross-check reads the archive through this too). ``fetched``: ``fetch_hour``'s result."""
-    stats = stats or _DayStats()
-    label = f"{day.archive_day}/{hour_file.name}"
-    text, damage = fetched or fetch_hour(day, hour_file)
-    with gc_paused():
-        decoded = decode_gunzipped(text, damage, label)
-        del text
-        hour = HourEntries(label, [], [], [], list(decoded.bad_lines), decoded.lines_read, len(decoded.stdlib_lines), {})
-        for line_number, entry in decoded.entries:
-            try:
-                entry, extra, moved = stats.normalize(decoded, line_number, entry)
-            except RejectedEntry as exc:
-                hour.bad_lines.append(BadLine(label, line_number, str(exc)))
-                continue
-            hour.entries.append(entry)
-            hour.extras.append(extra)
-            hour.lines.append(line_number)
-            for path in moved:
-                hour.mistyped.setdefault(path, []).append(line_number)
-    hour.bad_lines.sort(key=lambda b: b.line)
-    return hour
-
-
-def _export_hour(day: ArchiveDay, hour_file: HourFile, stats: _DayStats, fetched=None):
-    with gc_paused():
-        hour = read_hour(day, hour_file, stats, fetched)
-
-        def on_untyped(row: int, column: str) -> None:
-            stats.mistyped_fields[column] += 1
-            hour.mistyped.setdefault(column, []).append(hour.lines[row])
-            hour.extras[row] = move_to_extra(hour.entries[row], column, hour.extras[row])
-
-        frame = build_hour_frame(hour.entries, hour.extras, on_untyped)
-        stats.note_added_ts(hour.entries)
-        # Freed before the GC is back on: alive then, the hour's fresh dicts would all be scanned by
-        # the next collections (measured: 24 collections, 0.08 s a day; none with this line).
-        hour.entries.clear()
-    stats.bad_lines.extend(hour.bad_lines)
-    stats.lines_read += hour.lines_read
-    stats.stdlib_json_lines += hour.stdlib_json_lines
-    notes = [_mistyped_note(hour.label, path, numbers) for path, numbers in hour.mistyped.items()]
-    report = HourReport(hour_file.hour, hour.label, hour_file.size, frame.height, hour.lines_read, hour.bad_lines, 0.0, notes)
-    return frame, report
-
-
-def _mistyped_note(label: str, path: str, lines: list[int]) -> str:
-    more = f" (and {len(lines) - 1} more lines of this hour)" if len(lines) > 1 else ""
-    return f"{label}:{min(lines)}: {path} has a value of the wrong type{more}; exported in _extra, the column is NULL"
 
 
 def export_day(
@@ -217,6 +82,7 @@ def export_day(
     archive_storage_options: dict | None = None,
     progress: Callable[[HourReport], None] | None = None,
     today: date | None = None,
+    workers: int | None = None,
 ) -> ExportResult:
     """Export one archive day folder to ``{out}/YYYY-MM-DD/data.parquet`` + ``manifest.json``.
 
@@ -224,6 +90,8 @@ def export_day(
     is published. Re-running with the same input writes a byte-identical data.parquet; if it
     matches what is already published the call is a no-op ("already published").
     ``s3://`` URLs without explicit storage options use the R2 settings (see ``storage``).
+    ``workers``: processes that build hours in parallel (see ``workers``); ``None`` decides by
+    the day's size and the cores available, ``0`` builds every hour in this process.
     """
     started = time.perf_counter()
     day = parse_date(day)
@@ -235,17 +103,19 @@ def export_day(
     destination = DayDestination(out, day, storage_options_for(out, storage_options))
     destination.clean_stale_temps()
 
-    stats = _DayStats()
-    plan = lazy_day(_hour_frames(archive_day, stats, progress), layout)
+    account, hours = Account(), []
 
     def finish(written) -> Manifest:
-        manifest = _manifest(archive_day, stats, written, layout, schema, day_over)
-        if stats.bad_lines and not allow_incomplete:
-            raise BadInputError(_bad_input_message(stats.bad_lines), stats.bad_lines)
+        manifest = _manifest(archive_day, account, hours, written, layout, schema, day_over)
+        if account.bad_lines and not allow_incomplete:
+            raise BadInputError(_bad_input_message(account.bad_lines), account.bad_lines)
         return manifest
 
-    manifest, status = _write_and_publish(destination, lambda fileobj: sink(plan, fileobj), finish, force)
-    return ExportResult(manifest, destination.url, status, time.perf_counter() - started, stats.hours)
+    workers = auto_workers(archive_day) if workers is None else workers
+    with HourBuilders(workers) as builders:
+        plan = lazy_day(_hour_frames(builders, archive_day, account, hours, progress), layout)
+        manifest, status = _write_and_publish(destination, lambda fileobj: sink(plan, fileobj), finish, force)
+    return ExportResult(manifest, destination.url, status, time.perf_counter() - started, hours, workers, builders.child_peak_rss)
 
 
 def upload_day(result: ExportResult, out: str, *, force: bool = False, storage_options: dict | None = None) -> ExportResult:
@@ -325,8 +195,8 @@ def _already_published(destination: DayDestination, existing: bytes | None, mani
     return old is not None
 
 
-def _manifest(day: ArchiveDay, stats: _DayStats, written, layout: str, schema: dict, day_over: bool) -> Manifest:
-    rows_by_hour = {f"{h.hour:02d}": h.rows for h in stats.hours}
+def _manifest(day: ArchiveDay, account: Account, hours: list[HourReport], written, layout: str, schema: dict, day_over: bool) -> Manifest:
+    rows_by_hour = {f"{h.hour:02d}": h.rows for h in hours}
     row_count = sum(rows_by_hour.values())
     return Manifest(
         date_utc=day.day.isoformat(),
@@ -343,20 +213,20 @@ def _manifest(day: ArchiveDay, stats: _DayStats, written, layout: str, schema: d
         source_files=[
             {"hour": h.hour, "file": h.file, "size_bytes": h.size_bytes, "lines_read": h.lines_read,
              "rows": h.rows, "bad_lines": len(h.bad_lines)}
-            for h in stats.hours
+            for h in hours
         ],
-        schema_versions=dict(sorted(stats.schema_versions.items())),
-        min_added_ts=format_instant(stats.min_added),
-        max_added_ts=format_instant(stats.max_added),
-        lines_read=stats.lines_read,
+        schema_versions=dict(sorted(account.schema_versions.items())),
+        min_added_ts=format_instant(account.min_added),
+        max_added_ts=format_instant(account.max_added),
+        lines_read=account.lines_read,
         lines_exported=row_count,
-        bad_line_count=len(stats.bad_lines),
-        bad_lines=[b.to_dict() for b in stats.bad_lines[:MAX_BAD_LINE_RECORDS]],
-        unknown_fields=dict(sorted(stats.unknown_fields.items())),
-        mistyped_fields=dict(sorted(stats.mistyped_fields.items())),
+        bad_line_count=len(account.bad_lines),
+        bad_lines=[b.to_dict() for b in account.bad_lines[:MAX_BAD_LINE_RECORDS]],
+        unknown_fields=dict(sorted(account.unknown_fields.items())),
+        mistyped_fields=dict(sorted(account.mistyped_fields.items())),
         exporter={"name": "instrumetriq_polars", "version": __version__, "polars": pl.__version__},
         ignored_files=list(day.ignored_files),
-        stdlib_json_lines=stats.stdlib_json_lines,
+        stdlib_json_lines=account.stdlib_json_lines,
         day_over_at_export=day_over,
     )
 

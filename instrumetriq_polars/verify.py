@@ -32,9 +32,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .archive import open_archive_day, parse_date
-from .decode import BadLine
+from .decode import BadLine, gunzip
 from .errors import InstrumetriqError, VerifyError
-from .export import fetch_hour, read_hour
+from .hours import fetch_hour, hour_label, read_hour
 from .manifest import MAX_BAD_LINE_RECORDS, Manifest, parse_instant, utc_now_iso
 from .schema import (
     DROPPED_COLUMNS, EXTRA_COLUMN, FLAT_COLUMNS, LAYOUTS, REQUIRED_COLUMNS, SEPARATOR, TREE, Field, fingerprint,
@@ -696,17 +696,18 @@ def check_archive(ctx: _Day, check: CheckResult) -> None:
     bad: list[BadLine] = []
     row = 0
     for hour_file in archive_day.hour_files:
-        fetched = fetch_hour(archive_day, hour_file)
-        hour = read_hour(archive_day, hour_file, fetched=fetched)  # the exporter's reader: which lines are rows
-        bad.extend(hour.bad_lines)
-        sampled = sorted(wanted.intersection(range(row, row + len(hour.entries))))
+        label = hour_label(archive_day, hour_file)
+        fetched = gunzip(fetch_hour(archive_day, hour_file), label)
+        hour, account = read_hour(label, fetched)  # the exporter's reader: which lines are rows
+        bad.extend(account.bad_lines)
+        sampled = sorted(wanted.intersection(range(row, row + len(hour.lines))))
         if sampled:
             lines = fetched[0].split(b"\n")  # line N is lines[N - 1], as the decoder numbers them
             for offset in sampled:
                 number = hour.lines[offset - row]
                 sources[offset] = (hour.label, number, lines[number - 1])
-        row += len(hour.entries)
-        by_hour[f"{hour_file.hour:02d}"] = len(hour.entries)
+        row += len(hour.lines)
+        by_hour[f"{hour_file.hour:02d}"] = len(hour.lines)
     check.figures.update(archive_rows=row, archive_rows_by_hour=by_hour, archive_bad_lines=len(bad))
 
     if ctx.parquet is not None and ctx.parquet.metadata.num_rows != row:
