@@ -9,7 +9,6 @@ from .errors import (  # noqa: E402
     InstrumetriqError,
     PublishError,
     VerifyError,
-    WorkerError,
 )
 from .export import ExportResult, HourReport, export_day, export_days, upload_day  # noqa: E402
 from .manifest import Manifest  # noqa: E402
@@ -20,5 +19,5 @@ __all__ = [
     "ArchiveError", "BadInputError", "ConfigError", "ExportResult", "FIELDS", "FLAT_SCHEMA",
     "HourReport", "InstrumetriqError", "Manifest", "NESTED_SCHEMA", "PublishError", "VerifyError",
     "__version__", "describe", "export_day", "export_days", "fingerprint", "schema_for",
-    "upload_day", "VerifyResult", "verify_day", "WorkerError",
+    "upload_day", "VerifyResult", "verify_day",
 ]

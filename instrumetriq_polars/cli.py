@@ -95,7 +95,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         try:
             result = export_day(
                 day, archive, args.out_dir, layout=args.layout, allow_incomplete=args.allow_incomplete,
-                force=args.force, progress=_print_hour, workers=args.workers,
+                force=args.force, progress=_print_hour,
             )
             for name in result.manifest.ignored_files:
                 _warn(f"{result.manifest.archive_day}/{name}: not an hour file (HH.jsonl.gz); ignored, listed in the manifest's ignored_files")
@@ -212,12 +212,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _worker_count(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"expected a number of processes (0 or more), not {text!r}")
-    return int(text)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m instrumetriq_polars",
@@ -236,7 +230,6 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--allow-incomplete", action="store_true", help="bypass the today and 24-hour guards, and publish despite unreadable lines (counted in the manifest)")
     export.add_argument("--force", action="store_true", help="replace a published day whose data differs")
     export.add_argument("--dry-run", action="store_true", help="write local files only (overrides --upload)")
-    export.add_argument("--workers", type=_worker_count, metavar="N", help="processes building hours in parallel; 0: none (default: 2 on 2+ cores for a full-size day)")
     export.add_argument("--upload", action="store_true", help=f"after the local export, upload the day to R2 under s3://BUCKET/{storage.R2_PREFIX}/YYYY-MM-DD/")
     export.set_defaults(func=cmd_export)
 

