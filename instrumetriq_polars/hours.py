@@ -19,8 +19,8 @@ from .archive import ArchiveDay, HourFile
 from .decode import BadLine, DecodedHour, decode_gunzipped, gunzip
 from .errors import ArchiveError
 from .manifest import parse_instant
-from .normalize import RejectedEntry, move_to_extra, normalize
-from .pipeline import build_hour_frame, gc_paused
+from .normalize import RejectedEntry, add_to_extra, move_to_extra, normalize
+from .pipeline import ListColumn, build_hour_frame, gc_paused, list_columns
 from .storage import describe_error
 
 
@@ -115,9 +115,11 @@ def read_hour(label: str, gunzipped: tuple[bytes, BadLine | None]) -> tuple[Hour
     return hour, account
 
 
-def _read(label: str, gunzipped: tuple[bytes, BadLine | None], account: Account, mistyped: dict[str, list[int]]) -> HourEntries:
+def _read(label: str, gunzipped: tuple[bytes, BadLine | None], account: Account, mistyped: dict[str, list[int]],
+          lists: dict[str, ListColumn] | None = None) -> HourEntries:
     """The hour's entries, normalised; fills the account and ``mistyped`` (path -> lines where
-    its value had the wrong type)."""
+    its value had the wrong type). With ``lists``, each entry's lists of objects are taken out
+    of it into those builders as it is read."""
     text, damage = gunzipped
     decoded = decode_gunzipped(text, damage, label)
     del text, gunzipped
@@ -128,6 +130,11 @@ def _read(label: str, gunzipped: tuple[bytes, BadLine | None], account: Account,
         except RejectedEntry as exc:
             decoded.bad_lines.append(BadLine(label, line_number, str(exc)))
             continue
+        for column, builder in (lists or {}).items():
+            if not builder.add(entry.pop(column, None)):  # kept exactly as archived, in _extra
+                extra = add_to_extra(extra, column, decoded.exact_entry(line_number)[column])
+                account.mistyped_fields[column] += 1
+                moved = [*moved, column]
         hour.entries.append(entry)
         hour.extras.append(extra)
         hour.lines.append(line_number)
@@ -154,9 +161,9 @@ def _normalize(decoded: DecodedHour, line: int, entry: dict, account: Account) -
 def build_hour(hour_file: HourFile, label: str, gunzipped: tuple[bytes, BadLine | None]) -> BuiltHour:
     """Decode, normalise and build one hour file (``gunzipped``: its text and gzip damage)."""
     started = time.perf_counter()
-    account, mistyped = Account(), {}
+    account, mistyped, lists = Account(), {}, list_columns()
     with gc_paused():
-        hour = _read(label, gunzipped, account, mistyped)
+        hour = _read(label, gunzipped, account, mistyped, lists)
         del gunzipped
 
         def on_untyped(row: int, column: str) -> None:
@@ -164,7 +171,7 @@ def build_hour(hour_file: HourFile, label: str, gunzipped: tuple[bytes, BadLine 
             mistyped.setdefault(column, []).append(hour.lines[row])
             hour.extras[row] = move_to_extra(hour.entries[row], column, hour.extras[row])
 
-        frame = build_hour_frame(hour.entries, hour.extras, on_untyped)
+        frame = build_hour_frame(hour.entries, hour.extras, lists, on_untyped)
         account.note_entries(hour.entries)
         # Freed before the GC is back on: alive then, the hour's fresh dicts would all be scanned by
         # the next collections (measured: 24 collections, 0.08 s a day; none with this line).

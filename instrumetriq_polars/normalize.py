@@ -13,7 +13,8 @@ checks). After ``normalize``:
 - for entries decoded by ``json.loads`` (``check_text``), text holding a lone surrogate is mistyped.
 
 Lists of objects (``spot_prices``) are checked for unknown keys here; their values are typed by
-the strict frame builder (see pipeline.py), which is faster than a Python loop over ~1.8M samples.
+pyarrow as each entry is read (``pipeline.ListColumn``), faster than a Python loop over ~1.8M
+samples.
 """
 
 from __future__ import annotations
@@ -106,8 +107,13 @@ def normalize(entry: dict, check_text: bool = False) -> Normalized:
 
 def move_to_extra(entry: dict, column: str, extra_text: str | None) -> str:
     """Move a top-level value the frame builder could not type into the ``_extra`` text."""
+    return add_to_extra(extra_text, column, entry.pop(column))
+
+
+def add_to_extra(extra_text: str | None, column: str, value) -> str:
+    """``extra_text`` with a top-level ``column: value`` added."""
     extra = json.loads(extra_text) if extra_text else {}
-    extra[column] = entry.pop(column)
+    extra[column] = value
     return _dumps(extra)
 
 

@@ -33,8 +33,8 @@ def _is_list_of_structs(dtype: pl.DataType) -> bool:
 
 #: Columns built through one pyarrow RecordBatch (scalars and structs, count maps included).
 _RECORD_COLUMNS = tuple(c for c in ENTRY_COLUMNS if not _is_list_of_structs(NESTED_SCHEMA[c]))
-#: Lists of objects (``spot_prices``): ~750 samples an entry, built from their flattened items.
-_LIST_COLUMNS = tuple(c for c in ENTRY_COLUMNS if _is_list_of_structs(NESTED_SCHEMA[c]))
+#: Lists of objects (``spot_prices``): built entry by entry (``ListColumn``).
+LIST_COLUMNS = tuple(c for c in ENTRY_COLUMNS if _is_list_of_structs(NESTED_SCHEMA[c]))
 
 
 @lru_cache(maxsize=None)
@@ -54,15 +54,44 @@ def _item_type(column: str) -> pa.DataType:
     return _arrow_schema((column,)).field(column).type.value_type
 
 
-def _list_of_structs(column: str, values: list) -> pl.Series:
-    """A List(Struct) column from its flattened items plus offsets (measured on ``spot_prices``:
-    ~25% faster than Polars walking the nested lists; pyarrow ~10% faster than Polars on items)."""
-    items = [item for value in values if value for item in value]
-    struct = pa.array(items, type=_item_type(column))
-    _refuse_booleans_in_float_fields(items, struct)
-    offsets = pa.array(list(accumulate((len(v) if v else 0 for v in values), initial=0)), pa.int32())
-    nulls = pa.array([value is None for value in values], pa.bool_())  # typed: an hour may be empty
-    return pl.from_arrow(pa.ListArray.from_arrays(offsets, struct, mask=nulls)).alias(column)
+class ListColumn:
+    """A List(Struct) column (``spot_prices``: ~750 samples an entry) built entry by entry.
+
+    Each entry's samples are converted by pyarrow as soon as the entry is decoded, while its
+    dicts are still in the CPU cache, and can be freed straight away (measured: the hour build
+    ~10% faster than converting an hour's ~75K sample dicts at once)."""
+
+    def __init__(self, column: str) -> None:
+        self.column = column
+        self._item_type = _item_type(column)
+        self._parts: list[pa.StructArray] = []
+        self._lengths: list[int | None] = []  # per entry; None: NULL
+
+    def add(self, value: list | None) -> bool:
+        """Append one entry's value; False (and a NULL) when it does not fit the declared type."""
+        if value is None:
+            self._lengths.append(None)
+            return True
+        try:
+            items = pa.array(value, type=self._item_type)
+            _refuse_booleans_in_float_fields(value, items)
+        except Exception:  # noqa: BLE001 - pyarrow raises several types; the caller keeps the value
+            self._lengths.append(None)
+            return False
+        self._parts.append(items)
+        self._lengths.append(len(value))
+        return True
+
+    def series(self) -> pl.Series:
+        items = pa.concat_arrays(self._parts) if self._parts else pa.array([], type=self._item_type)
+        offsets = pa.array(list(accumulate((n or 0 for n in self._lengths), initial=0)), pa.int32())
+        nulls = pa.array([n is None for n in self._lengths], pa.bool_())  # typed: an hour may be empty
+        return pl.from_arrow(pa.ListArray.from_arrays(offsets, items, mask=nulls)).alias(self.column)
+
+
+def list_columns() -> dict[str, ListColumn]:
+    """Empty builders for the schema's lists of objects, by column name."""
+    return {column: ListColumn(column) for column in LIST_COLUMNS}
 
 
 _ZERO_ONE = pa.array([0.0, 1.0])
@@ -70,7 +99,7 @@ _ZERO_ONE = pa.array([0.0, 1.0])
 
 def _refuse_booleans_in_float_fields(items: list[dict], struct: pa.StructArray) -> None:
     """pyarrow stores true/false in a float field as 1.0/0.0, where normalize.py (which leaves list
-    items to this builder) would move the value to ``_extra``. Only an item whose value came out
+    items to ``ListColumn``) would move the value to ``_extra``. Only an item whose value came out
     as exactly 0.0 or 1.0 can hold a boolean, so just those few are looked at in Python."""
     for index, field in enumerate(struct.type):
         if not pa.types.is_floating(field.type):
@@ -81,37 +110,35 @@ def _refuse_booleans_in_float_fields(items: list[dict], struct: pa.StructArray) 
                 raise TypeError(f"a boolean in the float field {field.name}")
 
 
-def _build(entries: list[dict], extras: list[str | None]) -> pl.DataFrame:
+def _build(entries: list[dict], extras: list[str | None], lists: dict[str, ListColumn]) -> pl.DataFrame:
     frame = _record_columns(entries, _RECORD_COLUMNS)
-    lists = [_list_of_structs(c, [entry.get(c) for entry in entries]) for c in _LIST_COLUMNS]
     extra = pl.Series(EXTRA_COLUMN, extras, dtype=pl.String)
-    return frame.with_columns(*lists, extra).select(list(NESTED_SCHEMA)).cast(NESTED_SCHEMA)
+    return frame.with_columns(*(lists[c].series() for c in LIST_COLUMNS), extra).select(list(NESTED_SCHEMA)).cast(NESTED_SCHEMA)
 
 
-def build_hour_frame(entries: list[dict], extras: list[str | None], on_untyped: Callable[[int, str], None]) -> pl.DataFrame:
-    """One DataFrame in the nested layout from normalised entries, strictly typed.
+def build_hour_frame(entries: list[dict], extras: list[str | None], lists: dict[str, ListColumn],
+                     on_untyped: Callable[[int, str], None]) -> pl.DataFrame:
+    """One DataFrame in the nested layout, strictly typed, from normalised entries (without their
+    lists of objects, already in ``lists``).
 
     normalize.py has type-checked every value except inside lists of objects; a value the
-    builder still refuses (e.g. text inside ``spot_prices``) is handed to ``on_untyped(row,
-    column)``, which moves it to ``_extra``, and the frame is built again.
+    builder still refuses is handed to ``on_untyped(row, column)``, which moves it to
+    ``_extra``, and the frame is built again.
     """
     try:
-        return _build(entries, extras)
+        return _build(entries, extras, lists)
     except Exception:  # noqa: BLE001 - polars/pyarrow raise several types; find the culprits
         pass
-    for column in ENTRY_COLUMNS:
+    for column in _RECORD_COLUMNS:
         for row, entry in enumerate(entries):
             if entry.get(column) is not None and not _fits(column, entry[column]):
                 on_untyped(row, column)
-    return _build(entries, extras)
+    return _build(entries, extras, lists)
 
 
 def _fits(column: str, value) -> bool:
     try:
-        if column in _LIST_COLUMNS:
-            _list_of_structs(column, [value])
-        else:
-            _record_columns([{column: value}], (column,))
+        _record_columns([{column: value}], (column,))
         return True
     except Exception:  # noqa: BLE001
         return False
