@@ -78,8 +78,8 @@ class Account:
 
 @dataclass
 class HourEntries:
-    """Normalised entries of one hour file (all of them, or one chunk), with their ``_extra``
-    text and source line numbers."""
+    """The normalised entries of one hour file, with their ``_extra`` text and source line numbers
+    (for the export, without their lists of objects: those are in ``ListColumn`` builders)."""
 
     label: str  # YYYYMMDD/HH.jsonl.gz
     entries: list[dict] = field(default_factory=list)
