@@ -23,7 +23,7 @@ NULL_SEMANTICS = {
     "optional_blocks": "NULL in scores, diag, flags, twitter_* blocks: the block was missing or an empty object in the entry.",
     "required": "symbol, snapshot_ts, meta and spot_raw are never NULL; an entry without them is not exported (see bad_lines).",
     "fields": "A NULL field was missing or null in the entry (the two are not distinguished).",
-    "count_maps": "tag/cashtag/mention/url_domain counts: NULL when the window is missing; an empty map when it had no keys.",
+    "count_maps": "tag/cashtag/mention/url_domain counts: NULL when the window is missing or the map is empty (no keys), like every empty object.",
     "flat_layout": "In the flat layout a NULL block makes all of its block__* columns NULL.",
     "_extra": "JSON text of values the declared schema could not hold (unknown fields, wrong types); NULL when none.",
 }

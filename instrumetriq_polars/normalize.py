@@ -3,8 +3,8 @@
 Works in place on the dict orjson returned (copying ~2,400 entries a day would cost more than the
 checks). After ``normalize``:
 
-- empty objects are ``None`` (an empty *count map* stays an empty map: "no hashtags" is data; a
-  required block whose values all moved to ``_extra`` stays an object, all NULL, never NULL);
+- empty objects are ``None``, empty count maps included (a required block whose values all moved
+  to ``_extra`` stays an object, all NULL, never NULL);
 - a key the schema does not declare, or a value of the wrong type, is moved out of the entry into
   the row's ``_extra`` document (same nesting as the entry), and its path is counted;
 - ``norm`` and ``labels`` are dropped when empty, and kept in ``_extra`` when they are not;
@@ -139,6 +139,8 @@ class _Walker:
                         continue
                     moved.append(key)
                     self.mistyped.append(prefix + key)
+                elif not value and type(value) is dict:
+                    obj[key] = None  # an empty count map: NULL, like every empty object
             elif "[]" in spec:
                 if not self._list_of_objects_ok(spec["[]"], value, prefix + key):
                     moved.append(key)

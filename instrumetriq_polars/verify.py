@@ -787,13 +787,13 @@ def _merge(base: dict, extra: dict) -> dict:
 
 def _canonical(value, spec, in_list: bool = False):
     """A comparable form of an entry (``spec`` = TREE) or a row rebuilt into one: NULL and missing
-    alike (dropped), empty objects dropped (an empty count map stays: it is data), empty ``norm`` and
+    alike (dropped), empty objects dropped (empty count maps too, as the export does), empty ``norm`` and
     ``labels`` dropped (the export drops them), integers in float fields widened. Undeclared values
     are compared as they are."""
     if value is None:
         return None
     if isinstance(spec, Field):
-        return _leaf(value, spec)
+        return None if value == {} else _leaf(value, spec)
     if not isinstance(spec, dict):
         return value
     if "[]" in spec:

@@ -25,17 +25,13 @@ def _canon(value, node):
         for key, item in value.items():
             child = node.get(key)
             item = _canon(item, child) if child is not None else item
-            if item is None or (item == {} and not _is_count_map(child)):
+            if item is None or item == {}:
                 continue
             out[key] = item
         return out
     if isinstance(value, list) and isinstance(node, dict) and "[]" in node:
         return [_canon(item, node["[]"]) if isinstance(item, dict) else item for item in value]
     return value
-
-
-def _is_count_map(node) -> bool:
-    return isinstance(node, Field) and node.type_name.startswith("map")
 
 
 def rebuild_flat(row: dict) -> dict:
