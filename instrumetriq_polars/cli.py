@@ -212,6 +212,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _location(text: str) -> str:
+    """A local path or an fsspec URL whose protocol this installation can open."""
+    if "://" in text:
+        protocol = text.split("://", 1)[0]
+        try:
+            fsspec.get_filesystem_class(protocol)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"unknown storage protocol {protocol!r} in {text!r}") from None
+        except ImportError as exc:
+            raise argparse.ArgumentTypeError(f"{protocol}:// needs a package that is not installed ({exc})") from None
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m instrumetriq_polars",
@@ -224,8 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="export archive days to data.parquet + manifest.json",
                             description="Export archive days. With no date: yesterday UTC (the nightly cron run).")
     _add_date_options(export)
-    export.add_argument("--archive-path", metavar="PATH", help=f"archive root, local or fsspec URL (default: ${ARCHIVE_ENV} or the server path)")
-    export.add_argument("--out-dir", default=DEFAULT_OUT_DIR, metavar="DIR", help=f"output root, local or fsspec URL (default: {DEFAULT_OUT_DIR})")
+    export.add_argument("--archive-path", type=_location, metavar="PATH", help=f"archive root, local or fsspec URL (default: ${ARCHIVE_ENV} or the server path)")
+    export.add_argument("--out-dir", type=_location, default=DEFAULT_OUT_DIR, metavar="DIR", help=f"output root, local or fsspec URL (default: {DEFAULT_OUT_DIR})")
     export.add_argument("--layout", choices=LAYOUTS, default="flat", help="flat: block__field columns (default); nested: 12 struct columns")
     export.add_argument("--allow-incomplete", action="store_true", help="bypass the today and 24-hour guards, and publish despite unreadable lines (counted in the manifest)")
     export.add_argument("--force", action="store_true", help="replace a published day whose data differs")
@@ -265,10 +278,10 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Verify published days. Exit 0 when no day failed (warnings allowed), 1 otherwise, 2 for usage errors.")
     where = verify.add_mutually_exclusive_group(required=True)
     where.add_argument("--local", metavar="DIR", help="local dataset root (days in DIR/YYYY-MM-DD/), or one day folder")
-    where.add_argument("--path", metavar="URL", help="dataset root at any fsspec location, e.g. s3://bucket/tier3/daily")
+    where.add_argument("--path", type=_location, metavar="URL", help="dataset root at any fsspec location, e.g. s3://bucket/tier3/daily")
     where.add_argument("--r2", action="store_true", help=f"the R2 dataset s3://BUCKET/{storage.R2_PREFIX} (settings: see `config`)")
     _add_date_options(verify)
-    verify.add_argument("--against-archive", metavar="PATH", help="also re-read each day from this archive root and compare rows")
+    verify.add_argument("--against-archive", type=_location, metavar="PATH", help="also re-read each day from this archive root and compare rows")
     verify.add_argument("--report", metavar="PATH", help="Markdown report (default: ROOT/verify_report.md for a local root)")
     verify.add_argument("--json", action="store_true", help="machine-readable results on stdout (the summary goes to stderr)")
     verify.add_argument("--sample-size", type=int, default=DEFAULT_SAMPLE_SIZE, metavar="N", help=f"rows checked one by one (default {DEFAULT_SAMPLE_SIZE})")

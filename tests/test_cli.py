@@ -128,3 +128,18 @@ def test_demo_runs_as_a_module(tmp_path):
     assert "2026-01-15: published: 48 rows, 24/24 hours" in run.stdout
     manifest = json.loads(Path(tmp_path / "tier3_daily" / "2026-01-15" / "manifest.json").read_text())
     assert manifest["row_count"] == 48 and manifest["bad_line_count"] == 0
+
+
+@pytest.mark.parametrize("args, option", [
+    (["verify", "--path", "foo://bucket/tier3"], "--path"),
+    (["verify", "--local", ".", "--against-archive", "foo://archive"], "--against-archive"),
+    (["export", "--out-dir", "foo://bucket/tier3"], "--out-dir"),
+    (["export", "--archive-path", "foo://archive"], "--archive-path"),
+])
+def test_an_unknown_storage_protocol_is_a_usage_error(args, option, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"error: argument {option}: unknown storage protocol 'foo' in 'foo://" in err
+    assert "Traceback" not in err
