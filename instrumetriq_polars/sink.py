@@ -190,6 +190,8 @@ class DayDestination:
             raise
         try:
             raw.close()  # on object stores: the upload is committed here
+            if self.is_local:
+                _fsync(target)
         except Exception as exc:
             _discard(raw)
             raise PublishError(f"{failed}: {describe_error(exc)}; nothing published") from exc
@@ -204,13 +206,20 @@ class DayDestination:
         with _storage_errors(f"could not publish {self.url}"):
             if self.exists(self.manifest_path):
                 self.fs.rm_file(self.manifest_path)
+                if self.is_local:
+                    _fsync(self.folder)  # gone from the disk before other data takes its name
             self.fs.mv(written.path, self.data_path)
             written.path = self.data_path
             self._check_size(self.data_path, written.size)  # before the manifest is written
             if self.is_local:
+                # On disk after a power cut too, in this order: the data (fsynced when written)
+                # and its name, then the manifest and its name.
+                _fsync(self.folder)
                 temp = self._temp_path(MANIFEST_NAME)
                 self.fs.pipe_file(temp, manifest_json)
+                _fsync(temp)
                 self.fs.mv(temp, self.manifest_path)
+                _fsync(self.folder)
             else:
                 self.fs.pipe_file(self.manifest_path, manifest_json)
             self._check_size(self.manifest_path, len(manifest_json))
@@ -331,6 +340,15 @@ def _owned_by_live_process(path: str) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _fsync(path: str) -> None:
+    """Flush a local file's data, or a folder's entries (renames), to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _is_local(fs) -> bool:

@@ -33,6 +33,7 @@ import time
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -416,3 +417,40 @@ def test_sigkill_before_each_file_change(world, scenario):
         world.next_run_succeeds(run.out, scenario, context)
     # before publishing the old day (or nothing) is there; a kill inside publishing unpublishes it
     assert states[0] == ("old" if scenario == "replace" else "nothing") and "new" not in states, f"{scenario}: {states}"
+
+
+def test_a_local_publish_reaches_the_disk_in_order(small_archive, tmp_path, monkeypatch):
+    """Durability across a power cut (which SIGKILL tests cannot show): every rename is preceded by
+    an fsync of what it names, and followed by an fsync of the folder, so the disk never holds a
+    manifest whose data (or its name) is missing. Replacing a day also fsyncs the old manifest's
+    removal first."""
+    import fsspec.implementations.local as local
+
+    events: list[tuple[str, str]] = []
+    real_fsync, real_mv = os.fsync, local.LocalFileSystem.mv
+
+    def fsync(fd):
+        events.append(("fsync", os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))))
+        return real_fsync(fd)
+
+    def mv(self, src, dst, *args, **kwargs):
+        events.append(("rename", os.path.basename(dst)))
+        return real_mv(self, src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(local.LocalFileSystem, "mv", mv)
+    out = tmp_path / "out"
+    day = DAY.isoformat()
+    for force in (False, True):
+        events.clear()
+        export_day(DAY, str(small_archive), str(out), today=date(2026, 1, 16), force=force, layout="nested" if force else "flat")
+        renames = [i for i, e in enumerate(events) if e[0] == "rename"]
+        assert [events[i][1] for i in renames] == ["data.parquet", "manifest.json"], events
+        data_mv, manifest_mv = renames
+        assert ("fsync", day) in events[manifest_mv + 1:], "the manifest's rename must be flushed"
+        assert ("fsync", day) in events[data_mv + 1:manifest_mv], "the data's rename must be flushed before the manifest is written"
+        synced_files = [name for kind, name in events[:data_mv] if kind == "fsync" and name != day]
+        assert synced_files and all(TEMP_MARKER in name for name in synced_files), events  # the data, under its temporary name
+        assert any(kind == "fsync" and TEMP_MARKER in name for kind, name in events[data_mv + 1:manifest_mv]), "the manifest's content first"
+        if force:  # replacing: the old manifest's removal is on disk before the new data takes the name
+            assert ("fsync", day) in events[:data_mv], events
