@@ -18,13 +18,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from polars.io.plugins import register_io_source
 
-from .schema import EXTRA_COLUMN, FLAT_COLUMNS, NESTED_SCHEMA, schema_for
+from .schema import DROPPED_COLUMNS, EXTRA_COLUMN, FLAT_COLUMNS, NESTED_SCHEMA, schema_for
 
 #: Rows per Parquet row group. Small enough that the sink holds about an hour of data, large
 #: enough for good zstd ratios (benchmarks/bench_export.py measures both).
 ROW_GROUP_SIZE = 128
 
 ENTRY_COLUMNS = tuple(name for name in NESTED_SCHEMA if name != EXTRA_COLUMN)
+
+#: What the hour frames hold: the nested layout, plus the blocks the dataset drops (``norm``,
+#: ``labels``: always empty in v7, and any content they have is in ``_extra``) as NULL columns,
+#: which the lazy plan drops.
+SOURCE_SCHEMA: dict[str, pl.DataType] = {**NESTED_SCHEMA, **{name: pl.Null() for name in DROPPED_COLUMNS}}
 
 
 def _is_list_of_structs(dtype: pl.DataType) -> bool:
@@ -116,7 +121,8 @@ def _refuse_booleans_in_float_fields(items: list[dict], struct: pa.StructArray) 
 def _build(entries: list[dict], extras: list[str | None], lists: dict[str, ListColumn]) -> pl.DataFrame:
     frame = _record_columns(entries, _RECORD_COLUMNS)
     extra = pl.Series(EXTRA_COLUMN, extras, dtype=pl.String)
-    return frame.with_columns(*(lists[c].series() for c in LIST_COLUMNS), extra).select(list(NESTED_SCHEMA)).cast(NESTED_SCHEMA)
+    dropped = [pl.lit(None).alias(name) for name in DROPPED_COLUMNS]
+    return frame.with_columns(*(lists[c].series() for c in LIST_COLUMNS), extra, *dropped).select(list(SOURCE_SCHEMA)).cast(SOURCE_SCHEMA)
 
 
 def build_hour_frame(entries: list[dict], extras: list[str | None], lists: dict[str, ListColumn],
@@ -162,6 +168,11 @@ def gc_paused():
 
 def lazy_day(hour_frames: Callable[[], Iterator[pl.DataFrame]], layout: str) -> pl.LazyFrame:
     """A LazyFrame over the hour frames, shaped into ``layout`` inside the plan."""
+    return lazy_entries(hour_frames).select(layout_exprs(layout))
+
+
+def lazy_entries(hour_frames: Callable[[], Iterator[pl.DataFrame]]) -> pl.LazyFrame:
+    """The day's rows in the nested layout: the hour frames, their dropped blocks dropped."""
 
     def source(with_columns, predicate, n_rows, batch_size):
         produced = 0
@@ -177,8 +188,8 @@ def lazy_day(hour_frames: Callable[[], Iterator[pl.DataFrame]], layout: str) -> 
             if n_rows is not None and produced >= n_rows:
                 return
 
-    plan = register_io_source(source, schema=NESTED_SCHEMA, explain_name="instrumetriq_archive_day")
-    return plan.select(layout_exprs(layout))
+    plan = register_io_source(source, schema=SOURCE_SCHEMA, explain_name="instrumetriq_archive_day")
+    return plan.drop(DROPPED_COLUMNS)
 
 
 def layout_exprs(layout: str) -> list[pl.Expr]:

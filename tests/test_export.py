@@ -252,3 +252,17 @@ def test_bad_line_fails_the_day_unless_allowed(small_archive, tmp_path):
     m = export_day(DAY, str(small_archive), str(tmp_path), allow_incomplete=True).manifest
     assert m.is_partial and m.bad_line_count == 1 and m.row_count == 72 and m.lines_read == 73
     assert m.bad_lines[0]["file"] == "20260115/04.jsonl.gz" and m.bad_lines[0]["line"] == 2
+
+
+def test_the_lazy_plan_drops_norm_and_labels(small_archive):
+    """The hour frames carry ``norm`` and ``labels`` (NULL: any content they have is in ``_extra``);
+    the lazy plan drops them before shaping a layout."""
+    from instrumetriq_polars.archive import open_archive_day
+    from instrumetriq_polars.hours import built_hours
+    from instrumetriq_polars.pipeline import lazy_entries
+
+    day = open_archive_day(str(small_archive), DAY)
+    frames = [built.frame for built in built_hours(day)]
+    assert set(DROPPED_COLUMNS) <= set(frames[0].columns)
+    rows = lazy_entries(lambda: iter(frames)).collect()
+    assert rows.schema == pl.Schema(NESTED_SCHEMA) and rows.height == 72
