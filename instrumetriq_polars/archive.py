@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta, timezone
 import fsspec
 
 from .errors import ArchiveError
-from .storage import describe_error
+from .storage import describe_error, display_path
 
 HOURS = tuple(range(24))
 _HOUR_FILE = re.compile(r"^([01][0-9]|2[0-3])\.jsonl\.gz$")
@@ -84,9 +84,9 @@ def open_archive_day(archive: str, day: str | date, storage_options: dict | None
     except FileNotFoundError:
         listing = None
     except Exception as exc:
-        raise ArchiveError(f"could not list {_display(fs, folder)}: {describe_error(exc)}") from exc
+        raise ArchiveError(f"could not list {display_path(fs, folder)}: {describe_error(exc)}") from exc
     if not listing:
-        raise ArchiveError(f"no archive folder for {day}: {_display(fs, folder)} does not exist or is empty")
+        raise ArchiveError(f"no archive folder for {day}: {display_path(fs, folder)} does not exist or is empty")
     hours, ignored = [], []
     for info in sorted(listing, key=lambda i: i["name"]):
         name = info["name"].rstrip("/").rsplit("/", 1)[-1]
@@ -96,7 +96,7 @@ def open_archive_day(archive: str, day: str | date, storage_options: dict | None
         else:
             ignored.append(name)
     if not hours:
-        raise ArchiveError(f"no hour files (HH.jsonl.gz) in {_display(fs, folder)}")
+        raise ArchiveError(f"no hour files (HH.jsonl.gz) in {display_path(fs, folder)}")
     return ArchiveDay(day, folder, tuple(sorted(hours, key=lambda h: h.hour)), tuple(ignored), fs)
 
 
@@ -120,11 +120,6 @@ def check_hours_guard(archive_day: ArchiveDay, allow_incomplete: bool) -> None:
     if missing and not allow_incomplete:
         hours = ", ".join(f"{h:02d}" for h in missing)
         raise ArchiveError(
-            f"incomplete day {archive_day.day}: missing hours {hours} in {_display(archive_day.fs, archive_day.folder)}; "
+            f"incomplete day {archive_day.day}: missing hours {hours} in {display_path(archive_day.fs, archive_day.folder)}; "
             "wait for them or pass --allow-incomplete"
         )
-
-
-def _display(fs, path: str) -> str:
-    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    return path if protocol in ("file", "local") else f"{protocol}://{path}"

@@ -26,6 +26,14 @@ class PublishError(InstrumetriqError):
     """The destination refused the export: existing day, another run holds the lock, I/O failure."""
 
 
+class StorageError(PublishError):
+    """A storage backend failed (network, permissions, disk): retry later. ``.url``: where."""
+
+    def __init__(self, message: str, url: str | None = None):
+        super().__init__(message)
+        self.url = url
+
+
 class ConfigError(InstrumetriqError):
     """Settings or credentials are missing or invalid."""
 

@@ -33,18 +33,14 @@ import hashlib
 import os
 import time
 import uuid
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 
-import fsspec
-
+from .dayfolder import DATA_NAME, MANIFEST_NAME, DayFolder, storage_errors
 from .errors import InstrumetriqError, PublishError
 from .manifest import Manifest
 from .storage import describe_error
 
-DATA_NAME = "data.parquet"
-MANIFEST_NAME = "manifest.json"
 TEMP_MARKER = ".tmp-"
 STALE_TEMP_SECONDS = 6 * 3600
 
@@ -99,46 +95,8 @@ class WrittenData:
     path: str  # where the bytes are now (temporary name until published, then data_path)
 
 
-class DayDestination:
-    """One ``YYYY-MM-DD`` folder under ``out`` (a local path or any fsspec URL)."""
-
-    def __init__(self, out: str, day: date, storage_options: dict | None = None, fs=None) -> None:
-        if fs is None:
-            fs, root = fsspec.core.url_to_fs(str(out), **(storage_options or {}))
-        else:
-            root = fs._strip_protocol(str(out))
-        self.fs = fs
-        self.is_local = _is_local(fs)
-        self.folder = f"{root.rstrip('/')}/{day.isoformat()}"
-        self.data_path = f"{self.folder}/{DATA_NAME}"
-        self.manifest_path = f"{self.folder}/{MANIFEST_NAME}"
-        self.url = self.display(self.folder)
-
-    def display(self, path: str) -> str:
-        protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
-        return path if self.is_local else f"{protocol}://{path}"
-
-    # -- reading what is there --------------------------------------------------------------
-    def read_manifest_bytes(self) -> bytes | None:
-        with _storage_errors(f"could not read {self.display(self.manifest_path)}"):
-            try:
-                return self.fs.cat_file(self.manifest_path)
-            except FileNotFoundError:
-                return None
-
-    def exists(self, path: str) -> bool:
-        with _storage_errors(f"could not look up {self.display(path)}"):
-            self.fs.invalidate_cache(self.folder)
-            return self.fs.exists(path)
-
-    def size(self, path: str) -> int | None:
-        """The size of ``path`` now (one info / HEAD request, nothing downloaded); None if absent."""
-        with _storage_errors(f"could not look up {self.display(path)}"):
-            self.fs.invalidate_cache(self.folder)
-            try:
-                return self.fs.info(path)["size"]
-            except FileNotFoundError:
-                return None
+class DayDestination(DayFolder):
+    """One ``YYYY-MM-DD`` folder under ``out`` (a local path or any fsspec URL), written to."""
 
     def published_with(self, existing: bytes | None, sha256: str, force: bool) -> Manifest | None:
         """The manifest in place (``existing``, as read) when it already publishes data with this
@@ -174,7 +132,7 @@ class DayDestination:
         where the bytes went. On failure nothing is left behind (an upload is aborted)."""
         failed = f"could not write {self.display(self.data_path)}"
         target = self._temp_path(DATA_NAME)
-        with _storage_errors(failed):
+        with storage_errors(failed):
             if self.is_local:
                 self.fs.makedirs(self.folder, exist_ok=True)
             raw = self.fs.open(target, "wb")
@@ -203,7 +161,7 @@ class DayDestination:
             self._remove_quietly(written.path)
 
     def publish(self, written: WrittenData, manifest_json: bytes) -> None:
-        with _storage_errors(f"could not publish {self.url}"):
+        with storage_errors(f"could not publish {self.url}"):
             if self.exists(self.manifest_path):
                 self.fs.rm_file(self.manifest_path)
                 if self.is_local:
@@ -238,12 +196,7 @@ class DayDestination:
         abort the multipart uploads under the day's prefix initiated longer ago than that.
         Returns what was removed (an aborted upload as ``<path> (unfinished upload)``)."""
         removed = self._abort_stale_uploads()
-        with _storage_errors(f"could not list {self.url}"):
-            self.fs.invalidate_cache(self.folder)
-            try:
-                listing = self.fs.ls(self.folder, detail=True)
-            except FileNotFoundError:
-                return removed
+        listing = self.listing()
         for info in listing:
             path = info["name"]
             if TEMP_MARKER in path.rsplit("/", 1)[-1] and self._is_stale(path, info):
@@ -299,17 +252,6 @@ class DayDestination:
             pass
 
 
-@contextmanager
-def _storage_errors(failed: str):
-    """Report a storage backend's error (OSError, botocore, aiohttp...) as one PublishError line."""
-    try:
-        yield
-    except InstrumetriqError:
-        raise
-    except Exception as exc:
-        raise PublishError(f"{failed}: {describe_error(exc)}") from exc
-
-
 def _discard(raw) -> None:
     """Abandon an fsspec file without committing it (``close()`` would commit an upload)."""
     discard = getattr(raw, "discard", None)
@@ -349,8 +291,3 @@ def _fsync(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _is_local(fs) -> bool:
-    protocols = (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
-    return "file" in protocols or "local" in protocols

@@ -163,6 +163,24 @@ def r2_filesystem(settings: R2Settings | None = None):
     return s3fs.S3FileSystem(**r2_storage_options(settings))
 
 
+def is_local(target) -> bool:
+    """Whether ``target`` (an fsspec filesystem, or a path/URL) is on the local disk: the one
+    place that decides it."""
+    if isinstance(target, (str, os.PathLike)):
+        scheme, sep, _ = str(target).partition("://")
+        return not sep or scheme in ("file", "local")
+    protocols = (target.protocol,) if isinstance(target.protocol, str) else tuple(target.protocol)
+    return "file" in protocols or "local" in protocols
+
+
+def display_path(fs, path: str) -> str:
+    """``path`` on ``fs`` as the operator would type it: plain locally, ``proto://path`` elsewhere."""
+    if is_local(fs):
+        return path
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    return f"{protocol}://{path}"
+
+
 def is_s3_url(url: str) -> bool:
     scheme, sep, _ = str(url).partition("://")
     return bool(sep) and scheme in S3_PROTOCOLS

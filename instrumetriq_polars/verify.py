@@ -40,7 +40,7 @@ from .schema import (
     DROPPED_COLUMNS, EXTRA_COLUMN, FLAT_COLUMNS, LAYOUTS, REQUIRED_COLUMNS, SEPARATOR, TREE, Field, fingerprint,
     schema_for,
 )
-from .sink import DATA_NAME, MANIFEST_NAME, DayDestination
+from .dayfolder import DATA_NAME, MANIFEST_NAME, DayFolder, open_day_folder, split_day_folder
 from .storage import describe_error, storage_options_for
 
 #: Cycles longer than this are flagged (warning only; the guide's Troubleshooting explains why).
@@ -254,35 +254,16 @@ class _Day:
                 pass
 
 
-def split_day_folder(location: str) -> tuple[str, date | None]:
-    """The one rule telling a day folder from a dataset root (``verify_day`` and the command use it):
-    a location whose last part is a ``YYYY-MM-DD`` date is that day's folder, and gives
-    ``(its dataset root, the date)``; any other location is a dataset root, ``(location, None)``."""
-    location = str(location)
-    head, slash, name = location.rstrip("/").rpartition("/")
+def _destination(location: str, day: date, storage_options: dict | None) -> DayFolder:
+    """The day's folder, read only (``dayfolder.open_day_folder``), or a VerifyError."""
     try:
-        day = parse_date(name)
-    except InstrumetriqError:
-        return location, None
-    if not slash:
-        return ".", day
-    return (head + "/" if not head or head.endswith(":/") else head), day
-
-
-def _destination(location: str, day: date, storage_options: dict | None) -> DayDestination:
-    """``location`` is the dataset root (the day is ROOT/YYYY-MM-DD) or the day folder itself
-    (``split_day_folder``). ``s3://`` locations without ``storage_options`` use the R2 settings."""
-    location = str(location)
-    root, named = split_day_folder(location)
-    if named is not None and named != day:
-        raise VerifyError(f"{location} is the day folder of {named}, not {day}: give the dataset root {root} to verify {day}")
-    try:
-        dest = DayDestination(root, day, storage_options_for(location, storage_options))
+        return open_day_folder(location, day, storage_options)
+    except ValueError as exc:
+        raise VerifyError(str(exc)) from None
     except InstrumetriqError:
         raise
     except Exception as exc:  # noqa: BLE001 - unknown protocol, missing driver, credentials, network
         raise VerifyError(f"cannot open {location}: {describe_error(exc)}") from None
-    return dest
 
 
 # -- the checks ---------------------------------------------------------------------------------

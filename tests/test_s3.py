@@ -691,7 +691,7 @@ def test_debug_traceback_masks_the_secret_in_the_whole_chain(s3, archive, monkey
         assert f"\nPermissionError: {masked}\ncredentials in use: {KEY_ID}/********\n" in chain[0]
         assert 'File "' in chain[0] and "refuse_the_manifest" in chain[0]  # its frames are shown
         ours = f"could not publish s3://{FOLDER}: PermissionError: {masked}"
-        assert f"\ninstrumetriq_polars.errors.PublishError: {ours}\n" in chain[1]
+        assert f"\ninstrumetriq_polars.errors.StorageError: {ours}\n" in chain[1]
         assert err.splitlines()[-1] == f"error: 2026-01-15: {ours}"
         assert "manifest.json" not in keys(s3)
     # the same traceback unmasked would have shown it: the masking is what keeps it out

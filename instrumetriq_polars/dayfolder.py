@@ -1,0 +1,109 @@
+"""A read-only view of one published day folder ``ROOT/YYYY-MM-DD/`` (local or any fsspec URL).
+
+Verify, the read API and status look at days through ``DayFolder``; only the publisher (which
+subclasses it) writes. The rule that tells a day folder from a dataset root lives here too.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from datetime import date
+
+import fsspec
+
+from .archive import parse_date
+from .errors import InstrumetriqError, StorageError
+from .storage import describe_error, display_path, is_local, storage_options_for
+
+DATA_NAME = "data.parquet"
+MANIFEST_NAME = "manifest.json"
+
+
+class DayFolder:
+    """One ``YYYY-MM-DD`` folder under the dataset root ``out``, read only."""
+
+    def __init__(self, out: str, day: date, storage_options: dict | None = None, fs=None) -> None:
+        if fs is None:
+            fs, root = fsspec.core.url_to_fs(str(out), **(storage_options or {}))
+        else:
+            root = fs._strip_protocol(str(out))
+        self.fs = fs
+        self.day = day
+        self.is_local = is_local(fs)
+        self.root = root.rstrip("/")
+        self.folder = f"{self.root}/{day.isoformat()}"
+        self.data_path = f"{self.folder}/{DATA_NAME}"
+        self.manifest_path = f"{self.folder}/{MANIFEST_NAME}"
+        self.url = self.display(self.folder)
+
+    def display(self, path: str) -> str:
+        return display_path(self.fs, path)
+
+    def read_manifest_bytes(self) -> bytes | None:
+        """The manifest's bytes as they are now; None when there is none (not published)."""
+        with storage_errors(f"could not read {self.display(self.manifest_path)}", self.display(self.manifest_path)):
+            try:
+                return self.fs.cat_file(self.manifest_path)
+            except FileNotFoundError:
+                return None
+
+    def exists(self, path: str) -> bool:
+        with storage_errors(f"could not look up {self.display(path)}", self.display(path)):
+            self.fs.invalidate_cache(self.folder)
+            return self.fs.exists(path)
+
+    def size(self, path: str) -> int | None:
+        """The size of ``path`` now (one info / HEAD request, nothing downloaded); None if absent."""
+        with storage_errors(f"could not look up {self.display(path)}", self.display(path)):
+            self.fs.invalidate_cache(self.folder)
+            try:
+                return self.fs.info(path)["size"]
+            except FileNotFoundError:
+                return None
+
+    def listing(self) -> list[dict]:
+        """fsspec ``ls(detail=True)`` of the folder, fresh; empty when the folder does not exist."""
+        with storage_errors(f"could not list {self.url}", self.url):
+            self.fs.invalidate_cache(self.folder)
+            try:
+                return self.fs.ls(self.folder, detail=True)
+            except FileNotFoundError:
+                return []
+
+
+@contextmanager
+def storage_errors(failed: str, url: str | None = None):
+    """Report a storage backend's error (OSError, botocore, aiohttp...) as one StorageError line."""
+    try:
+        yield
+    except InstrumetriqError:
+        raise
+    except Exception as exc:
+        raise StorageError(f"{failed}: {describe_error(exc)}", url) from exc
+
+
+def split_day_folder(location: str) -> tuple[str, date | None]:
+    """The one rule telling a day folder from a dataset root: a location whose last part is a
+    ``YYYY-MM-DD`` date is that day's folder, and gives ``(its dataset root, the date)``; any other
+    location is a dataset root, ``(location, None)``."""
+    location = str(location)
+    head, slash, name = location.rstrip("/").rpartition("/")
+    try:
+        day = parse_date(name)
+    except InstrumetriqError:
+        return location, None
+    if not slash:
+        return ".", day
+    return (head + "/" if not head or head.endswith(":/") else head), day
+
+
+def open_day_folder(location: str, day: date, storage_options: dict | None = None) -> DayFolder:
+    """The read-only view of ``day`` at ``location``: the dataset root, or the day folder itself
+    (``split_day_folder``). ``s3://`` locations without ``storage_options`` use the R2 settings.
+    Raises ``ValueError`` when ``location`` is the folder of another day; storage/driver errors
+    propagate (the caller words them for its command)."""
+    location = str(location)
+    root, named = split_day_folder(location)
+    if named is not None and named != day:
+        raise ValueError(f"{location} is the day folder of {named}, not {day}: give the dataset root {root} to verify {day}")
+    return DayFolder(root, day, storage_options_for(location, storage_options))
