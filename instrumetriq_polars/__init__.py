@@ -1,8 +1,6 @@
 """instrumetriq_polars: the Instrumetriq archive -> daily Tier 3 Parquet datasets."""
 
-__version__ = "0.1.0"
-
-from .errors import (  # noqa: E402
+from .errors import (
     ArchiveError,
     BadInputError,
     ConfigError,
@@ -10,10 +8,11 @@ from .errors import (  # noqa: E402
     PublishError,
     VerifyError,
 )
-from .export import ExportResult, HourReport, export_day, export_days, upload_day  # noqa: E402
-from .manifest import Manifest  # noqa: E402
-from .schema import FIELDS, FLAT_SCHEMA, NESTED_SCHEMA, describe, fingerprint, schema_for  # noqa: E402
-from .verify import VerifyResult, verify_day  # noqa: E402
+from .export import ExportResult, HourReport, export_day, export_days, upload_day
+from .manifest import Manifest
+from .schema import FIELDS, FLAT_SCHEMA, NESTED_SCHEMA, describe, fingerprint, schema_for
+from .verify import VerifyResult, verify_day
+from .version import __version__
 
 __all__ = [
     "ArchiveError", "BadInputError", "ConfigError", "ExportResult", "FIELDS", "FLAT_SCHEMA",

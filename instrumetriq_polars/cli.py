@@ -16,7 +16,8 @@ from datetime import date
 
 import fsspec
 
-from . import __version__, storage
+from . import storage
+from .version import __version__
 from .archive import date_range, parse_date, yesterday_utc
 from .errors import ConfigError, InstrumetriqError
 from .export import ARCHIVE_ENV, DEFAULT_OUT_DIR, HourReport, default_archive, export_day, upload_day

@@ -11,7 +11,7 @@ from datetime import date
 
 import polars as pl
 
-from . import __version__
+from .version import __version__
 from .archive import ArchiveDay, check_date_guard, check_hours_guard, open_archive_day, parse_date
 from .decode import BadLine
 from .errors import BadInputError, InstrumetriqError, PublishError
@@ -47,7 +47,7 @@ class ExportResult:
         size_mb = m.parquet_size_bytes / 1e6
         partial = " PARTIAL" if m.is_partial else ""
         return (
-            f"{m.date_utc}: {self.status}{partial}: {m.row_count} rows, {m.hours_found}/24 hours, "
+            f"{m.date_utc}: {self.status}{partial}: {m.row_count} rows, {m.hours_found}/{m.hours_expected} hours, "
             f"{size_mb:.1f} MB, {self.seconds:.1f} s -> {self.location}"
         )
 

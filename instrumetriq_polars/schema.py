@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Literal
-
 import polars as pl
 
 FIELDS_TABLE = """
@@ -311,7 +309,6 @@ SEPARATOR = "__"
 #: Blocks that must never be NULL in a valid export.
 REQUIRED_COLUMNS = ("symbol", "snapshot_ts", "meta", "spot_raw")
 
-Layout = Literal["flat", "nested"]
 LAYOUTS: tuple[str, ...] = ("flat", "nested")
 
 MAP_DTYPE = pl.Map(pl.String, pl.Int64)
@@ -407,10 +404,41 @@ def schema_for(layout: str) -> dict[str, pl.DataType]:
     raise ValueError(f"unknown layout {layout!r} (expected one of {', '.join(LAYOUTS)})")
 
 
+def type_name(dtype: pl.DataType) -> str:
+    """The declared table's own name for ``dtype`` (``float``, ``list<string>``,
+    ``struct<a:int,b:string>``...): what the fingerprint hashes, so that it does not depend on
+    how a Polars release prints a type. A type the table has no name for gets ``other:<repr>``
+    (it can only come from a file that is not ours, and must differ from every declared type)."""
+    for name, declared in _TYPES.items():
+        if not declared.is_nested() and dtype == declared:
+            return name
+    if isinstance(dtype, pl.Map):
+        return f"map<{type_name(dtype.key)},{type_name(dtype.value)}>"
+    if isinstance(dtype, pl.List):
+        return f"list<{type_name(dtype.inner)}>"
+    if isinstance(dtype, pl.Struct):
+        return "struct<" + ",".join(f"{f.name}:{type_name(f.dtype)}" for f in dtype.fields) + ">"
+    return f"other:{dtype!r}"
+
+
 def fingerprint(schema: dict[str, pl.DataType]) -> str:
-    """sha256 over the ordered column names and dtypes: equal fingerprints, identical schemas."""
-    text = "\n".join(f"{name}\t{dtype!r}" for name, dtype in schema.items())
+    """sha256 over the ordered column names and their declared type names (``type_name``):
+    equal fingerprints, identical schemas."""
+    text = "\n".join(f"{name}\t{type_name(dtype)}" for name, dtype in schema.items())
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+#: Fingerprints that export version 1 wrote (a hash of how Polars 2.1 printed the types), kept so
+#: that the days published then still verify. Pinned: they are never recomputed.
+LEGACY_FINGERPRINTS: dict[str, str] = {
+    "flat": "sha256:6f9b82a38d334b6705c07683ef554996324eca16907cdc6412a0c936d0898a84",
+    "nested": "sha256:b3a3315ed661ad78e8054c432ab28db4ded78363f60ddca203dd998b1aeb13db",
+}
+
+
+def known_fingerprints(layout: str) -> set[str]:
+    """Every fingerprint a manifest of ``layout`` may carry: today's and the legacy one."""
+    return {fingerprint(schema_for(layout)), LEGACY_FINGERPRINTS[layout]}
 
 
 def describe(layout: str = "flat") -> str:

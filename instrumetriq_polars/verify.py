@@ -38,7 +38,7 @@ from .hours import fetch_hour, hour_label, read_hour
 from .manifest import MAX_BAD_LINE_RECORDS, Manifest, parse_instant, utc_now_iso
 from .schema import (
     DROPPED_COLUMNS, EXTRA_COLUMN, FLAT_COLUMNS, LAYOUTS, REQUIRED_COLUMNS, SEPARATOR, TREE, Field, fingerprint,
-    schema_for,
+    known_fingerprints, schema_for,
 )
 from .dayfolder import DATA_NAME, MANIFEST_NAME, DayFolder, open_day_folder, split_day_folder
 from .storage import describe_error, storage_options_for
@@ -502,7 +502,7 @@ def check_schema(ctx: _Day, check: CheckResult) -> None:
         else:
             _schema_differences(check, ctx.layout, actual, expected, leaves, expected_leaves)
     manifest = ctx.manifest
-    if manifest is not None and manifest.schema_fingerprint != declared:
+    if manifest is not None and manifest.schema_fingerprint not in known_fingerprints(ctx.layout):
         check.errors.append(
             f"manifest.json declares schema_fingerprint {manifest.schema_fingerprint[:23]}..., the declared {ctx.layout} "
             f"schema's is {declared[:23]}...: the day was written with another schema version; {_REEXPORT}"
