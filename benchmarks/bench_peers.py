@@ -7,9 +7,9 @@ Days (generated once, cached under --data; the real and project days are bench_e
 - ``real``: a real-shaped day from ../shared/tools/make_archive.py (``--shared DIR`` elsewhere),
   entries cloned from real ones: 24 hours x 100 entries, ~224 MB of JSON;
 - ``project``: the project's own generator (instrumetriq_polars.synthetic), ~274 MB of JSON;
-- ``burst``: a real-shaped day whose hour 05 holds 20x the entries (a backlog flushed at once), for
-  the peak-RSS target only: it runs the floor and this project, not the peers (their peak RSS
-  grows with the whole day, not the largest hour). Leave it out with ``--days real,project``.
+- ``burst``: a real-shaped day whose hour 05 holds 20x the entries, for this project's peak-RSS
+  target: it runs the floor and this project only, not the peers. Leave it out with
+  ``--days real,project``.
 
 Commands, each run in a fresh process, interleaved (run 1 of every command on every day, then
 run 2, ...: noise hits all alike); medians of ``--runs``:
@@ -26,8 +26,8 @@ Fairness choices:
   2.1's ``read_ndjson`` takes the list of .gz paths and gunzips them itself; that is how a Polars
   user would call it, and it is the peer's better route: on the real-shaped day it used about
   the same CPU as being given the day gunzipped by isal (this project's and the floor's gunzip)
-  as one blob (3.3 s vs 3.4 s for the read, 4 runs each on a busy machine), and 380 MB instead of
-  560 MB of peak RSS. ``--polars-gunzip isal`` times the blob route (the one of the issue's table).
+  as one blob (3.3 s vs 3.5 s of CPU for the read, medians of 4 runs each on a busy machine), and
+  380 MB instead of 560 MB of peak RSS. ``--polars-gunzip isal`` times the blob route (the one of the issue's table).
 - Polars is given ``instrumetriq_polars.schema.NESTED_SCHEMA`` without ``_extra``: it accepts the
   schema whole, Map columns included. The parent pickles it for the child, so the Polars process
   imports Polars only, not this project (whose import pulls in pyarrow).
