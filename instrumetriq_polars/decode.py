@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from .text import one_line
+
 try:  # isal's gunzip is 2-3x faster than zlib's (measured in benchmarks/)
     from isal import igzip as _gzip
     from isal import isal_zlib as _zlib
@@ -35,6 +37,9 @@ class BadLine:
     file: str
     line: int
     reason: str
+
+    def __post_init__(self) -> None:  # reasons may quote a parser's error text: one writable line
+        object.__setattr__(self, "reason", one_line(self.reason))
 
     def to_dict(self) -> dict:
         return {"file": self.file, "line": self.line, "reason": self.reason}

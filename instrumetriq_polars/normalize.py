@@ -23,6 +23,7 @@ import json
 from dataclasses import dataclass
 
 from .schema import DROPPED_COLUMNS, REQUIRED_COLUMNS, TREE, Field
+from .text import representable
 
 _ONLY_INT, _ONLY_STR, _ONLY_DICT = {int}, {str}, {dict}
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
@@ -131,7 +132,7 @@ class _Walker:
                 continue
             if spec is None:
                 moved.append(key)
-                self.unknown.append(prefix + key)
+                self.unknown.append(prefix + representable(key))  # a key from the input: the manifest counts it
             elif type(spec) is Field:
                 if not self.checks[spec.type_name](value):
                     if spec.type_name == "float" and type(value) is int:
@@ -164,7 +165,7 @@ class _Walker:
             self.mistyped.append(path)
             return False
         unknown = set().union(*value) - item_node.keys() if value else ()
-        self.unknown.extend(f"{path}[].{key}" for key in sorted(unknown))
+        self.unknown.extend(f"{path}[].{representable(key)}" for key in sorted(unknown))
         return not unknown
 
 
