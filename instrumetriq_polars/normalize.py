@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from .decode import deep_json
 from .schema import DROPPED_COLUMNS, REQUIRED_COLUMNS, TREE, Field
 from .text import representable
 
@@ -113,7 +114,8 @@ def move_to_extra(entry: dict, column: str, extra_text: str | None) -> str:
 
 def add_to_extra(extra_text: str | None, column: str, value) -> str:
     """``extra_text`` with a top-level ``column: value`` added."""
-    extra = json.loads(extra_text) if extra_text else {}
+    with deep_json():
+        extra = json.loads(extra_text) if extra_text else {}
     extra[column] = value
     return _dumps(extra)
 
@@ -183,9 +185,11 @@ def _required_problem(key: str, value, checks: dict) -> str | None:
 def _dumps(value) -> str:
     # The standard library, not orjson: orjson writes NaN as null and refuses integers beyond 64
     # bits, and _extra must keep exactly what the archive held.
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    try:
-        text.encode()
-    except UnicodeEncodeError:  # a lone surrogate (from json.loads): keep it as a \uXXXX escape
-        text = json.dumps(value, separators=(",", ":"))
+    # Inside deep_json(): an entry may nest as deep as orjson reads (decode.MAX_DEPTH).
+    with deep_json():
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        try:
+            text.encode()
+        except UnicodeEncodeError:  # a lone surrogate (from json.loads): keep it as a \uXXXX escape
+            text = json.dumps(value, separators=(",", ":"))
     return text
