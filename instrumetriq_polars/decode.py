@@ -190,11 +190,8 @@ def decode_lines(text: bytes, file: str, complete: bool = True) -> DecodedHour:
     return DecodedHour(file, lines)
 
 
-_UNPARSEABLE = object()
+_UNPARSEABLE, _DEEP = object(), object()
 _JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
-
-
-_DEEP = object()
 
 
 def _stdlib_loads(line: bytes):
