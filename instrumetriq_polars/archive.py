@@ -1,4 +1,11 @@
-"""Locate an archive day (``ROOT/YYYYMMDD/HH.jsonl.gz`` on any fsspec URL) and apply the guards."""
+"""Locate an archive day (``ROOT/YYYYMMDD/HH.jsonl.gz`` on any fsspec URL) and apply the guards.
+
+An hour file is a regular file (or a symlink to one) named exactly ``HH.jsonl.gz``, HH 00 to 23
+in ASCII digits: ``5.jsonl.gz``, ``24.jsonl.gz``, ``05.JSONL.GZ``, ``05.jsonl.gz`` followed by a
+newline or ``\u0660\u0665.jsonl.gz`` (Arabic-Indic digits, which ``\\d`` would take) are not.
+Everything else in the folder is listed in ``ignored_files`` with the reason, and one hour is
+read from one file only, so the rows counted per hour are the rows written.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +17,14 @@ import fsspec
 
 from .errors import ArchiveError
 from .storage import describe_error, display_path
+from .text import file_name, one_line
 
 HOURS = tuple(range(24))
-_HOUR_FILE = re.compile(r"^([01][0-9]|2[0-3])\.jsonl\.gz$")
+# fullmatch, never match/search with "$": "$" also matches before a trailing newline, and a file
+# named "05.jsonl.gz\n" was read as a second hour 05 (the day's rows then disagreed with its manifest).
+_HOUR_FILE = re.compile(r"([01][0-9]|2[0-3])\.jsonl\.gz")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # fullmatch: "$" would accept a trailing newline
+NOT_AN_HOUR_FILE = "not an hour file (HH.jsonl.gz)"
 
 
 @dataclass(frozen=True)
@@ -28,21 +39,57 @@ class HourFile:
 
 
 @dataclass(frozen=True)
+class IgnoredFile:
+    """Something in the day folder that is not read, and why (one line)."""
+
+    name: str  # as listed, made writable (``text.file_name``); a folder's ends with "/"
+    reason: str
+    hour: int | None = None  # the hour its name stands for, when it has one: that hour is missing
+
+    def warning(self, archive_day: str) -> str:
+        consequence = f"; hour {self.hour:02d} is missing" if self.hour is not None else ""
+        return f"{archive_day}/{one_line(self.name)}: {self.reason}{consequence}; ignored, listed in the manifest's ignored_files"
+
+
+@dataclass(frozen=True)
 class ArchiveDay:
     day: date
     folder: str  # path of the YYYYMMDD folder on ``fs``
-    hour_files: tuple[HourFile, ...]
-    ignored_files: tuple[str, ...]  # names in the folder that are not hour files
+    hour_files: tuple[HourFile, ...]  # in hour order, at most one per hour
+    ignored: tuple[IgnoredFile, ...]  # what is in the folder and is not an hour file
     fs: fsspec.AbstractFileSystem
+
+    def __post_init__(self) -> None:
+        hours = [h.hour for h in self.hour_files]
+        if hours != sorted(set(hours)):
+            raise ValueError(f"hour files must be unique and in hour order, not {hours}")
 
     @property
     def archive_day(self) -> str:
         return self.day.strftime("%Y%m%d")
 
     @property
+    def ignored_files(self) -> tuple[str, ...]:
+        """The names in the folder that are not hour files (the manifest's ``ignored_files``)."""
+        return tuple(i.name for i in self.ignored)
+
+    @property
     def missing_hours(self) -> list[int]:
         found = {h.hour for h in self.hour_files}
         return [h for h in HOURS if h not in found]
+
+    def warnings(self) -> list[str]:
+        """One line per ignored name, saying why it is not read."""
+        return [i.warning(self.archive_day) for i in self.ignored]
+
+    def why_missing(self) -> str:
+        """`` (05.jsonl.gz: a symlink to ..., which does not exist)`` for missing hours whose name
+        is in the folder but cannot be read; empty when there are none."""
+        reasons = [f"{one_line(i.name)}: {i.reason}" for i in self.ignored if i.hour is not None]
+        if not reasons:
+            return ""
+        more = f"; and {len(reasons) - 3} more" if len(reasons) > 3 else ""
+        return f" ({'; '.join(reasons[:3])}{more})"
 
 
 def parse_date(text: str | date) -> date:
@@ -87,17 +134,48 @@ def open_archive_day(archive: str, day: str | date, storage_options: dict | None
         raise ArchiveError(f"could not list {display_path(fs, folder)}: {describe_error(exc)}") from exc
     if not listing:
         raise ArchiveError(f"no archive folder for {day}: {display_path(fs, folder)} does not exist or is empty")
-    hours, ignored = [], []
+    hours: dict[int, HourFile] = {}
+    ignored: list[IgnoredFile] = []
     for info in sorted(listing, key=lambda i: i["name"]):
         name = info["name"].rstrip("/").rsplit("/", 1)[-1]
-        match = _HOUR_FILE.match(name)
-        if match and info.get("type", "file") == "file":
-            hours.append(HourFile(int(match.group(1)), info["name"], int(info.get("size") or 0)))
+        shown = file_name(name) + ("/" if info.get("type") == "directory" and not info.get("islink") else "")
+        match = _HOUR_FILE.fullmatch(name)
+        if not match:
+            ignored.append(IgnoredFile(shown, NOT_AN_HOUR_FILE))
+            continue
+        hour = int(match.group(1))
+        size, problem = _regular_file(fs, info)
+        if problem:
+            ignored.append(IgnoredFile(shown, problem, hour))
+        elif hour in hours:  # a storage that lists one name twice: the hour is read once
+            ignored.append(IgnoredFile(shown, f"listed twice; hour {hour:02d} is read once"))
         else:
-            ignored.append(name)
+            hours[hour] = HourFile(hour, info["name"], size)
+    day_folder = ArchiveDay(day, folder, tuple(hours[h] for h in sorted(hours)), tuple(ignored), fs)
     if not hours:
-        raise ArchiveError(f"no hour files (HH.jsonl.gz) in {display_path(fs, folder)}")
-    return ArchiveDay(day, folder, tuple(sorted(hours, key=lambda h: h.hour)), tuple(ignored), fs)
+        raise ArchiveError(f"no hour files (HH.jsonl.gz) in {display_path(fs, folder)}{day_folder.why_missing()}")
+    return day_folder
+
+
+def _regular_file(fs, info: dict) -> tuple[int, str | None]:
+    """(size, None) for a listed regular file or symlink to one; (0, why not) otherwise. fsspec
+    lists a local symlink as type "other" whatever it points to, so a symlink is followed."""
+    kind, link = info.get("type", "file"), info.get("islink", False)
+    if not link and kind in ("file", "directory"):
+        return (int(info.get("size") or 0), None) if kind == "file" else (0, "a folder, not a file")
+    what = f"a symlink to {one_line(file_name(str(info.get('destination', '?'))))}" if link else "not a regular file"
+    try:
+        resolved = fs.info(info["name"])  # follows symlinks
+    except FileNotFoundError:
+        return 0, f"{what}, which does not exist"
+    except Exception as exc:  # noqa: BLE001 - a symlink loop, permissions: the backend's own error
+        return 0, f"{what}, which cannot be followed ({one_line(describe_error(exc))})"
+    kind = resolved.get("type", "file")
+    if kind == "file":
+        return int(resolved.get("size") or 0), None
+    if not link:
+        return 0, "not a regular file (a pipe, socket or device)"
+    return 0, f"{what}, which is {'a folder' if kind == 'directory' else 'not a regular file'}"
 
 
 def check_date_guard(day: date, allow_incomplete: bool, today: date | None = None) -> bool:
@@ -120,6 +198,7 @@ def check_hours_guard(archive_day: ArchiveDay, allow_incomplete: bool) -> None:
     if missing and not allow_incomplete:
         hours = ", ".join(f"{h:02d}" for h in missing)
         raise ArchiveError(
-            f"incomplete day {archive_day.day}: missing hours {hours} in {display_path(archive_day.fs, archive_day.folder)}; "
+            f"incomplete day {archive_day.day}: missing hours {hours} in {display_path(archive_day.fs, archive_day.folder)}"
+            f"{archive_day.why_missing()}; "
             "wait for them or pass --allow-incomplete"
         )

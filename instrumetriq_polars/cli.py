@@ -98,8 +98,8 @@ def cmd_export(args: argparse.Namespace) -> int:
                 day, archive, args.out_dir, layout=args.layout, allow_incomplete=args.allow_incomplete,
                 force=args.force, progress=_print_hour,
             )
-            for name in result.manifest.ignored_files:
-                _warn(f"{result.manifest.archive_day}/{name}: not an hour file (HH.jsonl.gz); ignored, listed in the manifest's ignored_files")
+            for warning in result.warnings:  # names in the day folder that were not read, and why
+                _warn(warning)
             if upload:
                 print(result.summary())
                 result = upload_day(result, settings.day_root, force=args.force)

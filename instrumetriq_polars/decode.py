@@ -4,6 +4,13 @@ The archive was written by Python's ``json`` module, so every line that module p
 lines orjson refuses (``NaN``/``Infinity`` tokens) are decoded by ``json.loads`` instead. A line
 nothing parses is never dropped silently: it comes back as a ``BadLine`` naming the file and line.
 
+Nesting: orjson refuses input nested more than ``MAX_DEPTH`` (1024) levels; the standard library
+recurses once per level and stops at ``sys.getrecursionlimit()`` (1000) minus its caller's depth
+(measured: ~990 levels from the export's stack). An entry orjson accepted could thus not be
+re-decoded or written to ``_extra`` (a ``RecursionError`` blocked the day), so every use of the
+standard library's json on entry data runs inside ``deep_json()``, and a line nested deeper than
+``MAX_DEPTH`` is a bad line whichever decoder read it.
+
 orjson turns integers beyond 64 bits into floats. That is harmless in float fields (they are
 widened anyway); anywhere else the value fails the schema's type check, and the export re-decodes
 that one line with ``json.loads`` (``exact_entry``) so ``_extra`` keeps the exact integer.
@@ -12,10 +19,15 @@ that one line with ``json.loads`` (``exact_entry``) so ``_extra`` keeps the exac
 from __future__ import annotations
 
 import json
+import sys
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import orjson
+
+from .text import one_line
 
 try:  # isal's gunzip is 2-3x faster than zlib's (measured in benchmarks/)
     from isal import igzip as _gzip
@@ -25,6 +37,9 @@ except ImportError:  # pragma: no cover - isal is a declared dependency
     import zlib as _zlib
 
 _GZIP_MAGIC = b"\x1f\x8b"
+#: The deepest nesting an entry may have: orjson's limit, so every line orjson reads is exportable.
+MAX_DEPTH = 1024
+TOO_DEEP = f"JSON nested more than {MAX_DEPTH} levels deep"
 _BOM = "\ufeff".encode()
 
 
@@ -35,6 +50,9 @@ class BadLine:
     file: str
     line: int
     reason: str
+
+    def __post_init__(self) -> None:  # reasons may quote a parser's error text: one writable line
+        object.__setattr__(self, "reason", one_line(self.reason))
 
     def to_dict(self) -> dict:
         return {"file": self.file, "line": self.line, "reason": self.reason}
@@ -68,8 +86,9 @@ class DecodedHour:
                 value = loads(line)
             except orjson.JSONDecodeError as exc:
                 value = _stdlib_loads(line)
-                if value is _UNPARSEABLE:
-                    self.bad_lines.append(BadLine(self.file, number, _unparseable_reason(line, exc)))
+                if value is _UNPARSEABLE or value is _DEEP:
+                    reason = TOO_DEEP if value is _DEEP else _unparseable_reason(line, exc)
+                    self.bad_lines.append(BadLine(self.file, number, reason))
                     continue
                 self.stdlib_lines.add(number)
             if type(value) is not dict:
@@ -79,7 +98,48 @@ class DecodedHour:
 
     def exact_entry(self, line: int) -> dict:
         """The entry on ``line`` decoded by the standard library (exact integers)."""
-        return json.loads(self.raw_lines[line - 1].decode("utf-8"))
+        with deep_json():
+            return json.loads(self.raw_lines[line - 1].decode("utf-8"))
+
+
+_allowance = threading.Lock()
+_allowance_users = 0
+_limit_before = 0
+
+
+@contextmanager
+def deep_json():
+    """Lets the standard library's ``json`` read and write values ``MAX_DEPTH`` levels deep,
+    wherever the caller is: the recursion limit is raised by ``MAX_DEPTH`` (and a margin) while
+    any thread is inside, and put back when the last one leaves. Measured on the thread Polars
+    runs the export's hours on: 10,000 levels still fit its C stack, so 1,024 leave ample room."""
+    global _allowance_users, _limit_before
+    with _allowance:
+        if not _allowance_users:
+            _limit_before = sys.getrecursionlimit()
+            sys.setrecursionlimit(_limit_before + MAX_DEPTH + 64)
+        _allowance_users += 1
+    try:
+        yield
+    finally:
+        with _allowance:
+            _allowance_users -= 1
+            if not _allowance_users:
+                sys.setrecursionlimit(_limit_before)
+
+
+def deeper_than(value, limit: int = MAX_DEPTH) -> bool:
+    """Whether ``value`` nests lists/objects more than ``limit`` levels (without recursing)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if type(item) is dict else item if type(item) is list else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if type(child) in (dict, list))
+    return False
 
 
 def gunzip(data: bytes, file: str) -> tuple[bytes, BadLine | None]:
@@ -130,15 +190,20 @@ def decode_lines(text: bytes, file: str, complete: bool = True) -> DecodedHour:
     return DecodedHour(file, lines)
 
 
-_UNPARSEABLE = object()
+_UNPARSEABLE, _DEEP = object(), object()
 _JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
 
 
 def _stdlib_loads(line: bytes):
+    """The line as ``json.loads`` reads it; ``_UNPARSEABLE``, or ``_DEEP`` beyond ``MAX_DEPTH``."""
     try:
-        return json.loads(line.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        with deep_json():
+            value = json.loads(line.decode("utf-8"))
+    except RecursionError:
+        return _DEEP
+    except (UnicodeDecodeError, ValueError):
         return _UNPARSEABLE
+    return _DEEP if deeper_than(value) else value
 
 
 def _unparseable_reason(line: bytes, exc: Exception) -> str:

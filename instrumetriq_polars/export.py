@@ -41,6 +41,8 @@ class ExportResult:
     status: str  # "published" | "already published"
     seconds: float
     hours: list[HourReport] = field(default_factory=list)
+    #: one line per name in the archive day folder that was not read, and why (``ignored_files``)
+    warnings: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         m = self.manifest
@@ -104,7 +106,7 @@ def export_day(
 
     plan = lazy_day(_hour_frames(archive_day, account, hours, progress), layout)
     manifest, status = _write_and_publish(destination, lambda fileobj: sink(plan, fileobj), finish, force)
-    return ExportResult(manifest, destination.url, status, time.perf_counter() - started, hours)
+    return ExportResult(manifest, destination.url, status, time.perf_counter() - started, hours, archive_day.warnings())
 
 
 def upload_day(result: ExportResult, out: str, *, force: bool = False, storage_options: dict | None = None) -> ExportResult:
@@ -131,7 +133,7 @@ def upload_day(result: ExportResult, out: str, *, force: bool = False, storage_o
         return manifest
 
     manifest, status = _write_and_publish(destination, copy, check, force, known=manifest)
-    return ExportResult(manifest, destination.url, status, time.perf_counter() - started, result.hours)
+    return ExportResult(manifest, destination.url, status, time.perf_counter() - started, result.hours, result.warnings)
 
 
 def _write_and_publish(destination: DayDestination, write, finish, force: bool, known: Manifest | None = None) -> tuple[Manifest, str]:

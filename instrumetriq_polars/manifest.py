@@ -9,6 +9,7 @@ from typing import Any
 
 from .errors import VerifyError
 from .schema import DROPPED_COLUMNS
+from .text import representable
 
 TIER = "tier3"
 #: Version of the export format (columns, manifest fields). Bump on any change readers see.
@@ -80,7 +81,15 @@ class Manifest:
         return {key: data[key] for key in _ORDER if key in data}
 
     def to_json(self) -> bytes:
-        return (json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n").encode()
+        """The manifest as UTF-8 JSON. It is written whatever text reached it: a string UTF-8
+        cannot encode (a lone surrogate, from ``json.loads`` or a file name that is not UTF-8)
+        is written with ``text.representable``, never as a ``\\udXXX`` JSON escape, which strict
+        readers (orjson among them) refuse."""
+        data = self.to_dict()
+        try:
+            return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode()
+        except UnicodeEncodeError:
+            return (json.dumps(_representable(data), indent=2, ensure_ascii=False) + "\n").encode()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Manifest":
@@ -109,6 +118,17 @@ _ORDER = (
     "lines_read", "lines_exported", "stdlib_json_lines", "bad_line_count", "bad_lines", "unknown_fields",
     "mistyped_fields", "dropped_columns", "null_semantics",
 )
+
+
+def _representable(value):
+    """``value`` with every string in it (keys included) made writable as UTF-8."""
+    if isinstance(value, str):
+        return representable(value)
+    if isinstance(value, dict):
+        return {_representable(key): _representable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_representable(item) for item in value]
+    return value
 
 
 #: Fields a manifest must have; the rest came later and have defaults.

@@ -22,7 +22,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from .decode import deep_json
 from .schema import DROPPED_COLUMNS, REQUIRED_COLUMNS, TREE, Field
+from .text import representable
 
 _ONLY_INT, _ONLY_STR, _ONLY_DICT = {int}, {str}, {dict}
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
@@ -112,7 +114,8 @@ def move_to_extra(entry: dict, column: str, extra_text: str | None) -> str:
 
 def add_to_extra(extra_text: str | None, column: str, value) -> str:
     """``extra_text`` with a top-level ``column: value`` added."""
-    extra = json.loads(extra_text) if extra_text else {}
+    with deep_json():
+        extra = json.loads(extra_text) if extra_text else {}
     extra[column] = value
     return _dumps(extra)
 
@@ -131,7 +134,7 @@ class _Walker:
                 continue
             if spec is None:
                 moved.append(key)
-                self.unknown.append(prefix + key)
+                self.unknown.append(prefix + representable(key))  # a key from the input: the manifest counts it
             elif type(spec) is Field:
                 if not self.checks[spec.type_name](value):
                     if spec.type_name == "float" and type(value) is int:
@@ -164,7 +167,7 @@ class _Walker:
             self.mistyped.append(path)
             return False
         unknown = set().union(*value) - item_node.keys() if value else ()
-        self.unknown.extend(f"{path}[].{key}" for key in sorted(unknown))
+        self.unknown.extend(f"{path}[].{representable(key)}" for key in sorted(unknown))
         return not unknown
 
 
@@ -182,9 +185,11 @@ def _required_problem(key: str, value, checks: dict) -> str | None:
 def _dumps(value) -> str:
     # The standard library, not orjson: orjson writes NaN as null and refuses integers beyond 64
     # bits, and _extra must keep exactly what the archive held.
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    try:
-        text.encode()
-    except UnicodeEncodeError:  # a lone surrogate (from json.loads): keep it as a \uXXXX escape
-        text = json.dumps(value, separators=(",", ":"))
+    # Inside deep_json(): an entry may nest as deep as orjson reads (decode.MAX_DEPTH).
+    with deep_json():
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        try:
+            text.encode()
+        except UnicodeEncodeError:  # a lone surrogate (from json.loads): keep it as a \uXXXX escape
+            text = json.dumps(value, separators=(",", ":"))
     return text
