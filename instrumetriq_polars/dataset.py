@@ -25,8 +25,8 @@ import polars as pl
 from .archive import parse_date
 from .dayfolder import DATA_NAME, MANIFEST_NAME, DayFolder, split_day_folder, storage_errors
 from .errors import ConfigError, DatasetError, InstrumetriqError
-from .manifest import Manifest
-from .schema import LAYOUTS, known_fingerprints
+from .manifest import Manifest, format_instant
+from .schema import LAYOUTS, SEPARATOR, known_fingerprints
 from .storage import display_path, is_local, is_s3_url, storage_options_for
 
 #: The states of a day in a range; only PUBLISHED days are read.
@@ -141,6 +141,50 @@ def scan(location: str, start: str | date | None = None, end: str | date | None 
                            hive_partitioning=False, glob=False)
 
 
+def column(path: str, layout: str) -> pl.Expr:
+    """The Polars expression for the declared field ``path`` (``"meta.added_ts"``) in ``layout``:
+    the flat column ``meta__added_ts``, or the struct field of the nested column ``meta``."""
+    top, *fields = path.split(".")
+    if layout == "flat":
+        return pl.col(SEPARATOR.join([top, *fields]))
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r} (expected one of {', '.join(LAYOUTS)})")
+    expr = pl.col(top)
+    for name in fields:
+        expr = expr.struct.field(name)
+    return expr.alias(SEPARATOR.join([top, *fields]))
+
+
+def day_summary(location: str, day: str | date, *, key: str = "btc", storage_options: dict | None = None) -> list[str]:
+    """Lines a newcomer can check against a published day, read back through ``scan``: rows and
+    columns read (and the manifest's row count), rows per archive hour (the manifest's
+    ``rows_by_hour``: no column says which hour file a row came from), the span of
+    ``snapshot_ts``, and one MAP lookup, ``tag_counts[key]`` of the last cycle."""
+    day = _bound(day, "day")
+    entry = list_days(location, day, day, storage_options=storage_options)[0]
+    frame = scan(location, day, day, storage_options=storage_options, strict=True)
+    manifest = entry.manifest
+    snapshot = pl.col("snapshot_ts")
+    if frame.collect_schema()["snapshot_ts"] == pl.String:
+        snapshot = snapshot.str.to_datetime(time_zone="UTC")
+    tags = column("twitter_sentiment_windows.last_cycle.tag_counts", manifest.layout).map.get(key)
+    figures = frame.select(
+        pl.len().alias("rows"), snapshot.min().alias("first"), snapshot.max().alias("last"),
+        tags.count().alias("with_key"), tags.sum().alias("key_total"),
+    ).collect().row(0, named=True)
+    counts = [str(manifest.rows_by_hour.get(f"{hour:02d}", "-")) for hour in range(24)]  # "-": a missing hour
+    width = max(map(len, counts))
+    return [
+        f"read back through scan: {figures['rows']} rows, {len(frame.collect_schema())} columns "
+        f"(manifest.json: {manifest.row_count} rows, layout {manifest.layout})",
+        "rows per archive hour (manifest.json rows_by_hour):",
+        *(f"  {first:02d}-{first + 11:02d}: " + " ".join(c.rjust(width) for c in counts[first:first + 12]) for first in (0, 12)),
+        f"snapshot_ts from {format_instant(figures['first'])} to {format_instant(figures['last'])}",
+        f"twitter_sentiment_windows.last_cycle.tag_counts[{key!r}]: in {figures['with_key']} of {figures['rows']} rows, "
+        f"{figures['key_total'] or 0} in all",
+    ]
+
+
 #: fsspec/s3fs option -> Polars' (object_store) option for s3:// URLs.
 _S3_KEYS = {"key": "aws_access_key_id", "secret": "aws_secret_access_key", "token": "aws_session_token",
             "endpoint_url": "aws_endpoint_url", "region_name": "aws_region"}
@@ -243,7 +287,7 @@ def _entry(folder: DayFolder, files: dict[str, int] | None, manifests: dict[str,
     data_size = files.get(DATA_NAME)
     raw = manifests.get(folder.manifest_path)
     if raw is None:
-        reason = ("data.parquet without manifest.json: an export running, killed or refused"
+        reason = ("data.parquet without manifest.json: being published, or its export was killed"
                   if data_size is not None else "no manifest.json")
         return DayEntry(folder.day, folder, UNPUBLISHED, reason, data_size=data_size)
 

@@ -16,7 +16,7 @@ import pytest
 from instrumetriq_polars import (
     ConfigError, DatasetError, DatasetWarning, InstrumetriqError, export_day, list_days, scan,
 )
-from instrumetriq_polars.dataset import polars_storage_options
+from instrumetriq_polars.dataset import day_summary, polars_storage_options
 from instrumetriq_polars.schema import LEGACY_FINGERPRINTS
 from instrumetriq_polars.synthetic import write_archive_day
 
@@ -88,7 +88,7 @@ def test_list_days_gives_each_day_its_state_and_reason(mixed_root, templates):
     }  # without a range: the day folders there are, none for 2026-01-20
     reasons = {str(entry.day): entry.reason for entry in entries}
     size = (templates["flat"] / "data.parquet").stat().st_size
-    assert reasons["2026-01-12"] == "data.parquet without manifest.json: an export running, killed or refused"
+    assert reasons["2026-01-12"] == "data.parquet without manifest.json: being published, or its export was killed"
     assert reasons["2026-01-13"] == "no manifest.json"
     assert reasons["2026-01-14"].startswith("manifest is not valid JSON (")
     assert reasons["2026-01-15"] == "manifest.json is for 2026-01-01, not for its folder's date"
@@ -145,7 +145,7 @@ def test_scan_reads_the_published_days_and_warns_about_the_others(mixed_root):
     assert str(caught[0].message) == (
         f"scan {mixed_root} from 2026-01-09 to 2026-01-22: 11 of 14 days not read: "
         "2026-01-09 (missing: no day folder); "
-        "2026-01-12 (unpublished: data.parquet without manifest.json: an export running, killed or refused); "
+        "2026-01-12 (unpublished: data.parquet without manifest.json: being published, or its export was killed); "
         "2026-01-13 (unpublished: no manifest.json); 2026-01-14 (bad manifest: manifest is not valid JSON "
         "(Expecting value: line 1 column 14 (char 13))); 2026-01-15 (bad manifest: manifest.json is for 2026-01-01, "
         f"not for its folder's date); 2026-01-16 (foreign: schema fingerprint sha256:{'0' * 64} is not a declared one "
@@ -174,7 +174,7 @@ def test_strict_scan_refuses_a_range_with_unpublished_days(mixed_root):
         scan(str(mixed_root), "2026-01-11", "2026-01-13", strict=True)
     assert str(error.value) == (
         f"scan {mixed_root} from 2026-01-11 to 2026-01-13: 2 of 3 days not read: 2026-01-12 (unpublished: "
-        "data.parquet without manifest.json: an export running, killed or refused); 2026-01-13 (unpublished: no "
+        "data.parquet without manifest.json: being published, or its export was killed); 2026-01-13 (unpublished: no "
         "manifest.json); strict=True reads a range only when every day of it is published: export those days, or narrow the range")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a fully published range: no warning
@@ -186,7 +186,7 @@ def test_a_range_without_a_published_day_is_an_error(mixed_root):
         scan(str(mixed_root), "2026-01-12", "2026-01-13")
     assert str(error.value) == (
         f"scan {mixed_root} from 2026-01-12 to 2026-01-13: no published day to read (2 of 2 days not read: "
-        "2026-01-12 (unpublished: data.parquet without manifest.json: an export running, killed or refused); "
+        "2026-01-12 (unpublished: data.parquet without manifest.json: being published, or its export was killed); "
         "2026-01-13 (unpublished: no manifest.json)); check the location and the dates")
     with pytest.raises(DatasetError) as error:
         scan(str(mixed_root), end="2026-01-01")
@@ -269,3 +269,26 @@ def test_scan_on_s3_with_storage_options_given(s3, moto, templates, tmp_path, mo
     assert frame.equals(day_rows(local / "2026-01-14")) and frame.width == 13
     with pytest.raises(ConfigError, match="^R2 settings missing: R2_ENDPOINT, R2_ACCESS_KEY_ID, R2_SECRET_ACCESS_KEY;"):
         scan(f"s3://{R2_ROOT}")
+
+
+def test_day_summary_reads_either_layout_and_shows_missing_hours(tmp_path, templates):
+    root = tmp_path / "root"
+    flat = day_summary(str(put_day(root, "2026-01-14", templates["flat"])), "2026-01-14")
+    nested = day_summary(str(put_day(root, "2026-01-15", templates["nested"])), "2026-01-15")
+    assert flat[0] == "read back through scan: 24 rows, 277 columns (manifest.json: 24 rows, layout flat)"
+    assert nested[0] == "read back through scan: 24 rows, 13 columns (manifest.json: 24 rows, layout nested)"
+    assert flat[1:] == nested[1:]  # the same entries, read through the struct fields
+    rows = day_rows(root / "2026-01-14")
+    btc = rows["twitter_sentiment_windows__last_cycle__tag_counts"].map.get("btc").drop_nulls()
+    assert flat[-1] == f"twitter_sentiment_windows.last_cycle.tag_counts['btc']: in {btc.len()} of 24 rows, {btc.sum()} in all"
+
+    archive = tmp_path / "archive"
+    write_archive_day(archive, date(2026, 1, 10), entries_per_hour=1, hours=[h for h in range(24) if h not in (3, 17)])
+    export_day("2026-01-10", str(archive), str(root), allow_incomplete=True)
+    assert day_summary(str(root), "2026-01-10")[1:4] == [
+        "rows per archive hour (manifest.json rows_by_hour):",
+        "  00-11: 1 1 1 - 1 1 1 1 1 1 1 1",
+        "  12-23: 1 1 1 1 1 - 1 1 1 1 1 1",
+    ]
+    with pytest.raises(DatasetError, match="^scan .* 2026-01-11: no published day to read"):
+        day_summary(str(root), "2026-01-11")
