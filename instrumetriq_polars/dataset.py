@@ -242,6 +242,9 @@ def _day_folders(fs, root_path: str) -> dict[date, dict[str, int]]:
     with storage_errors(f"could not list {url}", url):
         # locally two levels are enough; on an object store a depth limit would list each folder
         # on its own, while an unlimited find is one flat listing of the prefix
+        # s3fs' find keeps the folder listings it had, and its cat_file looks a file up in them
+        # first: a listing left by an earlier call would hide a manifest written since (a test)
+        fs.invalidate_cache()
         found = fs.find(root_path, maxdepth=2 if is_local(fs) else None, withdirs=True, detail=True)
     if not found:
         raise DatasetError(f"dataset root {url} does not exist (nothing is there); check the location")
@@ -280,6 +283,13 @@ def _read_manifests(fs, paths: list[str]) -> dict[str, bytes | None]:
     return out
 
 
+#: The manifest fields this module decides by, and their JSON types (a wrong type would otherwise
+#: pass as a strange value, or fail as a Python error).
+_TYPED_FIELDS = {"date_utc": str, "layout": str, "schema_fingerprint": str, "export_version": str,
+                 "parquet_size_bytes": int, "row_count": int, "rows_by_hour": dict}
+_KIND_NAMES = {str: "a string", int: "an integer", dict: "an object"}
+
+
 def _entry(folder: DayFolder, files: dict[str, int] | None, manifests: dict[str, bytes | None]) -> DayEntry:
     """The state of one day from its folder's listing and its manifest's bytes."""
     if files is None:
@@ -299,6 +309,9 @@ def _entry(folder: DayFolder, files: dict[str, int] | None, manifests: dict[str,
         manifest = Manifest.from_json(raw)
     except InstrumetriqError as exc:
         return entry(BAD_MANIFEST, str(exc))
+    for name, kind in _TYPED_FIELDS.items():
+        if not isinstance(getattr(manifest, name), kind) or isinstance(getattr(manifest, name), bool):
+            return entry(BAD_MANIFEST, f"manifest.json field {name} is not {_KIND_NAMES[kind]}")
     if manifest.date_utc != folder.day.isoformat():
         return entry(BAD_MANIFEST, f"manifest.json is for {manifest.date_utc}, not for its folder's date")
     if manifest.layout not in LAYOUTS:

@@ -17,7 +17,9 @@ from instrumetriq_polars import (
     ConfigError, DatasetError, DatasetWarning, InstrumetriqError, export_day, list_days, scan,
 )
 from instrumetriq_polars.dataset import day_summary, polars_storage_options
+from instrumetriq_polars.dayfolder import DayFolder
 from instrumetriq_polars.schema import LEGACY_FINGERPRINTS
+from instrumetriq_polars.storage import r2_storage_options
 from instrumetriq_polars.synthetic import write_archive_day
 
 # the moto server and R2 settings of the S3 tests (fixtures, used by name)
@@ -100,6 +102,17 @@ def test_list_days_gives_each_day_its_state_and_reason(mixed_root, templates):
     published = entries[0]
     assert published.published and published.reason == "" and published.manifest.row_count == 24
     assert published.data_url == f"{mixed_root}/2026-01-10/data.parquet" and published.data_size == size
+
+
+@pytest.mark.parametrize("field, value, kind", [
+    ("schema_fingerprint", {"sha256": "..."}, "a string"), ("export_version", ["tier3-polars-1"], "a string"),
+    ("layout", None, "a string"), ("parquet_size_bytes", "1024", "an integer"), ("row_count", True, "an integer"),
+    ("rows_by_hour", [24], "an object"),
+])
+def test_a_manifest_field_of_the_wrong_type_is_a_bad_manifest(tmp_path, templates, field, value, kind):
+    put_day(tmp_path, "2026-01-10", templates["flat"], **{field: value})
+    [entry] = list_days(str(tmp_path))
+    assert (entry.state, entry.reason) == ("bad manifest", f"manifest.json field {field} is not {kind}")
 
 
 def test_list_days_ranges_are_inclusive_and_name_missing_days(mixed_root):
@@ -256,6 +269,11 @@ def test_scan_on_s3_with_the_r2_settings(s3, templates, tmp_path, server_request
     with pytest.warns(DatasetWarning, match=r"2026-01-16 \(missing: no day folder\); 2026-01-17 \(unpublished"):
         frame = scan(f"s3://{R2_ROOT}", "2026-01-14", "2026-01-17").collect()  # Polars' own reader, R2 settings
     assert frame.equals(pl.concat([day_rows(local / "2026-01-14"), day_rows(local / "2026-01-15")]))
+    # the day published since (its manifest written last) is seen by the next call in this process
+    s3.put_file(str(templates["flat"] / "manifest.json"), f"{R2_ROOT}/2026-01-17/manifest.json")
+    s3.pipe_file(f"{R2_ROOT}/2026-01-17/manifest.json",
+                 json.dumps({**json.loads(s3.cat_file(f"{R2_ROOT}/2026-01-17/manifest.json")), "date_utc": "2026-01-17"}).encode())
+    assert states(list_days(f"s3://{R2_ROOT}", "2026-01-17", "2026-01-17")) == {"2026-01-17": "published"}
 
 
 def test_scan_on_s3_with_storage_options_given(s3, moto, templates, tmp_path, monkeypatch):
@@ -292,3 +310,13 @@ def test_day_summary_reads_either_layout_and_shows_missing_hours(tmp_path, templ
     ]
     with pytest.raises(DatasetError, match="^scan .* 2026-01-11: no published day to read"):
         day_summary(str(root), "2026-01-11")
+
+
+def test_a_day_folder_reads_a_manifest_written_after_it_listed_the_folder(s3):
+    """The same class of defect in DayFolder (export and verify read manifests through it): s3fs'
+    cat_file trusted the folder listing it had cached, and read a manifest written since as absent."""
+    s3.pipe_file(f"{R2_ROOT}/2026-01-15/data.parquet", b"PAR1")
+    folder = DayFolder(f"s3://{R2_ROOT}", date(2026, 1, 15), r2_storage_options())
+    assert [info["name"].rsplit("/", 1)[1] for info in folder.listing()] == ["data.parquet"]
+    s3.pipe_file(f"{R2_ROOT}/2026-01-15/manifest.json", b"{}")  # another writer publishes
+    assert folder.read_manifest_bytes() == b"{}"
