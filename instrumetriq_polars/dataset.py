@@ -5,8 +5,8 @@ declares a layout this package writes with a schema fingerprint declared for tha
 (``schema.known_fingerprints``), and ``data.parquet`` lies beside it with the size the manifest
 states. Any other day is skipped by ``scan`` with a ``DatasetWarning`` naming it and why, or, with
 ``strict=True``, stops the scan with a ``DatasetError``. A glob such as ``ROOT/*/data.parquet``
-has no such check: it also reads a day whose export is running, was killed or was refused (its
-data is there, its manifest is not).
+has no such check: it also reads a day that an export is publishing, or was killed publishing
+(its data is there, its manifest is not).
 
 Cost of ``list_days``: one recursive listing of the root (on S3 one ListObjectsV2 without a
 delimiter, 1,000 keys a page: a year of days is about one request) and one read of each manifest
@@ -116,7 +116,11 @@ def scan(location: str, start: str | date | None = None, end: str | date | None 
     translated for Polars' own object store reader (``polars_storage_options``)."""
     options = storage_options_for(location, storage_options)
     entries = list_days(location, start, end, storage_options=options)
-    where = _where(location, start, end)
+    return _scan_entries(location, entries, _where(location, start, end), options, strict)
+
+
+def _scan_entries(location: str, entries: list[DayEntry], where: str, options: dict | None, strict: bool) -> pl.LazyFrame:
+    """``scan`` once the days are listed (``where`` names the call in messages)."""
     skipped = [entry for entry in entries if not entry.published]
     published = [entry for entry in entries if entry.published]
     if not published:
@@ -127,7 +131,7 @@ def scan(location: str, start: str | date | None = None, end: str | date | None 
                            "when every day of it is published: export those days, or narrow the range")
     if skipped:
         warnings.warn(f"{where}: {_skipped_text(skipped, len(entries))}; reading the published days only",
-                      DatasetWarning, stacklevel=2)
+                      DatasetWarning, stacklevel=3)  # the caller of scan
     formats = {}
     for entry in published:
         formats.setdefault(entry.export_format, []).append(entry.day)
@@ -161,9 +165,10 @@ def day_summary(location: str, day: str | date, *, key: str = "btc", storage_opt
     ``rows_by_hour``: no column says which hour file a row came from), the span of
     ``snapshot_ts``, and one MAP lookup, ``tag_counts[key]`` of the last cycle."""
     day = _bound(day, "day")
-    entry = list_days(location, day, day, storage_options=storage_options)[0]
-    frame = scan(location, day, day, storage_options=storage_options, strict=True)
-    manifest = entry.manifest
+    options = storage_options_for(location, storage_options)
+    entries = list_days(location, day, day, storage_options=options)
+    frame = _scan_entries(location, entries, _where(location, day, day), options, strict=True)
+    manifest = entries[0].manifest
     snapshot = pl.col("snapshot_ts")
     if frame.collect_schema()["snapshot_ts"] == pl.String:
         snapshot = snapshot.str.to_datetime(time_zone="UTC")
