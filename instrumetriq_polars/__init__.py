@@ -4,10 +4,12 @@ from .errors import (
     ArchiveError,
     BadInputError,
     ConfigError,
+    DatasetError,
     InstrumetriqError,
     PublishError,
     VerifyError,
 )
+from .dataset import DatasetWarning, DayEntry, list_days, scan
 from .export import ExportResult, HourReport, export_day, export_days, upload_day
 from .manifest import Manifest
 from .schema import FIELDS, FLAT_SCHEMA, NESTED_SCHEMA, describe, fingerprint, schema_for
@@ -15,8 +17,9 @@ from .verify import VerifyResult, verify_day
 from .version import __version__
 
 __all__ = [
-    "ArchiveError", "BadInputError", "ConfigError", "ExportResult", "FIELDS", "FLAT_SCHEMA",
-    "HourReport", "InstrumetriqError", "Manifest", "NESTED_SCHEMA", "PublishError", "VerifyError",
-    "__version__", "describe", "export_day", "export_days", "fingerprint", "schema_for",
-    "upload_day", "VerifyResult", "verify_day",
+    "ArchiveError", "BadInputError", "ConfigError", "DatasetError", "DatasetWarning", "DayEntry",
+    "ExportResult", "FIELDS", "FLAT_SCHEMA", "HourReport", "InstrumetriqError", "Manifest",
+    "NESTED_SCHEMA", "PublishError", "VerifyError", "__version__", "describe", "export_day",
+    "export_days", "fingerprint", "list_days", "scan", "schema_for", "upload_day", "VerifyResult",
+    "verify_day",
 ]

@@ -19,6 +19,7 @@ import fsspec
 from . import storage
 from .version import __version__
 from .archive import date_range, parse_date, yesterday_utc
+from .dataset import day_summary
 from .errors import ConfigError, InstrumetriqError
 from .export import ARCHIVE_ENV, DEFAULT_OUT_DIR, HourReport, default_archive, export_day, upload_day
 from .schema import LAYOUTS, describe, schema_for
@@ -210,6 +211,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     result = export_day(day, archive, out, layout=args.layout, force=True, progress=_print_hour)
     print(result.summary())
     print(f"manifest: {result.location}/manifest.json")
+    for line in day_summary(out, day):
+        print(line)
     return 0
 
 
@@ -266,8 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     schema.add_argument("--json", action="store_true", help="machine-readable output")
     schema.set_defaults(func=cmd_schema)
 
-    demo = sub.add_parser("demo", help="generate a synthetic archive day and export it (no network)",
-                          description="Generate a realistic synthetic archive day locally, export it, print the summary.")
+    demo = sub.add_parser("demo", help="generate a synthetic archive day, export it, read it back (no network)",
+                          description="Generate a realistic synthetic archive day locally, export it, print the summary, "
+                                      "then read the day back through scan and print what a newcomer can check.")
     demo.add_argument("--dir", default="output/demo", help="working folder (default: output/demo)")
     demo.add_argument("--date", default="2026-01-15", metavar="YYYY-MM-DD")
     demo.add_argument("--entries-per-hour", type=int, default=20, metavar="N", help="entries per hour file (default 20; production ~100)")

@@ -42,6 +42,9 @@ class DayFolder:
     def read_manifest_bytes(self) -> bytes | None:
         """The manifest's bytes as they are now; None when there is none (not published)."""
         with storage_errors(f"could not read {self.display(self.manifest_path)}", self.display(self.manifest_path)):
+            # s3fs' cat_file looks the file up in a cached listing of the folder first (as
+            # exists/size/listing would): refresh it, or a manifest written since reads as absent
+            self.fs.invalidate_cache(self.folder)
             try:
                 return self.fs.cat_file(self.manifest_path)
             except FileNotFoundError:

@@ -40,3 +40,8 @@ class ConfigError(InstrumetriqError):
 
 class VerifyError(InstrumetriqError):
     """A published day could not be read for verification at all."""
+
+
+class DatasetError(InstrumetriqError):
+    """The dataset cannot be read as asked: a bad range, no published day in it, days of
+    different export formats, or (``strict=True``) days of the range that are not published."""

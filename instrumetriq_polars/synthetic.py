@@ -21,6 +21,9 @@ from .schema import TREE, Field
 SYMBOLS = [f"C{i:03d}USDT" for i in range(300)] + ["BTCUSDT", "ETHUSDT", "SOLUSDT", "PEPEUSDT"]
 COUNT_MAPS = {"tag_counts": ("tag", 20000), "cashtag_counts": ("COIN", 3000),
               "mention_counts": ("user", 60000), "url_domain_counts": ("site", 8000)}
+#: The most frequent keys of a long tail, most frequent first (the real sample's top hashtags), so
+#: that a lookup such as ``tag_counts['btc']`` finds something in a synthetic day too.
+COMMON_KEYS = {"tag": ["crypto", "btc", "bitcoin", "eth", "gold", "sol", "binance", "xrp"]}
 TERMS = ["moon", "pump", "bullish", "dump", "wagmi", "lfg", "scam", "rug", "breakout", "fud"]
 
 
@@ -33,21 +36,32 @@ def _timestamp(moment: datetime, style: int) -> str:
 
 
 def _long_tail_key(rng: random.Random, prefix: str, vocabulary: int) -> str:
-    return f"{prefix}{int(vocabulary ** rng.random()) - 1}"
+    rank = int(vocabulary ** rng.random()) - 1
+    common = COMMON_KEYS.get(prefix, [])
+    return common[rank] if rank < len(common) else f"{prefix}{rank}"
 
 
-def _fill(node: dict, rng: random.Random, name: str = ""):
-    """A value for every declared field below ``node``."""
+#: Name endings of the declared string fields that hold an instant (``meta.added_ts``,
+#: ``latest_tweet_at``, ``cycle_start_utc``): they get timestamps, not placeholder text.
+TIME_SUFFIXES = ("_ts", "_at", "_utc")
+
+
+def _fill(node: dict, rng: random.Random, moment: datetime):
+    """A value for every declared field below ``node``; instants near ``moment``."""
     out = {}
     for key, spec in node.items():
         if isinstance(spec, Field):
-            out[key] = _value(spec.type_name, key, rng)
+            out[key] = _value(spec.type_name, key, rng, moment)
         elif "[]" not in spec:
-            out[key] = _fill(spec, rng, key)
+            out[key] = _fill(spec, rng, moment)
     return out
 
 
-def _value(type_name: str, key: str, rng: random.Random):
+def _value(type_name: str, key: str, rng: random.Random, moment: datetime):
+    if type_name == "string" and key.endswith(TIME_SUFFIXES):
+        return _timestamp(moment - timedelta(seconds=rng.uniform(0, 3600)), rng.randrange(3))
+    if type_name == "string" and key == "date":
+        return moment.date().isoformat()
     if type_name == "float":
         return round(rng.uniform(0, 100), rng.choice((2, 6, 12)))
     if type_name == "int":
@@ -67,8 +81,9 @@ def make_entry(rng: random.Random, written: datetime) -> dict:
     symbol = rng.choice(SYMBOLS)
     duration = rng.uniform(6500, 7800) if rng.random() > 0.02 else rng.uniform(9000, 12000)
     added = written - timedelta(seconds=duration)
-    entry = {"symbol": symbol, "snapshot_ts": _timestamp(added, 2)}
-    entry.update(_fill(TREE, rng))
+    entry = _fill(TREE, rng, added)
+    # after _fill, which gives the other declared strings placeholders ("key_used-v2")
+    entry.update(symbol=symbol, snapshot_ts=_timestamp(added, 2))
     meta = entry["meta"]
     meta.update(
         schema_version=7, archive_schema_version=7, source="spot+usdsm-futures",

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from instrumetriq_polars.archive import yesterday_utc
 from instrumetriq_polars.cli import build_parser, main
+from instrumetriq_polars.manifest import format_instant
 from instrumetriq_polars.synthetic import write_archive_day
 
 from .conftest import ROOT
@@ -126,8 +129,23 @@ def test_demo_runs_as_a_module(tmp_path):
     )
     assert run.returncode == 0, run.stderr
     assert "2026-01-15: published: 48 rows, 24/24 hours" in run.stdout
-    manifest = json.loads(Path(tmp_path / "tier3_daily" / "2026-01-15" / "manifest.json").read_text())
+    folder = tmp_path / "tier3_daily" / "2026-01-15"
+    manifest = json.loads(Path(folder / "manifest.json").read_text())
     assert manifest["row_count"] == 48 and manifest["bad_line_count"] == 0
+    # then the day read back, each figure checked against the file as pyarrow reads it
+    table = pq.read_table(folder / "data.parquet")
+    instants = [datetime.fromisoformat(ts) for ts in table.column("snapshot_ts").to_pylist()]
+    btc = [dict(pairs)["btc"] for pairs in table.column("twitter_sentiment_windows__last_cycle__tag_counts").to_pylist()
+           if pairs is not None and "btc" in dict(pairs)]
+    hours = [str(manifest["rows_by_hour"][f"{hour:02d}"]) for hour in range(24)]
+    assert run.stdout.splitlines()[2:] == [
+        f"read back through scan: {table.num_rows} rows, {table.num_columns} columns (manifest.json: 48 rows, layout flat)",
+        "rows per archive hour (manifest.json rows_by_hour):",
+        "  00-11: " + " ".join(hours[:12]),
+        "  12-23: " + " ".join(hours[12:]),
+        f"snapshot_ts from {format_instant(min(instants))} to {format_instant(max(instants))}",
+        f"twitter_sentiment_windows.last_cycle.tag_counts['btc']: in {len(btc)} of 48 rows, {sum(btc)} in all",
+    ]
 
 
 @pytest.mark.parametrize("args, option", [

@@ -1,0 +1,368 @@
+"""The read side: which days under a dataset root are published, and a Polars scan over them.
+
+A day *counts* (is read) when its ``manifest.json`` parses, is the manifest of its folder's date,
+declares a layout this package writes with a schema fingerprint declared for that layout
+(``schema.known_fingerprints``), and ``data.parquet`` lies beside it with the size the manifest
+states. Any other day is skipped by ``scan`` with a ``DatasetWarning`` naming it and why, or, with
+``strict=True``, stops the scan with a ``DatasetError``. A glob such as ``ROOT/*/data.parquet``
+has no such check: it also reads a day that an export is publishing, or was killed publishing
+(its data is there, its manifest is not).
+
+Cost of ``list_days``: one recursive listing of the root (on S3 one ListObjectsV2 without a
+delimiter, 1,000 keys a page: a year of days is about one request) and one read of each manifest
+in the range (s3fs fetches them concurrently); sizes come from the listing, data is never read.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import fsspec
+import polars as pl
+
+from .archive import parse_date
+from .dayfolder import DATA_NAME, MANIFEST_NAME, DayFolder, split_day_folder, storage_errors
+from .errors import ConfigError, DatasetError, InstrumetriqError
+from .manifest import Manifest, format_instant
+from .schema import LAYOUTS, SEPARATOR, known_fingerprints
+from .storage import display_path, is_local, is_s3_url, storage_options_for
+
+#: The states of a day in a range; only PUBLISHED days are read.
+PUBLISHED = "published"
+MISSING = "missing"            # no day folder at all
+UNPUBLISHED = "unpublished"    # a day folder without manifest.json
+BAD_MANIFEST = "bad manifest"  # manifest.json unreadable, incomplete, or of another date
+FOREIGN = "foreign"            # a layout or schema fingerprint this package does not declare
+DAMAGED = "damaged"            # data.parquet missing, or not of the size the manifest states
+
+
+class DatasetWarning(UserWarning):
+    """Days of the range that ``scan`` skipped (not published, foreign, damaged)."""
+
+
+@dataclass(frozen=True)
+class DayEntry:
+    """One day of a range: its folder and whether it counts; ``reason`` says why not."""
+
+    day: date
+    folder: DayFolder
+    state: str
+    reason: str = ""
+    manifest: Manifest | None = None
+    #: Bytes of data.parquet as the listing saw them; None when there is none.
+    data_size: int | None = None
+
+    @property
+    def published(self) -> bool:
+        return self.state == PUBLISHED
+
+    @property
+    def data_url(self) -> str:
+        """``data.parquet`` as a reader opens it: a local path, or ``s3://bucket/...``."""
+        return self.folder.display(self.folder.data_path)
+
+    @property
+    def export_format(self) -> tuple[str, str] | None:
+        """(layout, export_version) of a published day: days that share it share their columns."""
+        return (self.manifest.layout, self.manifest.export_version) if self.published else None
+
+
+def list_days(location: str, start: str | date | None = None, end: str | date | None = None, *,
+              storage_options: dict | None = None) -> list[DayEntry]:
+    """The days from ``start`` to ``end`` (both inclusive, dates or ``YYYY-MM-DD``) under the
+    dataset root ``location``, in date order, each with its state. An open end is the first or
+    last day folder; a day of the range without a folder is MISSING. Without ``start`` and ``end``:
+    every day folder under the root. ``location`` may be one day folder (``ROOT/YYYY-MM-DD``): that
+    day. ``s3://`` locations without ``storage_options`` use the R2 settings.
+
+    Raises ``DatasetError`` for a bad date or range, or a root that does not exist (locally: no
+    such folder; on an object store: nothing under the prefix); ``StorageError`` when the storage
+    fails."""
+    location = str(location)
+    root, named = split_day_folder(location)
+    first, last = _bound(start, "start"), _bound(end, "end")
+    if named is not None:
+        if (first or named) != named or (last or named) != named:
+            raise DatasetError(f"{location} is the day folder of {named}; give the dataset root {root} to read other days")
+        first = last = named
+    if first and last and last < first:
+        raise DatasetError(f"end {last} is before start {first}")
+    options = storage_options_for(location, storage_options)
+    fs, root_path = fsspec.core.url_to_fs(root, **(options or {}))
+    root_path = root_path.rstrip("/")
+    folders = _day_folders(fs, root_path)
+    present = [day for day in sorted(folders) if (not first or day >= first) and (not last or day <= last)]
+    if first or last:
+        low, high = first or (present[0] if present else None), last or (present[-1] if present else None)
+        days = [low + timedelta(days=i) for i in range((high - low).days + 1)] if low and high else []
+    else:
+        days = present
+    manifests = _read_manifests(fs, [f"{root_path}/{day}/{MANIFEST_NAME}" for day in days if MANIFEST_NAME in folders.get(day, {})])
+    return [_entry(DayFolder(root_path, day, fs=fs), folders.get(day), manifests) for day in days]
+
+
+def scan(location: str, start: str | date | None = None, end: str | date | None = None, *,
+         storage_options: dict | None = None, strict: bool = False) -> pl.LazyFrame:
+    """A ``pl.LazyFrame`` over the published days from ``start`` to ``end`` (``list_days``), read
+    by ``pl.scan_parquet`` from the days' ``data.parquet`` files, in date order.
+
+    Days that do not count are skipped with one ``DatasetWarning`` naming each (with
+    ``strict=True``: ``DatasetError``, nothing read). Also ``DatasetError``: no day of the range
+    is published (an empty frame would hide a wrong root, range or credentials), or the published
+    days are of more than one export format (layout, export version), whose columns differ.
+    ``s3://`` locations without ``storage_options`` use the R2 settings; fsspec/s3fs options are
+    translated for Polars' own object store reader (``polars_storage_options``)."""
+    options = storage_options_for(location, storage_options)
+    entries = list_days(location, start, end, storage_options=options)
+    return _scan_entries(location, entries, _where(location, start, end), options, strict)
+
+
+def _scan_entries(location: str, entries: list[DayEntry], where: str, options: dict | None, strict: bool) -> pl.LazyFrame:
+    """``scan`` once the days are listed (``where`` names the call in messages)."""
+    skipped = [entry for entry in entries if not entry.published]
+    published = [entry for entry in entries if entry.published]
+    if not published:
+        found = _skipped_text(skipped, len(entries)) if entries else "no day folder"
+        raise DatasetError(f"{where}: no published day to read ({found}); check the location and the dates")
+    if skipped and strict:
+        raise DatasetError(f"{where}: {_skipped_text(skipped, len(entries))}; strict=True reads a range only "
+                           "when every day of it is published: export those days, or narrow the range")
+    if skipped:
+        warnings.warn(f"{where}: {_skipped_text(skipped, len(entries))}; reading the published days only",
+                      DatasetWarning, stacklevel=3)  # the caller of scan
+    formats = {}
+    for entry in published:
+        formats.setdefault(entry.export_format, []).append(entry.day)
+    if len(formats) > 1:
+        parts = "; ".join(f"layout {layout}, {version}: {_days_text(days)}" for (layout, version), days in formats.items())
+        raise DatasetError(
+            f"{where}: the days are of different export formats, whose columns differ ({parts}); "
+            "scan each part on its own (start=, end=), or re-export the odd days with --force in one layout")
+    polars_options = polars_storage_options(location, options)
+    return pl.scan_parquet([entry.data_url for entry in published], storage_options=polars_options,
+                           hive_partitioning=False, glob=False)
+
+
+def column(path: str, layout: str) -> pl.Expr:
+    """The Polars expression for the declared field ``path`` (``"meta.added_ts"``) in ``layout``:
+    the flat column ``meta__added_ts``, or the struct field of the nested column ``meta``."""
+    top, *fields = path.split(".")
+    if layout == "flat":
+        return pl.col(SEPARATOR.join([top, *fields]))
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r} (expected one of {', '.join(LAYOUTS)})")
+    expr = pl.col(top)
+    for name in fields:
+        expr = expr.struct.field(name)
+    return expr.alias(SEPARATOR.join([top, *fields]))
+
+
+def day_summary(location: str, day: str | date, *, key: str = "btc", storage_options: dict | None = None) -> list[str]:
+    """Lines a newcomer can check against a published day, read back through ``scan``: rows and
+    columns read (and the manifest's row count), rows per archive hour (the manifest's
+    ``rows_by_hour``: no column says which hour file a row came from), the span of
+    ``snapshot_ts``, and one MAP lookup, ``tag_counts[key]`` of the last cycle."""
+    day = _bound(day, "day")
+    options = storage_options_for(location, storage_options)
+    entries = list_days(location, day, day, storage_options=options)
+    frame = _scan_entries(location, entries, _where(location, day, day), options, strict=True)
+    manifest = entries[0].manifest
+    snapshot = pl.col("snapshot_ts")
+    if frame.collect_schema()["snapshot_ts"] == pl.String:
+        snapshot = snapshot.str.to_datetime(time_zone="UTC")
+    tags = column("twitter_sentiment_windows.last_cycle.tag_counts", manifest.layout).map.get(key)
+    figures = frame.select(
+        pl.len().alias("rows"), snapshot.min().alias("first"), snapshot.max().alias("last"),
+        tags.count().alias("with_key"), tags.sum().alias("key_total"),
+    ).collect().row(0, named=True)
+    counts = [str(manifest.rows_by_hour.get(f"{hour:02d}", "-")) for hour in range(24)]  # "-": a missing hour
+    width = max(map(len, counts))
+    return [
+        f"read back through scan: {figures['rows']} rows, {len(frame.collect_schema())} columns "
+        f"(manifest.json: {manifest.row_count} rows, layout {manifest.layout})",
+        "rows per archive hour (manifest.json rows_by_hour):",
+        *(f"  {first:02d}-{first + 11:02d}: " + " ".join(c.rjust(width) for c in counts[first:first + 12]) for first in (0, 12)),
+        f"snapshot_ts from {format_instant(figures['first'])} to {format_instant(figures['last'])}",
+        f"twitter_sentiment_windows.last_cycle.tag_counts[{key!r}]: in {figures['with_key']} of {figures['rows']} rows, "
+        f"{figures['key_total'] or 0} in all",
+    ]
+
+
+#: fsspec/s3fs option -> Polars' (object_store) option for s3:// URLs.
+_S3_KEYS = {"key": "aws_access_key_id", "secret": "aws_secret_access_key", "token": "aws_session_token",
+            "endpoint_url": "aws_endpoint_url", "region_name": "aws_region"}
+#: s3fs options that only shape writing, caching or botocore's retries: nothing for a reader to set.
+_S3_WRITE_SIDE = {"fixed_upload_size", "config_kwargs", "skip_instance_cache", "use_listings_cache",
+                  "listings_expiry_time", "default_block_size", "default_fill_cache", "default_cache_type"}
+
+
+def polars_storage_options(location: str, options: dict | None) -> dict | None:
+    """The ``storage_options`` for ``pl.scan_parquet`` of ``location``, from fsspec options.
+
+    Polars reads ``s3://`` through its own object store client, not s3fs, and names its options
+    otherwise: ``key``/``secret``/``token``, ``endpoint_url`` and ``client_kwargs.region_name``
+    become ``aws_*``; an ``http://`` endpoint also needs ``aws_allow_http``; ``anon=True`` is
+    ``aws_skip_signature``. Options already named ``aws_*`` pass unchanged; s3fs' write-side and
+    cache settings (R2's upload and checksum settings among them) are left out. Any other option
+    raises ``ConfigError``, rather than being dropped and reading with other credentials. Other
+    URLs get ``options`` unchanged; local paths none."""
+    if not options or is_local(location):
+        return None
+    if not is_s3_url(location):
+        return dict(options)
+    flat = {key: value for key, value in options.items() if key != "client_kwargs"}
+    flat.update(options.get("client_kwargs") or {})
+    translated = {}
+    for key, value in flat.items():
+        if value is None or key in _S3_WRITE_SIDE:
+            continue
+        if key.startswith("aws_"):
+            translated[key] = value
+        elif key in _S3_KEYS:
+            translated[_S3_KEYS[key]] = str(value)
+        elif key == "anon":
+            translated["aws_skip_signature"] = "true" if value else "false"
+        else:
+            raise ConfigError(f"storage option {key!r} has no equivalent for Polars' S3 reader; "
+                              "give scan() Polars' own aws_* options instead")
+    if str(translated.get("aws_endpoint_url", "")).startswith("http://"):
+        translated.setdefault("aws_allow_http", "true")
+    return translated
+
+
+def _bound(value, name: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return parse_date(value)
+    except InstrumetriqError as exc:
+        raise DatasetError(f"{name}: {exc}") from None
+
+
+def _day_folders(fs, root_path: str) -> dict[date, dict[str, int]]:
+    """Day folder date -> {file name: size} of the files directly in it, from one listing."""
+    url = display_path(fs, root_path)
+    with storage_errors(f"could not list {url}", url):
+        # locally two levels are enough; on an object store a depth limit would list each folder
+        # on its own, while an unlimited find is one flat listing of the prefix
+        # s3fs' find keeps the folder listings it had, and its cat_file looks a file up in them
+        # first: a listing left by an earlier call would hide a manifest written since (a test)
+        fs.invalidate_cache()
+        found = fs.find(root_path, maxdepth=2 if is_local(fs) else None, withdirs=True, detail=True)
+    if not found:
+        raise DatasetError(f"dataset root {url} does not exist (nothing is there); check the location")
+    if found.get(root_path, {}).get("type") == "file":
+        raise DatasetError(f"dataset root {url} is a file, not a folder of YYYY-MM-DD day folders")
+    folders: dict[date, dict[str, int]] = {}
+    for path, info in found.items():
+        parts = path[len(root_path) + 1:].split("/") if path.startswith(root_path + "/") else []
+        if not parts or len(parts) > 2:
+            continue
+        try:
+            day = parse_date(parts[0])
+        except InstrumetriqError:
+            continue  # verify_report.md, other folders: not days
+        files = folders.setdefault(day, {})
+        if len(parts) == 2 and info.get("type") == "file":
+            files[parts[1]] = info.get("size")
+    return folders
+
+
+def _read_manifests(fs, paths: list[str]) -> dict[str, bytes | None]:
+    """path -> the manifest's bytes (None when it went away since the listing)."""
+    if not paths:
+        return {}
+    url = display_path(fs, paths[0].rsplit("/", 2)[0])
+    with storage_errors(f"could not read the manifests under {url}", url):
+        read = fs.cat(paths, on_error="return")
+    out = {}
+    for path, value in read.items():
+        if isinstance(value, FileNotFoundError):
+            value = None
+        elif isinstance(value, BaseException):
+            with storage_errors(f"could not read {display_path(fs, path)}", display_path(fs, path)):
+                raise value
+        out[fs._strip_protocol(path)] = value
+    return out
+
+
+#: The manifest fields this module decides by, and their JSON types (a wrong type would otherwise
+#: pass as a strange value, or fail as a Python error).
+_TYPED_FIELDS = {"date_utc": str, "layout": str, "schema_fingerprint": str, "export_version": str,
+                 "parquet_size_bytes": int, "row_count": int, "rows_by_hour": dict}
+_KIND_NAMES = {str: "a string", int: "an integer", dict: "an object"}
+
+
+def _entry(folder: DayFolder, files: dict[str, int] | None, manifests: dict[str, bytes | None]) -> DayEntry:
+    """The state of one day from its folder's listing and its manifest's bytes."""
+    if files is None:
+        return DayEntry(folder.day, folder, MISSING, "no day folder")
+    data_size = files.get(DATA_NAME)
+    raw = manifests.get(folder.manifest_path)
+    if raw is None:
+        reason = ("data.parquet without manifest.json: being published, or its export was killed"
+                  if data_size is not None else "no manifest.json")
+        return DayEntry(folder.day, folder, UNPUBLISHED, reason, data_size=data_size)
+
+    def entry(state: str, reason: str = "") -> DayEntry:
+        return DayEntry(folder.day, folder, state, reason, manifest, data_size)
+
+    manifest = None
+    try:
+        manifest = Manifest.from_json(raw)
+    except InstrumetriqError as exc:
+        return entry(BAD_MANIFEST, str(exc))
+    for name, kind in _TYPED_FIELDS.items():
+        if not isinstance(getattr(manifest, name), kind) or isinstance(getattr(manifest, name), bool):
+            return entry(BAD_MANIFEST, f"manifest.json field {name} is not {_KIND_NAMES[kind]}")
+    if manifest.date_utc != folder.day.isoformat():
+        return entry(BAD_MANIFEST, f"manifest.json is for {manifest.date_utc}, not for its folder's date")
+    if manifest.layout not in LAYOUTS:
+        return entry(FOREIGN, f"layout {manifest.layout!r} is not one this package writes")
+    if manifest.schema_fingerprint not in known_fingerprints(manifest.layout):
+        return entry(FOREIGN, f"schema fingerprint {manifest.schema_fingerprint} is not a declared one for "
+                              f"the {manifest.layout} layout (exporter {_exporter(manifest)})")
+    if data_size is None:
+        return entry(DAMAGED, "manifest.json without data.parquet")
+    if data_size != manifest.parquet_size_bytes:
+        return entry(DAMAGED, f"data.parquet holds {data_size} bytes, manifest.json says {manifest.parquet_size_bytes}")
+    return entry(PUBLISHED)
+
+
+def _exporter(manifest: Manifest) -> str:
+    exporter = manifest.exporter if isinstance(manifest.exporter, dict) else {}
+    return " ".join(str(exporter[key]) for key in ("name", "version") if key in exporter) or "unknown"
+
+
+def _where(location: str, start, end) -> str:
+    if start is None and end is None:
+        return f"scan {location}"
+    return f"scan {location} from {start or 'the first day'} to {end or 'the last day'}"
+
+
+def _skipped_text(skipped: list[DayEntry], total: int) -> str:
+    """'3 of 31 days not read: 2026-01-05..2026-01-06 (missing: no day folder); ...': consecutive
+    days in the same state, for the same reason, are one range."""
+    runs: list[list[DayEntry]] = []
+    for entry in skipped:
+        last = runs[-1][-1] if runs else None
+        if last and (last.state, last.reason) == (entry.state, entry.reason) and entry.day == last.day + timedelta(days=1):
+            runs[-1].append(entry)
+        else:
+            runs.append([entry])
+    text = "; ".join(f"{_days_text([e.day for e in run])} ({run[0].state}: {run[0].reason})" for run in runs)
+    return f"{len(skipped)} of {total} days not read: {text}"
+
+
+def _days_text(days: list[date]) -> str:
+    """Dates in order as text, each run of consecutive days as 'first..last':
+    '2026-01-01..2026-01-10, 2026-01-15'."""
+    runs: list[list[date]] = []
+    for day in days:
+        if runs and day == runs[-1][-1] + timedelta(days=1):
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    return ", ".join(f"{run[0]}..{run[-1]}" if len(run) > 1 else str(run[0]) for run in runs)

@@ -1,0 +1,241 @@
+"""The README's "Reading the dataset" recipes, each run as written (parsed out of README.md) on a
+dataset root like a real one: two published days, a day with data and no manifest, the verify
+report and a killed export's temporary file. Each recipe's result is compared with the data as
+pyarrow.parquet reads it, file by file; the README's claims about the root are checked too."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import warnings
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import polars as pl
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+
+from instrumetriq_polars import DatasetWarning, export_day
+from instrumetriq_polars.synthetic import SYMBOLS, TIME_SUFFIXES, make_entry, write_archive_day
+
+from .conftest import ROOT
+
+TAGS = "twitter_sentiment_windows__last_cycle__tag_counts"
+PUBLISHED = ("2026-01-14", "2026-01-15")
+ALL_DAYS = (*PUBLISHED, "2026-01-16")
+WINDOW = (datetime(2026, 1, 15, 6, tzinfo=timezone.utc), datetime(2026, 1, 15, 12, tzinfo=timezone.utc))
+
+
+def readme_recipes() -> dict[str, str]:
+    """The section's Python blocks, keyed by their first line (a comment naming the recipe)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("\n## Reading the dataset\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"^```python\n(.*?)^```$", section, flags=re.S | re.M)
+    return {block.splitlines()[0]: block for block in blocks}
+
+
+def run_recipe(title: str, cwd: Path) -> dict:
+    """Execute the recipe in a fresh namespace with ``cwd`` as the working folder; its variables,
+    and the warnings it raised under ``_warnings``."""
+    code = readme_recipes()[title]
+    namespace: dict = {}
+    before = os.getcwd()
+    os.chdir(cwd)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            exec(compile(code, f"README.md: {title}", "exec"), namespace)
+    finally:
+        os.chdir(before)
+    namespace["_warnings"] = [w for w in caught if issubclass(w.category, DatasetWarning)]
+    return namespace
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory) -> Path:
+    """The working folder of the recipes: ``output/tier3_daily`` in it is the dataset root."""
+    base = tmp_path_factory.mktemp("readers")
+    root = base / "output" / "tier3_daily"
+    for seed, day in enumerate(ALL_DAYS):
+        write_archive_day(base / "archive", date.fromisoformat(day), entries_per_hour=2, seed=seed)
+        export_day(day, str(base / "archive"), str(root))
+    (root / "2026-01-16" / "manifest.json").unlink()  # its export was killed while it published
+    (root / "verify_report.md").write_text("# verify report\n")
+    (root / "2026-01-15" / ".data.parquet.tmp-4242-0a1b").write_bytes(b"PAR1 cut short")
+    return base
+
+
+def truth(base: Path, days=ALL_DAYS) -> dict[str, list]:
+    """Columns of the days, in date order, as pyarrow.parquet reads each file (MAP cells become
+    lists of pairs)."""
+    tables = [pq.read_table(base / "output" / "tier3_daily" / day / "data.parquet") for day in days]
+    columns: dict[str, list] = {"symbol": [], "snapshot_ts": [], "btc": []}
+    for table in tables:
+        columns["symbol"] += table.column("symbol").to_pylist()
+        columns["snapshot_ts"] += table.column("snapshot_ts").to_pylist()
+        columns["btc"] += [dict(pairs).get("btc") if pairs is not None else None for pairs in table.column(TAGS).to_pylist()]
+    return columns
+
+
+def test_every_recipe_in_the_readme_is_tested():
+    assert sorted(readme_recipes()) == sorted(CHECKS)
+
+
+def test_polars_scan_recipe(base):
+    result, expected = run_recipe("# Polars: the published days of a range, through scan", base), truth(base, PUBLISHED)
+    df = result["df"]
+    assert df["symbol"].to_list() == expected["symbol"] and df["btc_tags"].to_list() == expected["btc"]
+    assert df["btc_tags"].count() > 0  # the lookup finds the key
+    assert [str(w.message).split(": ", 1)[1] for w in result["_warnings"]] == [
+        "1 of 3 days not read: 2026-01-16 (unpublished: data.parquet without manifest.json: being published, "
+        "or its export was killed); reading the published days only"]
+
+
+def test_polars_glob_recipe(base):
+    assert run_recipe("# Polars: a plain glob (every data.parquet, published or not)", base)["rows"] == len(truth(base)["symbol"])
+
+
+def test_pandas_recipe(base):
+    result, expected = run_recipe("# pandas: a list of files (pandas does not expand a glob); a MAP cell is a list of (key, value) pairs", base), truth(base)
+    assert result["df"]["symbol"].tolist() == expected["symbol"]
+    assert [None if pd.isna(v) else v for v in result["btc_tags"]] == expected["btc"]
+
+
+def test_pyarrow_dataset_recipe(base):
+    result, expected = run_recipe("# pyarrow.dataset: a list of files, since the root holds manifest.json; map_lookup wants a large_string key", base), truth(base)
+    assert result["table"].column("symbol").to_pylist() == expected["symbol"]
+    assert result["btc_tags"].to_pylist() == expected["btc"]
+
+
+def duckdb_expected(base: Path) -> list[tuple]:
+    """Per symbol, snapshots in the recipe's time window and the sum of their 'btc' counts."""
+    expected = truth(base)
+    groups: dict[str, list] = {}
+    for symbol, moment, btc in zip(expected["symbol"], expected["snapshot_ts"], expected["btc"]):
+        if WINDOW[0] <= datetime.fromisoformat(moment) < WINDOW[1]:
+            groups.setdefault(symbol, []).append(btc)
+    return [(symbol, len(counts), sum(c for c in counts if c is not None) if any(c is not None for c in counts) else None)
+            for symbol, counts in sorted(groups.items())]
+
+
+DUCKDB_GLOB = "# DuckDB: a glob, a MAP lookup and a time range (instants compared, whatever the session's time zone)"
+
+
+@pytest.fixture(scope="module")
+def typed_base(base, tmp_path_factory) -> Path:
+    """The same files with ``snapshot_ts`` as a UTC timestamp (what a later export version writes)."""
+    typed = tmp_path_factory.mktemp("typed")
+    for path in (base / "output" / "tier3_daily").glob("*/data.parquet"):
+        target = typed / path.relative_to(base)
+        target.parent.mkdir(parents=True)
+        frame = pl.read_parquet(path).with_columns(pl.col("snapshot_ts").str.to_datetime(time_zone="UTC"))
+        frame.write_parquet(target)
+    return typed
+
+
+def test_duckdb_glob_recipe_on_strings_and_on_timestamps(base, typed_base):
+    expected = duckdb_expected(base)
+    assert len(expected) > 3 and any(row[2] is not None for row in expected)  # the window and the lookup select something
+    assert run_recipe(DUCKDB_GLOB, base)["rows"] == expected
+    column = duckdb.sql(f"DESCRIBE SELECT snapshot_ts FROM '{typed_base}/output/tier3_daily/*/data.parquet'").fetchall()[0]
+    assert column[1] == "TIMESTAMP WITH TIME ZONE"
+    assert run_recipe(DUCKDB_GLOB, typed_base)["rows"] == expected
+    # the session's time zone does not move the window
+    duckdb.sql("SET TimeZone = 'America/New_York'")
+    try:
+        assert run_recipe(DUCKDB_GLOB, base)["rows"] == expected
+        assert run_recipe(DUCKDB_GLOB, typed_base)["rows"] == expected
+    finally:
+        duckdb.sql("RESET TimeZone")
+
+
+def test_duckdb_published_days_recipe(base):
+    result = run_recipe("# DuckDB (or any reader) on the published days only: the file list of list_days", base)
+    assert result["published_rows"] == len(truth(base, PUBLISHED)["symbol"])
+    assert result["files"] == [f"{base}/output/tier3_daily/{day}/data.parquet" for day in PUBLISHED]
+
+
+def spark_session_or_skip():
+    """pyspark and Java are in the test setup (pyspark in the test extras); in CI they must be."""
+    missing = None
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        missing = "pyspark is not installed (pip install -e '.[test]')"
+    if missing is None and not shutil.which("java") and not os.environ.get("JAVA_HOME"):
+        missing = "no java on PATH (Spark needs Java 17+)"
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"{missing}: CI must run the Spark recipe")
+        pytest.skip(missing)
+
+
+@pytest.mark.slow
+def test_spark_recipe(base):
+    spark_session_or_skip()
+    result = run_recipe("# Spark: a glob", base)
+    spark = result["spark"]
+    try:
+        expected = truth(base)
+        assert result["df"].count() == len(expected["symbol"])
+        assert result["btc_rows"] == sum(c is not None for c in expected["btc"]) > 0
+        with pytest.raises(Exception, match="FAILED_READ_FILE|not a Parquet file|Could not read footer"):
+            spark.read.parquet(str(base / "output" / "tier3_daily")).count()  # the README: not the root
+    finally:
+        spark.stop()
+
+
+@pytest.mark.parametrize("tool", ["polars", "pandas", "pyarrow", "duckdb"])
+def test_tools_given_the_root_fail_on_files_that_are_not_parquet(base, tool):
+    """The README's first rule: a tool given the dataset root itself fails."""
+    root = str(base / "output" / "tier3_daily")
+    read = {
+        "polars": lambda: pl.scan_parquet(root).collect(),
+        "pandas": lambda: pd.read_parquet(root),
+        "pyarrow": lambda: ds.dataset(root, format="parquet").to_table(),
+        "duckdb": lambda: duckdb.sql(f"SELECT count(*) FROM read_parquet('{root}/**')").fetchall(),
+    }[tool]
+    with pytest.raises(Exception) as error:
+        read()
+    assert re.search(r"manifest\.json|verify_report\.md", str(error.value)), error.value
+
+
+def test_synthetic_days_hold_real_symbols_instants_and_tags(tmp_path):
+    """The recipes and the demo read generated days: ``symbol`` and every timestamp field hold
+    real values (they once held placeholders such as 'symbol-v2'), and common hashtags occur."""
+    import random
+
+    written = datetime(2026, 1, 15, 5, tzinfo=timezone.utc)
+    rng = random.Random(3)
+    entries = [make_entry(rng, written) for _ in range(60)]
+
+    def strings(node, key=""):
+        if isinstance(node, dict):
+            for name, value in node.items():
+                yield from strings(value, name)
+        elif isinstance(node, str):
+            yield key, node
+
+    for entry in entries:
+        assert entry["symbol"] in SYMBOLS
+        times = [value for key, value in strings({k: v for k, v in entry.items() if k != "spot_prices"}) if key.endswith(TIME_SUFFIXES)]
+        assert "snapshot_ts" in entry and entry["snapshot_ts"] in times
+        for value in times:
+            assert datetime.fromisoformat(value).tzinfo is not None, value
+    tags = [entry["twitter_sentiment_windows"]["last_cycle"]["tag_counts"] for entry in entries if "twitter_sentiment_windows" in entry]
+    assert sum("btc" in t for t in tags) >= 3
+
+
+CHECKS = {
+    "# Polars: the published days of a range, through scan": test_polars_scan_recipe,
+    "# Polars: a plain glob (every data.parquet, published or not)": test_polars_glob_recipe,
+    "# pandas: a list of files (pandas does not expand a glob); a MAP cell is a list of (key, value) pairs": test_pandas_recipe,
+    "# pyarrow.dataset: a list of files, since the root holds manifest.json; map_lookup wants a large_string key": test_pyarrow_dataset_recipe,
+    DUCKDB_GLOB: test_duckdb_glob_recipe_on_strings_and_on_timestamps,
+    "# DuckDB (or any reader) on the published days only: the file list of list_days": test_duckdb_published_days_recipe,
+    "# Spark: a glob": test_spark_recipe,
+}
