@@ -13,7 +13,7 @@ checks). After ``normalize``:
 - for entries decoded by ``json.loads`` (``check_text``), text holding a lone surrogate is mistyped.
 
 Lists of objects (``spot_prices``) are checked for unknown keys here; their values are typed by
-pyarrow as each entry is read (``pipeline.ListColumn``), faster than a Python loop over ~1.8M
+pyarrow as each entry is read (``frames.ListColumn``), faster than a Python loop over ~1.8M
 samples.
 """
 

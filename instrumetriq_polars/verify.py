@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 from .archive import open_archive_day, parse_date
 from .decode import BadLine, gunzip
 from .errors import InstrumetriqError, VerifyError
-from .hours import fetch_hour, hour_label, read_hour
+from .source import fetch_hour, hour_label, read_hour
 from .manifest import MAX_BAD_LINE_RECORDS, Manifest, parse_instant, utc_now_iso
 from .schema import (
     DROPPED_COLUMNS, EXTRA_COLUMN, FLAT_COLUMNS, LAYOUTS, REQUIRED_COLUMNS, SEPARATOR, TREE, Field, fingerprint,

@@ -18,7 +18,7 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-import instrumetriq_polars.hours as hours_module
+import instrumetriq_polars.source as source_module
 from instrumetriq_polars import VerifyError, VerifyResult, export_day, verify_day
 from instrumetriq_polars.cli import main
 from instrumetriq_polars.schema import LAYOUTS, schema_for
@@ -598,13 +598,13 @@ def test_altered_row_is_caught_only_by_the_cross_check(exports, archive, tmp_pat
 def test_cross_check_does_not_share_the_exporters_normalise(archive, tmp_path, monkeypatch):
     """A normalise bug that loses a value: the export and the verifier's read_hour both have it, so
     only a comparison with the source line as json.loads reads it can see the loss."""
-    normalize = hours_module.normalize
+    normalize = source_module.normalize
 
     def losing(entry, *args, **kwargs):
         entry["spot_raw"].pop("mid", None)
         return normalize(entry, *args, **kwargs)
 
-    monkeypatch.setattr(hours_module, "normalize", losing)
+    monkeypatch.setattr(source_module, "normalize", losing)
     out = tmp_path / "out"
     export_day(DAY, str(archive), str(out), today=AFTER)
     result = verify(out, against_archive=str(archive))
