@@ -4,9 +4,11 @@ The archive was written by Python's ``json`` module, so every line that module p
 lines orjson refuses (``NaN``/``Infinity`` tokens) are decoded by ``json.loads`` instead. A line
 nothing parses is never dropped silently: it comes back as a ``BadLine`` naming the file and line.
 
-orjson turns integers beyond 64 bits into floats. That is harmless in float fields (they are
-widened anyway); anywhere else the value fails the schema's type check, and the export re-decodes
-that one line with ``json.loads`` (``exact_entry``) so ``_extra`` keeps the exact integer.
+orjson turns an integer beyond 64 bits into a float, rounded (``ORJSON_ROUNDED``). Outside float
+fields that value fails the schema's type check; in a float field a float that large fails it too
+(normalize.py; in ``spot_prices``, one test an hour finds them: frames.py). Either way the export
+re-decodes that one line with ``json.loads`` (``exact_entry``), so an integer is kept exact in
+``_extra`` and a float written as such stays in its column.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ except ImportError:  # pragma: no cover - isal is a declared dependency
     import gzip as _gzip
     import zlib as _zlib
 
+#: orjson decodes integers from -2**63 to 2**64 - 1 exactly, and any other as a float, rounded: one
+#: of at least this magnitude. A float this large may thus be an integer of the text.
+ORJSON_ROUNDED = 2.0**63
 _GZIP_MAGIC = b"\x1f\x8b"
 _BOM = "\ufeff".encode()
 

@@ -15,6 +15,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .decode import ORJSON_ROUNDED
 from .schema import DROPPED_COLUMNS, EXTRA_COLUMN, NESTED_SCHEMA
 
 ENTRY_COLUMNS = tuple(name for name in NESTED_SCHEMA if name != EXTRA_COLUMN)
@@ -65,24 +66,57 @@ class ListColumn:
         self._float_fields = [i for i, field in enumerate(self._item_type) if pa.types.is_floating(field.type)]
         self._parts: list[pa.StructArray] = []
         self._lengths: list[int | None] = []  # per entry; None: NULL
+        self._concatenated: pa.StructArray | None = None
 
     def add(self, value: list | None) -> bool:
         """Append one entry's value; False (and a NULL) when it does not fit the declared type."""
-        if value is None:
-            self._lengths.append(None)
-            return True
+        items = None if value is None else self._convert(value)
+        self._lengths.append(None if items is None else len(items))
+        if items is not None:
+            self._parts.append(items)
+        return value is None or items is not None
+
+    def _convert(self, value: list) -> pa.StructArray | None:
         try:
-            items = pa.array(value, type=self._item_type)
+            items = pa.array(value, type=self._item_type)  # refuses an int beyond 2**53 in a float field
             _refuse_booleans_in_float_fields(value, items, self._float_fields)
         except Exception:  # noqa: BLE001 - pyarrow raises several types; the caller keeps the value
-            self._lengths.append(None)
-            return False
-        self._parts.append(items)
-        self._lengths.append(len(value))
-        return True
+            return None
+        return items
+
+    def rows_to_recheck(self) -> list[int]:
+        """Entries (by position) with a float of ``ORJSON_ROUNDED`` or more in magnitude: orjson
+        makes such a float of an integer beyond 64 bits, which a float field cannot hold exactly.
+        One min/max per float field over the hour's samples settles almost every hour."""
+        items = self._items()
+        if not any(_beyond(items.field(i)) for i in self._float_fields):
+            return []
+        rows, start = [], 0
+        for row, length in enumerate(self._lengths):
+            if length and any(_beyond(items.field(i).slice(start, length)) for i in self._float_fields):
+                rows.append(row)
+            start += length or 0
+        return rows
+
+    def replace(self, row: int, value: list) -> bool:
+        """Convert entry ``row`` again from ``value`` (its exact decoding); False (and a NULL) when
+        it does not fit the declared type."""
+        items, start = self._items(), sum(n or 0 for n in self._lengths[:row])
+        converted = self._convert(value)
+        kept = [items.slice(0, start), *([converted] if converted is not None else []), items.slice(start + (self._lengths[row] or 0))]
+        self._concatenated = pa.concat_arrays(kept)
+        self._lengths[row] = None if converted is None else len(converted)
+        return converted is not None
+
+    def _items(self) -> pa.StructArray:
+        """The hour's samples in one array, once every entry was added (the parts are freed)."""
+        if self._concatenated is None:
+            self._concatenated = pa.concat_arrays(self._parts) if self._parts else pa.array([], type=self._item_type)
+            self._parts = []
+        return self._concatenated
 
     def series(self) -> pl.Series:
-        items = pa.concat_arrays(self._parts) if self._parts else pa.array([], type=self._item_type)
+        items = self._items()
         offsets = pa.array(list(accumulate((n or 0 for n in self._lengths), initial=0)), pa.int32())
         nulls = pa.array([n is None for n in self._lengths], pa.bool_())  # typed: an hour may be empty
         return pl.from_arrow(pa.ListArray.from_arrays(offsets, items, mask=nulls)).alias(self.column)
@@ -91,6 +125,12 @@ class ListColumn:
 def list_columns() -> dict[str, ListColumn]:
     """Empty builders for the schema's lists of objects, by column name."""
     return {column: ListColumn(column) for column in LIST_COLUMNS}
+
+
+def _beyond(values: pa.Array) -> bool:
+    """Whether a float array holds a value of ``ORJSON_ROUNDED`` or more in magnitude (NaN and
+    NULL do not count). Three kernels, not ``min_max``: measured ~5x faster over an hour's samples."""
+    return bool(pc.any(pc.greater_equal(pc.abs(values), ORJSON_ROUNDED)).as_py())
 
 
 _ZERO_ONE = pa.array([0.0, 1.0])

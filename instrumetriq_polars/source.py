@@ -147,6 +147,14 @@ def _read(label: str, gunzipped: tuple[bytes, BadLine | None], account: Account,
         hour.lines.append(line_number)
         for path in moved:
             mistyped.setdefault(path, []).append(line_number)
+    for column, builder in (lists or {}).items():
+        for row in builder.rows_to_recheck():  # floats that may be integers orjson rounded
+            line_number = hour.lines[row]
+            exact = decoded.exact_entry(line_number)[column]
+            if not builder.replace(row, exact):
+                hour.extras[row] = add_to_extra(hour.extras[row], column, exact)
+                account.mistyped_fields[column] += 1
+                mistyped.setdefault(column, []).append(line_number)
     account.lines_read, account.stdlib_json_lines = decoded.lines_read, len(decoded.stdlib_lines)
     account.bad_lines = sorted(decoded.bad_lines, key=lambda b: b.line)
     return hour
@@ -156,10 +164,10 @@ def _normalize(decoded: DecodedHour, line: int, entry: dict, account: Account) -
     """Normalise one entry; an entry that needs ``_extra`` is re-decoded exactly first.
     Returns the entry, its ``_extra`` text and the paths of its mistyped values."""
     by_stdlib = line in decoded.stdlib_lines
-    result = normalize(entry, check_text=by_stdlib)
+    result = normalize(entry, by_stdlib=by_stdlib)
     if result.extra is not None and not by_stdlib:
         entry = decoded.exact_entry(line)
-        result = normalize(entry)
+        result = normalize(entry, by_stdlib=True)
     account.unknown_fields.update(result.unknown)
     account.mistyped_fields.update(result.mistyped)
     return entry, result.extra, result.mistyped

@@ -615,6 +615,21 @@ def test_cross_check_does_not_share_the_exporters_normalise(archive, tmp_path, m
     assert "row 0 (20260115/00.jsonl.gz line 1) lacks spot_raw.mid (archive: " in messages(result, "archive")
 
 
+def test_cross_check_sees_an_integer_a_float64_would_round(archive, tmp_path):
+    """An integer beyond 2**53 in a float field is exported exact, in _extra: the cross-check passes.
+    An export that rounded it into the column is caught: the comparison widens no such integer."""
+    big = 2**64 + 1
+    copy, out = export_copy(archive, tmp_path, 5, lambda entries: entries[0]["spot_raw"].update(mid=big))
+    assert verify(out, against_archive=str(copy), sample_size=ROWS).status == "PASS"
+    frame = read_data(out)  # row 10 is 05.jsonl.gz line 1: round the integer into its column, as a float
+    assert json.loads(frame["_extra"][10]) == {"spot_raw": {"mid": big}} and frame["spot_raw__mid"][10] is None
+    frame = set_field(frame, "flat", "spot_raw", "mid", 10, float(big))
+    rewrite_data(out, frame.with_columns(pl.when(pl.int_range(pl.len()) == 10).then(None).otherwise(pl.col("_extra")).alias("_extra")))
+    result = verify(out, against_archive=str(copy), sample_size=ROWS)
+    assert failing(result) == {"archive"}
+    assert f"row 10 (20260115/05.jsonl.gz line 1) differs at spot_raw.mid: parquet {float(big)!r}, archive {big!r}" in messages(result, "archive")
+
+
 def test_cross_check_reads_a_line_with_a_byte_order_mark_as_the_exporter_does(archive, tmp_path):
     copy = Path(shutil.copytree(archive, tmp_path / "archive"))
     hour = copy / "20260115" / "04.jsonl.gz"
