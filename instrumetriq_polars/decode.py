@@ -11,9 +11,11 @@ re-decoded or written to ``_extra`` (a ``RecursionError`` blocked the day), so e
 standard library's json on entry data runs inside ``deep_json()``, and a line nested deeper than
 ``MAX_DEPTH`` is a bad line whichever decoder read it.
 
-orjson turns integers beyond 64 bits into floats. That is harmless in float fields (they are
-widened anyway); anywhere else the value fails the schema's type check, and the export re-decodes
-that one line with ``json.loads`` (``exact_entry``) so ``_extra`` keeps the exact integer.
+orjson turns an integer beyond 64 bits into a float, rounded (``ORJSON_ROUNDED``). Outside float
+fields that value fails the schema's type check; in a float field a float that large fails it too
+(normalize.py; in ``spot_prices``, one test an hour finds them: frames.py). Either way the export
+re-decodes that one line with ``json.loads`` (``exact_entry``), so an integer is kept exact in
+``_extra`` and a float written as such stays in its column.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ except ImportError:  # pragma: no cover - isal is a declared dependency
     import gzip as _gzip
     import zlib as _zlib
 
+#: orjson decodes integers from -2**63 to 2**64 - 1 exactly, and any other as a float, rounded: one
+#: of at least this magnitude. A float this large may thus be an integer of the text.
+ORJSON_ROUNDED = 2.0**63
 _GZIP_MAGIC = b"\x1f\x8b"
 #: The deepest nesting an entry may have: orjson's limit, so every line orjson reads is exportable.
 MAX_DEPTH = 1024

@@ -15,7 +15,7 @@ from .version import __version__
 from .archive import ArchiveDay, check_date_guard, check_hours_guard, open_archive_day, parse_date
 from .decode import BadLine
 from .errors import BadInputError, InstrumetriqError, PublishError
-from .hours import Account, HourReport, built_hours
+from .source import Account, ArchiveDayScan, HourReport
 from .lock import lock_day
 from .manifest import MAX_BAD_LINE_RECORDS, Manifest, format_instant
 from .pipeline import lazy_day, sink
@@ -54,18 +54,6 @@ class ExportResult:
         )
 
 
-def _hour_frames(day: ArchiveDay, account: Account, hours: list[HourReport], progress: Callable[[HourReport], None] | None):
-    def frames():
-        for built in built_hours(day):
-            account.add(built.account)
-            hours.append(built.report)
-            if progress:
-                progress(built.report)
-            yield built.frame
-
-    return frames
-
-
 def export_day(
     day: str | date,
     archive: str | None = None,
@@ -96,17 +84,19 @@ def export_day(
     destination = DayDestination(out, day, storage_options_for(out, storage_options))
     destination.clean_stale_temps()
 
-    account, hours = Account(), []
+    scan = ArchiveDayScan(archive_day, progress)
 
     def finish(written) -> Manifest:
+        account, hours = scan.result()  # the sink is done: every hour was pulled, once
         manifest = _manifest(archive_day, account, hours, written, layout, schema, day_over)
         if account.bad_lines and not allow_incomplete:
             raise BadInputError(_bad_input_message(account.bad_lines), account.bad_lines)
         return manifest
 
-    plan = lazy_day(_hour_frames(archive_day, account, hours, progress), layout)
+    plan = lazy_day(scan.frames, layout)
     manifest, status = _write_and_publish(destination, lambda fileobj: sink(plan, fileobj), finish, force)
-    return ExportResult(manifest, destination.url, status, time.perf_counter() - started, hours, archive_day.warnings())
+    return ExportResult(manifest, destination.url, status, time.perf_counter() - started, scan.result()[1],
+                        archive_day.warnings())
 
 
 def upload_day(result: ExportResult, out: str, *, force: bool = False, storage_options: dict | None = None) -> ExportResult:

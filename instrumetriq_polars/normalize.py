@@ -8,12 +8,15 @@ checks). After ``normalize``:
 - a key the schema does not declare, or a value of the wrong type, is moved out of the entry into
   the row's ``_extra`` document (same nesting as the entry), and its path is counted;
 - ``norm`` and ``labels`` are dropped when empty, and kept in ``_extra`` when they are not;
-- integers in float fields stay ints here and the frame builder widens them; beyond 2**53, which
-  it refuses to round, they are widened here;
-- for entries decoded by ``json.loads`` (``check_text``), text holding a lone surrogate is mistyped.
+- integers in float fields stay ints here and the frame builder widens them; one beyond 2**53,
+  which a float64 would round (``schema.exact_float``), is mistyped;
+- in an entry decoded by orjson, a float in a float field of ``decode.ORJSON_ROUNDED`` or more in
+  magnitude is mistyped too: it may be an integer orjson rounded, and the caller re-decodes the
+  entry with ``json.loads`` (as for any entry with ``_extra``), whose numbers are exact;
+- for entries decoded by ``json.loads`` (``by_stdlib``), text holding a lone surrogate is mistyped.
 
 Lists of objects (``spot_prices``) are checked for unknown keys here; their values are typed by
-pyarrow as each entry is read (``pipeline.ListColumn``), faster than a Python loop over ~1.8M
+pyarrow as each entry is read (``frames.ListColumn``), faster than a Python loop over ~1.8M
 samples.
 """
 
@@ -22,13 +25,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from .decode import deep_json
-from .schema import DROPPED_COLUMNS, REQUIRED_COLUMNS, TREE, Field
+from .decode import ORJSON_ROUNDED, deep_json
+from .schema import DROPPED_COLUMNS, EXACT_FLOAT_INT, REQUIRED_COLUMNS, TREE, Field
 from .text import representable
 
 _ONLY_INT, _ONLY_STR, _ONLY_DICT = {int}, {str}, {dict}
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-_EXACT_FLOAT_INT = 2**53  # ints up to this magnitude convert to float64 exactly
 
 
 def _is_int64(v) -> bool:
@@ -42,11 +44,18 @@ def _is_count_map(v) -> bool:
     return not counts or (set(map(type, counts)) <= _ONLY_INT and _INT64_MIN <= min(counts) and max(counts) <= _INT64_MAX)
 
 
-# Type checks per declared type. Python's bool is an int: ``type(v) is`` keeps them apart.
+def _is_exact_float(v) -> bool:
+    """``schema.exact_float(v) is not None``, inline: it runs for every float leaf."""
+    return type(v) is float or (type(v) is int and -EXACT_FLOAT_INT <= v <= EXACT_FLOAT_INT)
+
+
+# Type checks per declared type, for entries decoded by orjson. Python's bool is an int:
+# ``type(v) is`` keeps them apart. orjson decodes no NaN or infinity (it refuses the line).
 _CHECKS = {
     "string": lambda v: type(v) is str,
     "int": _is_int64,
-    "float": lambda v: type(v) is float or (type(v) is int and -_EXACT_FLOAT_INT <= v <= _EXACT_FLOAT_INT),
+    "float": lambda v: (type(v) is float and -ORJSON_ROUNDED < v < ORJSON_ROUNDED)
+    or (type(v) is int and -EXACT_FLOAT_INT <= v <= EXACT_FLOAT_INT),
     "bool": lambda v: type(v) is bool,
     "list<string>": lambda v: type(v) is list and set(map(type, v)) <= _ONLY_STR,
     "map<string,int>": _is_count_map,
@@ -65,9 +74,11 @@ def _is_text(v) -> bool:
     return True
 
 
-# The checks for entries decoded by json.loads (lines orjson refused): text is checked too.
-_TEXT_CHECKS = {
+# The checks for entries decoded by json.loads: numbers are exact (a float of any size, NaN, inf),
+# text is checked.
+_STDLIB_CHECKS = {
     **_CHECKS,
+    "float": _is_exact_float,
     "string": _is_text,
     "list<string>": lambda v: type(v) is list and all(map(_is_text, v)),
     "map<string,int>": lambda v: _is_count_map(v) and all(map(_is_text, v)),
@@ -87,12 +98,12 @@ class Normalized:
     mistyped: list[str]
 
 
-def normalize(entry: dict, check_text: bool = False) -> Normalized:
+def normalize(entry: dict, by_stdlib: bool = False) -> Normalized:
     """Normalise ``entry`` in place (see the module docstring). Raises RejectedEntry.
 
-    ``check_text``: the entry was decoded by ``json.loads``, so its strings may hold lone
-    surrogates; they are checked (orjson-decoded text needs no check)."""
-    checks = _TEXT_CHECKS if check_text else _CHECKS
+    ``by_stdlib``: the entry was decoded by ``json.loads``: its numbers are exact, and its strings
+    may hold lone surrogates, which are checked (orjson-decoded text needs no check)."""
+    checks = _STDLIB_CHECKS if by_stdlib else _CHECKS
     problems = [p for p in (_required_problem(key, entry.get(key), checks) for key in REQUIRED_COLUMNS) if p]
     if problems:
         raise RejectedEntry("entry cannot be exported: " + "; ".join(problems))
@@ -137,9 +148,6 @@ class _Walker:
                 self.unknown.append(prefix + representable(key))  # a key from the input: the manifest counts it
             elif type(spec) is Field:
                 if not self.checks[spec.type_name](value):
-                    if spec.type_name == "float" and type(value) is int:
-                        obj[key] = float(value)  # widened, rounded (pyarrow will not round it)
-                        continue
                     moved.append(key)
                     self.mistyped.append(prefix + key)
                 elif not value and type(value) is dict:

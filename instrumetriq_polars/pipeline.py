@@ -1,170 +1,23 @@
-"""The Polars side: hour frames -> lazy plan (flatten, select) -> zstd Parquet sink.
+"""The Polars side: the day's hour frames -> lazy plan (drop, flatten, select) -> zstd Parquet sink.
 
-Hours enter the plan one at a time through ``register_io_source``, so memory is bounded by about two
-hours (the one being built, and the next one's text read ahead; plus the sink's row groups), not a day.
+The frames enter the plan through ``register_io_source``, one hour at a time as the sink pulls
+them (measured: a 24-hour day's peak RSS is 1.1-1.2x a 6-hour day's; README "Benchmarks").
 """
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from functools import lru_cache
-from itertools import accumulate
 from typing import IO
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.compute as pc
 from polars.io.plugins import register_io_source
 
-from .schema import DROPPED_COLUMNS, EXTRA_COLUMN, FLAT_COLUMNS, NESTED_SCHEMA, schema_for
+from .frames import SOURCE_SCHEMA
+from .schema import DROPPED_COLUMNS, FLAT_COLUMNS, NESTED_SCHEMA, schema_for
 
 #: Rows per Parquet row group. Small enough that the sink holds about an hour of data, large
 #: enough for good zstd ratios (benchmarks/bench_export.py measures both).
 ROW_GROUP_SIZE = 128
-
-ENTRY_COLUMNS = tuple(name for name in NESTED_SCHEMA if name != EXTRA_COLUMN)
-
-#: What the hour frames hold: the nested layout, plus the blocks the dataset drops (``norm``,
-#: ``labels``: always empty in v7, and any content they have is in ``_extra``) as NULL columns,
-#: which the lazy plan drops.
-SOURCE_SCHEMA: dict[str, pl.DataType] = {**NESTED_SCHEMA, **{name: pl.Null() for name in DROPPED_COLUMNS}}
-
-
-def _is_list_of_structs(dtype: pl.DataType) -> bool:
-    return isinstance(dtype, pl.List) and isinstance(dtype.inner, pl.Struct)
-
-
-#: Columns built through one pyarrow RecordBatch (scalars and structs, count maps included).
-_RECORD_COLUMNS = tuple(c for c in ENTRY_COLUMNS if not _is_list_of_structs(NESTED_SCHEMA[c]))
-#: Lists of objects (``spot_prices``): built entry by entry (``ListColumn``).
-LIST_COLUMNS = tuple(c for c in ENTRY_COLUMNS if _is_list_of_structs(NESTED_SCHEMA[c]))
-
-
-@lru_cache(maxsize=None)
-def _arrow_schema(columns: tuple[str, ...]) -> pa.Schema:
-    return pa.schema([pa.field(c, pl.Series(c, [], NESTED_SCHEMA[c]).to_arrow().type) for c in columns])
-
-
-def _record_columns(entries: list[dict], columns: tuple[str, ...]) -> pl.DataFrame:
-    """Scalar and struct columns in one pass. pyarrow, not Polars: Polars builds ``Map`` values
-    from dicts ~30x slower (measured: ~240 ms vs ~8 ms for an hour of sentiment windows)."""
-    batch = pa.RecordBatch.from_pylist(entries, schema=_arrow_schema(columns))
-    return pl.from_arrow(batch)
-
-
-@lru_cache(maxsize=None)
-def _item_type(column: str) -> pa.DataType:
-    return _arrow_schema((column,)).field(column).type.value_type
-
-
-class ListColumn:
-    """A List(Struct) column (``spot_prices``: ~750 samples an entry) built entry by entry.
-
-    Each entry's samples are converted by pyarrow as soon as the entry is decoded, while its
-    dicts are still in the CPU cache, and can be freed straight away (measured: the hour build
-    ~10% faster than converting an hour's ~75K sample dicts at once)."""
-
-    def __init__(self, column: str) -> None:
-        self.column = column
-        self._item_type = _item_type(column)
-        self._float_fields = [i for i, field in enumerate(self._item_type) if pa.types.is_floating(field.type)]
-        self._parts: list[pa.StructArray] = []
-        self._lengths: list[int | None] = []  # per entry; None: NULL
-
-    def add(self, value: list | None) -> bool:
-        """Append one entry's value; False (and a NULL) when it does not fit the declared type."""
-        if value is None:
-            self._lengths.append(None)
-            return True
-        try:
-            items = pa.array(value, type=self._item_type)
-            _refuse_booleans_in_float_fields(value, items, self._float_fields)
-        except Exception:  # noqa: BLE001 - pyarrow raises several types; the caller keeps the value
-            self._lengths.append(None)
-            return False
-        self._parts.append(items)
-        self._lengths.append(len(value))
-        return True
-
-    def series(self) -> pl.Series:
-        items = pa.concat_arrays(self._parts) if self._parts else pa.array([], type=self._item_type)
-        offsets = pa.array(list(accumulate((n or 0 for n in self._lengths), initial=0)), pa.int32())
-        nulls = pa.array([n is None for n in self._lengths], pa.bool_())  # typed: an hour may be empty
-        return pl.from_arrow(pa.ListArray.from_arrays(offsets, items, mask=nulls)).alias(self.column)
-
-
-def list_columns() -> dict[str, ListColumn]:
-    """Empty builders for the schema's lists of objects, by column name."""
-    return {column: ListColumn(column) for column in LIST_COLUMNS}
-
-
-_ZERO_ONE = pa.array([0.0, 1.0])
-
-
-def _refuse_booleans_in_float_fields(items: list[dict], struct: pa.StructArray, floats: list[int]) -> None:
-    """pyarrow stores true/false in a float field as 1.0/0.0, where normalize.py (which leaves list
-    items to ``ListColumn``) would move the value to ``_extra``. Only an item whose value came out
-    as exactly 0.0 or 1.0 can hold a boolean, so just those few are looked at in Python; one
-    test over all float fields (``floats``: their indices) first settles almost every entry
-    (measured: 0.05 s a day, not 0.14)."""
-    if not floats or not pc.any(pc.is_in(pa.concat_arrays([struct.field(i) for i in floats]), value_set=_ZERO_ONE)).as_py():
-        return
-    for index in floats:
-        field = struct.type.field(index)
-        suspects = pc.indices_nonzero(pc.fill_null(pc.is_in(struct.field(index), _ZERO_ONE), False))
-        for row in suspects.to_pylist():
-            if type(items[row].get(field.name)) is bool:
-                raise TypeError(f"a boolean in the float field {field.name}")
-
-
-def _build(entries: list[dict], extras: list[str | None], lists: dict[str, ListColumn]) -> pl.DataFrame:
-    frame = _record_columns(entries, _RECORD_COLUMNS)
-    extra = pl.Series(EXTRA_COLUMN, extras, dtype=pl.String)
-    dropped = [pl.lit(None).alias(name) for name in DROPPED_COLUMNS]
-    return frame.with_columns(*(lists[c].series() for c in LIST_COLUMNS), extra, *dropped).select(list(SOURCE_SCHEMA)).cast(SOURCE_SCHEMA)
-
-
-def build_hour_frame(entries: list[dict], extras: list[str | None], lists: dict[str, ListColumn],
-                     on_untyped: Callable[[int, str], None]) -> pl.DataFrame:
-    """One DataFrame in the nested layout, strictly typed, from normalised entries (without their
-    lists of objects, already in ``lists``).
-
-    normalize.py has type-checked every value except inside lists of objects; a value the
-    builder still refuses is handed to ``on_untyped(row, column)``, which moves it to
-    ``_extra``, and the frame is built again.
-    """
-    try:
-        return _build(entries, extras, lists)
-    except Exception:  # noqa: BLE001 - polars/pyarrow raise several types; find the culprits
-        pass
-    for column in _RECORD_COLUMNS:
-        for row, entry in enumerate(entries):
-            if entry.get(column) is not None and not _fits(column, entry[column]):
-                on_untyped(row, column)
-    return _build(entries, extras, lists)
-
-
-def _fits(column: str, value) -> bool:
-    try:
-        _record_columns([{column: value}], (column,))
-        return True
-    except Exception:  # noqa: BLE001
-        return False
-
-
-@contextmanager
-def gc_paused():
-    """Pause the cyclic GC while an hour of fresh dicts is alive: they hold no cycles, and each
-    collection would rescan all of them (measured ~2x on decode alone)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def lazy_day(hour_frames: Callable[[], Iterator[pl.DataFrame]], layout: str) -> pl.LazyFrame:
@@ -173,15 +26,26 @@ def lazy_day(hour_frames: Callable[[], Iterator[pl.DataFrame]], layout: str) -> 
 
 
 def lazy_entries(hour_frames: Callable[[], Iterator[pl.DataFrame]]) -> pl.LazyFrame:
-    """The day's rows in the nested layout: the hour frames, their dropped blocks dropped."""
+    """The day's rows in the nested layout: the hour frames, their dropped blocks dropped.
+
+    ``hour_frames`` is called once each time the plan runs (an ``ArchiveDayScan.frames`` refuses
+    a second call)."""
+    plan = register_io_source(frame_source(hour_frames), schema=SOURCE_SCHEMA, explain_name="instrumetriq_archive_day")
+    return plan.drop(DROPPED_COLUMNS)
+
+
+def frame_source(hour_frames: Callable[[], Iterator[pl.DataFrame]]):
+    """The IO source function ``register_io_source`` calls with what the plan pushes down. The
+    predicate is applied before the projection: nothing in Polars' contract says a predicate names
+    only projected columns."""
 
     def source(with_columns, predicate, n_rows, batch_size):
         produced = 0
         for frame in hour_frames():
-            if with_columns is not None:
-                frame = frame.select(with_columns)
             if predicate is not None:
                 frame = frame.filter(predicate)
+            if with_columns is not None:
+                frame = frame.select(with_columns)
             if n_rows is not None:
                 frame = frame.head(n_rows - produced)
                 produced += frame.height
@@ -189,8 +53,7 @@ def lazy_entries(hour_frames: Callable[[], Iterator[pl.DataFrame]]) -> pl.LazyFr
             if n_rows is not None and produced >= n_rows:
                 return
 
-    plan = register_io_source(source, schema=SOURCE_SCHEMA, explain_name="instrumetriq_archive_day")
-    return plan.drop(DROPPED_COLUMNS)
+    return source
 
 
 def layout_exprs(layout: str) -> list[pl.Expr]:

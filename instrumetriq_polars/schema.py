@@ -6,8 +6,8 @@ fields seen in real archives: ``platform_engagement.total_views``/``avg_*`` and
 ``sentiment_activity.recent_posts_*`` under ``last_cycle``).
 
 Path syntax: ``a.b.c`` is a nested object field; ``spot_prices[].x`` is field ``x`` of every
-element of the list ``spot_prices``. Types: ``string``, ``int`` (Int64), ``float`` (Float64; JSON
-integers are widened), ``bool``, ``list<string>``, ``map<string,int>`` (a dynamic-key count map,
+element of the list ``spot_prices``. Types: ``string``, ``int`` (Int64), ``float`` (Float64; a JSON
+integer is widened when a float64 holds it exactly: ``exact_float``), ``bool``, ``list<string>``, ``map<string,int>`` (a dynamic-key count map,
 written as a Parquet MAP).
 """
 
@@ -320,6 +320,24 @@ _TYPES: dict[str, pl.DataType] = {
     "list<string>": pl.List(pl.String),
     "map<string,int>": MAP_DTYPE,
 }
+
+#: Every integer up to this magnitude is a float64 exactly; 2**53 + 1 is the first that is not.
+EXACT_FLOAT_INT = 2**53
+
+
+def exact_float(value) -> float | None:
+    """The float64 a JSON number in a float field stands for exactly, or None when there is none.
+
+    A float is itself; an integer is widened when its magnitude is at most 2**53. Beyond, a
+    float64 would round some integers (2**53 + 1, 2**60 + 1), so the rule goes by magnitude, as
+    pyarrow's conversion does: such an integer, like a boolean or any other value, has no exact
+    float. The export treats it as a value of the wrong type (NULL column, exact in ``_extra``)
+    and the verifier compares by this rule."""
+    if type(value) is float:
+        return value
+    if type(value) is int and -EXACT_FLOAT_INT <= value <= EXACT_FLOAT_INT:
+        return float(value)
+    return None
 
 
 @dataclass(frozen=True)

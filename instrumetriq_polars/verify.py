@@ -34,10 +34,10 @@ import pyarrow.parquet as pq
 from .archive import open_archive_day, parse_date
 from .decode import BadLine, gunzip
 from .errors import InstrumetriqError, VerifyError
-from .hours import fetch_hour, hour_label, read_hour
+from .source import fetch_hour, hour_label, read_hour
 from .manifest import MAX_BAD_LINE_RECORDS, Manifest, parse_instant, utc_now_iso
 from .schema import (
-    DROPPED_COLUMNS, EXTRA_COLUMN, FLAT_COLUMNS, LAYOUTS, REQUIRED_COLUMNS, SEPARATOR, TREE, Field, fingerprint,
+    DROPPED_COLUMNS, EXTRA_COLUMN, FLAT_COLUMNS, LAYOUTS, REQUIRED_COLUMNS, SEPARATOR, TREE, Field, exact_float, fingerprint,
     known_fingerprints, schema_for,
 )
 from .dayfolder import DATA_NAME, MANIFEST_NAME, DayFolder, open_day_folder, split_day_folder
@@ -798,8 +798,13 @@ def _canonical(value, spec, in_list: bool = False):
 
 
 def _leaf(value, spec: Field | None):
-    """A declared leaf as compared: an integer in a float field is widened (the export stores a float)."""
-    return float(value) if type(value) is int and spec is not None and spec.type_name == "float" else value
+    """A declared leaf as compared: an integer in a float field as the float it stands for exactly
+    (the export stores that float); one beyond 2**53 stays an integer (the export keeps it in
+    ``_extra``), so a rounded export differs."""
+    if type(value) is int and spec is not None and spec.type_name == "float":
+        exact = exact_float(value)
+        return value if exact is None else exact
+    return value
 
 
 def _difference(actual, expected, path: tuple) -> str | None:

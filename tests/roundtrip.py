@@ -17,8 +17,8 @@ def canonical_source(entry: dict) -> dict:
 
 def _canon(value, node):
     if isinstance(node, Field):
-        if node.type_name == "float" and type(value) is int:
-            return float(value)
+        if node.type_name == "float" and type(value) is int and abs(value) <= 2**53:
+            return float(value)  # held exactly; a bigger int is kept (in _extra), not rounded
         return value
     if isinstance(value, dict) and isinstance(node, dict) and "[]" not in node:
         out = {}

@@ -443,23 +443,44 @@ def test_utf8_bom_at_the_start_of_a_line_is_dropped_and_the_entry_exported(capsy
     assert exported["symbol"].to_list() == [json.loads(line)["symbol"] for line in lines]  # no BOM in the text
 
 
-def test_integers_beyond_2_53_in_float_fields(capsys, archive, tmp_path):
-    """A float field holding an int a float64 cannot hold exactly: widened (rounded) like every
-    int in a float field, no warning; inside a list of objects (``spot_prices``) the frame
-    builder refuses to round, so the whole list goes to _extra, exact (a wrong-type warning)."""
-    def change(entry):
+def test_integers_a_float64_cannot_hold_exactly_are_wrong_typed_in_float_fields(capsys, archive, tmp_path):
+    """An integer beyond 2**53 in a float field would be rounded by a float64 (2**60 + 1 is stored
+    as 2**60): a value of the wrong type like any other, in a top-level block, in a sentiment
+    window and in ``spot_prices`` (the whole list), with the exact integer in _extra. orjson
+    decodes one of up to 64 bits as an int and a bigger one as a rounded float (2**64 + 1 and
+    2**64 both become 2.0**64): both are caught. 2**53 itself, and floats written as floats
+    whatever their size, stay in their columns."""
+    def top_level(entry):
         entry["meta"]["duration_sec"] = 2**60 + 1
-        entry["spot_raw"]["mid"] = 2**64 - 1
-        entry["spot_raw"]["bid"] = -(2**70)
-        entry["spot_prices"][1]["mid"] = 2**60 + 3
+        entry["spot_raw"].update(mid=2**64 + 1, bid=-(2**70), ask=2**53, last=1.5e20)
+        window = entry.setdefault("twitter_sentiment_windows", {}).setdefault("last_cycle", {})
+        window.setdefault("lexicon_sentiment", {})["score"] = -(2**53) - 1
 
-    entry = edit_entry(archive, 3, 2, change)
+    entry = edit_entry(archive, 3, 2, top_level)
+    rounded = edit_entry(archive, 4, 1, lambda e: e["spot_prices"][1].update(mid=2**64))
+    floats = edit_entry(archive, 4, 2, lambda e: (e["spot_prices"][1].update(mid=1e19), e["spot_prices"][2].update(bid=float(2**64))))
+    int64 = edit_entry(archive, 5, 1, lambda e: e["spot_prices"][2].update(bid=2**60 + 3))
+    assert b'"mid": 18446744073709551616' in read_lines(hour_file(archive, 4))[0]  # an integer in the text
     note = "has a value of the wrong type; exported in _extra, the column is NULL"
-    manifest, frame = assert_clean_day(capsys, archive, tmp_path / "out", [f"warning: {where(3, 2)}: spot_prices {note}"])
-    assert manifest["mistyped_fields"] == {"spot_prices": 1}
+    paths = ["meta.duration_sec", "spot_raw.mid", "spot_raw.bid", "twitter_sentiment_windows.last_cycle.lexicon_sentiment.score"]
+    warnings = [f"warning: {where(3, 2)}: {path} {note}" for path in paths]
+    warnings += [f"warning: {where(4, 1)}: spot_prices {note}", f"warning: {where(5, 1)}: spot_prices {note}"]
+    manifest, frame = assert_clean_day(capsys, archive, tmp_path / "out", warnings)
+    assert manifest["mistyped_fields"] == {**dict.fromkeys(paths, 1), "spot_prices": 2}
+
     row = frame.row(3 * PER_HOUR + 1, named=True)
-    assert (row["meta__duration_sec"], row["spot_raw__mid"], row["spot_raw__bid"]) == (float(2**60 + 1), float(2**64 - 1), float(-(2**70)))
-    assert row["spot_prices"] is None and json.loads(row["_extra"]) == {"spot_prices": entry["spot_prices"]}
+    assert (row["meta__duration_sec"], row["spot_raw__mid"], row["spot_raw__bid"]) == (None, None, None)
+    assert row["twitter_sentiment_windows__last_cycle__lexicon_sentiment__score"] is None
+    assert (row["spot_raw__ask"], row["spot_raw__last"]) == (float(2**53), 1.5e20)
+    extra = json.loads(row["_extra"])  # the standard library: exact integers
+    assert extra == {"meta": {"duration_sec": 2**60 + 1}, "spot_raw": {"mid": 2**64 + 1, "bid": -(2**70)},
+                     "twitter_sentiment_windows": {"last_cycle": {"lexicon_sentiment": {"score": -(2**53) - 1}}}}
+    for index, source in ((4 * PER_HOUR, rounded), (5 * PER_HOUR, int64)):
+        row = frame.row(index, named=True)
+        assert row["spot_prices"] is None and json.loads(row["_extra"]) == {"spot_prices": source["spot_prices"]}
+    row = frame.row(4 * PER_HOUR + 1, named=True)
+    assert row["_extra"] is None and row["spot_prices"][1]["mid"] == 1e19 and row["spot_prices"][2]["bid"] == float(2**64)
+    assert row["spot_prices"] == [{k: item.get(k) for k in ("ts", "mid", "bid", "ask", "spread_bps")} for item in floats["spot_prices"]]
 
 
 # -- the API ----------------------------------------------------------------------------------

@@ -258,11 +258,11 @@ def test_the_lazy_plan_drops_norm_and_labels(small_archive):
     """The hour frames carry ``norm`` and ``labels`` (NULL: any content they have is in ``_extra``);
     the lazy plan drops them before shaping a layout."""
     from instrumetriq_polars.archive import open_archive_day
-    from instrumetriq_polars.hours import built_hours
     from instrumetriq_polars.pipeline import lazy_entries
+    from instrumetriq_polars.source import ArchiveDayScan
 
     day = open_archive_day(str(small_archive), DAY)
-    frames = [built.frame for built in built_hours(day)]
+    frames = list(ArchiveDayScan(day).frames())
     assert set(DROPPED_COLUMNS) <= set(frames[0].columns)
     rows = lazy_entries(lambda: iter(frames)).collect()
     assert rows.schema == pl.Schema(NESTED_SCHEMA) and rows.height == 72

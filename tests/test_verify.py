@@ -18,7 +18,7 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-import instrumetriq_polars.hours as hours_module
+import instrumetriq_polars.source as source_module
 from instrumetriq_polars import VerifyError, VerifyResult, export_day, verify_day
 from instrumetriq_polars.cli import main
 from instrumetriq_polars.schema import LAYOUTS, schema_for
@@ -598,13 +598,13 @@ def test_altered_row_is_caught_only_by_the_cross_check(exports, archive, tmp_pat
 def test_cross_check_does_not_share_the_exporters_normalise(archive, tmp_path, monkeypatch):
     """A normalise bug that loses a value: the export and the verifier's read_hour both have it, so
     only a comparison with the source line as json.loads reads it can see the loss."""
-    normalize = hours_module.normalize
+    normalize = source_module.normalize
 
     def losing(entry, *args, **kwargs):
         entry["spot_raw"].pop("mid", None)
         return normalize(entry, *args, **kwargs)
 
-    monkeypatch.setattr(hours_module, "normalize", losing)
+    monkeypatch.setattr(source_module, "normalize", losing)
     out = tmp_path / "out"
     export_day(DAY, str(archive), str(out), today=AFTER)
     result = verify(out, against_archive=str(archive))
@@ -613,6 +613,21 @@ def test_cross_check_does_not_share_the_exporters_normalise(archive, tmp_path, m
     assert check.figures["archive_rows_by_hour"] == result.figures["rows_by_hour"]  # the counts agree
     assert check.figures["rows_differing"] == ROWS
     assert "row 0 (20260115/00.jsonl.gz line 1) lacks spot_raw.mid (archive: " in messages(result, "archive")
+
+
+def test_cross_check_sees_an_integer_a_float64_would_round(archive, tmp_path):
+    """An integer beyond 2**53 in a float field is exported exact, in _extra: the cross-check passes.
+    An export that rounded it into the column is caught: the comparison widens no such integer."""
+    big = 2**64 + 1
+    copy, out = export_copy(archive, tmp_path, 5, lambda entries: entries[0]["spot_raw"].update(mid=big))
+    assert verify(out, against_archive=str(copy), sample_size=ROWS).status == "PASS"
+    frame = read_data(out)  # row 10 is 05.jsonl.gz line 1: round the integer into its column, as a float
+    assert json.loads(frame["_extra"][10]) == {"spot_raw": {"mid": big}} and frame["spot_raw__mid"][10] is None
+    frame = set_field(frame, "flat", "spot_raw", "mid", 10, float(big))
+    rewrite_data(out, frame.with_columns(pl.when(pl.int_range(pl.len()) == 10).then(None).otherwise(pl.col("_extra")).alias("_extra")))
+    result = verify(out, against_archive=str(copy), sample_size=ROWS)
+    assert failing(result) == {"archive"}
+    assert f"row 10 (20260115/05.jsonl.gz line 1) differs at spot_raw.mid: parquet {float(big)!r}, archive {big!r}" in messages(result, "archive")
 
 
 def test_cross_check_reads_a_line_with_a_byte_order_mark_as_the_exporter_does(archive, tmp_path):
