@@ -5,6 +5,7 @@ from .errors import (
     BadInputError,
     ConfigError,
     InstrumetriqError,
+    ManifestError,
     PublishError,
     VerifyError,
 )
@@ -16,7 +17,7 @@ from .version import __version__
 
 __all__ = [
     "ArchiveError", "BadInputError", "ConfigError", "ExportResult", "FIELDS", "FLAT_SCHEMA",
-    "HourReport", "InstrumetriqError", "Manifest", "NESTED_SCHEMA", "PublishError", "VerifyError",
+    "HourReport", "InstrumetriqError", "Manifest", "ManifestError", "NESTED_SCHEMA", "PublishError", "VerifyError",
     "__version__", "describe", "export_day", "export_days", "fingerprint", "schema_for",
     "upload_day", "VerifyResult", "verify_day",
 ]

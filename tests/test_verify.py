@@ -19,8 +19,9 @@ import pyarrow.parquet as pq
 import pytest
 
 import instrumetriq_polars.hours as hours_module
-from instrumetriq_polars import VerifyError, VerifyResult, export_day, verify_day
+from instrumetriq_polars import Manifest, VerifyError, VerifyResult, export_day, verify_day
 from instrumetriq_polars.cli import main
+from instrumetriq_polars.errors import ManifestError
 from instrumetriq_polars.schema import LAYOUTS, schema_for
 from instrumetriq_polars.synthetic import write_archive_day
 from instrumetriq_polars.verify import CHECKS, render_report, split_day_folder
@@ -445,6 +446,26 @@ def test_manifest_without_required_fields(flat_root):
     text = messages(result, "manifest")
     assert "manifest.json lacks required fields" in text
     assert "parquet_sha256" in text and "rows_by_hour" in text
+
+
+@pytest.mark.parametrize("raw, message", [
+    (b"{not json", "manifest.json is not valid JSON (Expecting property name"),
+    (b"\xff{}", "manifest.json is not valid JSON ("),
+    (b"[1, 2]", "manifest.json is not a JSON object"),
+    (b"{}", "manifest.json lacks required fields: date_utc, created_ts_utc,"),
+])
+def test_manifest_that_cannot_be_parsed_is_a_manifest_error(raw, message):
+    with pytest.raises(ManifestError) as caught:
+        Manifest.from_json(raw)
+    assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
+
+
+def test_mistyped_manifest_is_a_manifest_error(flat_root):
+    data = {**read_manifest(flat_root), "row_count": "48", "day_over_at_export": 1}
+    with pytest.raises(ManifestError, match=r"^manifest.json has fields of the wrong type: row_count \('48'\), day_over_at_export \(1\)$"):
+        Manifest.from_dict(data)
+    write_manifest(flat_root, data)
+    assert "manifest.json has fields of the wrong type: row_count ('48')" in messages(verify(flat_root), "manifest")
 
 
 def test_manifest_of_another_day(flat_root):
