@@ -90,14 +90,14 @@ class Manifest:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Manifest":
         """The manifest ``data`` (a parsed manifest.json) describes; ManifestError when a required
-        field is missing or a field has the wrong type."""
+        field is missing, or a field has the wrong type or a negative count."""
         missing = [key for key in REQUIRED_FIELDS if key not in data]
         if missing:
             raise ManifestError(f"manifest.json lacks required fields: {', '.join(missing)}")
         problems = [f"{key} ({_short(data[key])})" for key, ok in _FIELD_CHECKS.items() if key in data and not ok(data[key])]
         if problems:
             shown = ", ".join(problems[:8]) + (f" (+{len(problems) - 8} more)" if len(problems) > 8 else "")
-            raise ManifestError(f"manifest.json has fields of the wrong type: {shown}")
+            raise ManifestError(f"manifest.json has fields of the wrong type or negative counts: {shown}")
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{key: value for key, value in data.items() if key in known})
 
@@ -131,21 +131,31 @@ def parse_manifest_json(raw: bytes | str) -> dict[str, Any]:
     return data
 
 
-def _is_int(value) -> bool:
-    return type(value) is int
+def _is_count(value) -> bool:
+    """A count or a size: an int (not a bool), never negative."""
+    return type(value) is int and value >= 0
 
 
-#: The type every field that the checks and the publisher read must have (a bool is not an int).
+def _counts(value) -> bool:
+    return isinstance(value, dict) and all(map(_is_count, value.values()))
+
+
+_SOURCE_COUNTS = ("hour", "size_bytes", "lines_read", "rows", "bad_lines")
+
+#: The type every field that the checks and the publisher read must have. Counts and sizes are
+#: never negative: a negative hour in rows_by_hour could otherwise balance a sum that checks out.
 _FIELD_CHECKS = {
-    "row_count": _is_int, "parquet_size_bytes": _is_int, "hours_found": _is_int, "hours_expected": _is_int,
-    "column_count": _is_int, "bad_line_count": _is_int, "lines_exported": _is_int, "lines_read": _is_int,
+    "row_count": _is_count, "parquet_size_bytes": _is_count, "hours_found": _is_count, "hours_expected": _is_count,
+    "column_count": _is_count, "bad_line_count": _is_count, "lines_exported": _is_count, "lines_read": _is_count,
+    "stdlib_json_lines": _is_count,
     "parquet_sha256": lambda v: isinstance(v, str) and len(v) == 64,
     "layout": lambda v: isinstance(v, str), "schema_fingerprint": lambda v: isinstance(v, str),
     "date_utc": lambda v: isinstance(v, str), "archive_day": lambda v: isinstance(v, str),
-    "missing_hours": lambda v: isinstance(v, list) and all(map(_is_int, v)),
-    "rows_by_hour": lambda v: isinstance(v, dict) and all(map(_is_int, v.values())),
+    "missing_hours": lambda v: isinstance(v, list) and all(map(_is_count, v)),
+    "rows_by_hour": _counts, "unknown_fields": _counts, "mistyped_fields": _counts, "schema_versions": _counts,
     "bad_lines": lambda v: isinstance(v, list),
-    "source_files": lambda v: isinstance(v, list) and all(isinstance(s, dict) for s in v),
+    "source_files": lambda v: isinstance(v, list) and all(
+        isinstance(s, dict) and all(_is_count(s[k]) for k in _SOURCE_COUNTS if k in s) for s in v),
     "dropped_columns": lambda v: isinstance(v, list), "day_over_at_export": lambda v: type(v) is bool,
 }
 

@@ -98,8 +98,9 @@ def _compare_sample(ctx: DayUnderCheck, check: CheckResult, sources: dict[int, t
     check.summary = f"{check.figures['archive_rows']} rows and rows per hour as in the archive; {len(indices)} sampled rows equal their entries"
 
 
-def entry_from_row(row: dict) -> dict:
-    """A flat row back into an entry: path by path, then its ``_extra`` merged back."""
+def entry_from_row(row: dict, with_extra: bool = True) -> dict:
+    """A flat row (or some of its columns) back into an entry: path by path, then (``with_extra``)
+    its ``_extra`` merged back. Without ``_extra`` it is the entry as the export normalised it."""
     entry: dict = {}
     for name, value in row.items():
         if name == EXTRA_COLUMN:
@@ -110,7 +111,7 @@ def entry_from_row(row: dict) -> dict:
             node = node.setdefault(part, {})
         node[path[-1]] = value
     extra = row.get(EXTRA_COLUMN)
-    return _merge(entry, json.loads(extra)) if extra else entry
+    return _merge(entry, json.loads(extra)) if extra and with_extra else entry
 
 
 def _merge(base: dict, extra: dict) -> dict:

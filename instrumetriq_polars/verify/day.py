@@ -15,7 +15,7 @@ from typing import Any
 import polars as pl
 import pyarrow.parquet as pq
 
-from ..dayfolder import DATA_NAME, DayFolder, open_day_folder
+from ..dayfolder import DATA_NAME, DayFolder, open_day_folder, split_day_folder
 from ..errors import InstrumetriqError, VerifyError
 from ..manifest import Manifest
 from ..schema import LAYOUTS, SEPARATOR, fingerprint, schema_for
@@ -132,6 +132,23 @@ class DayUnderCheck:
             self._sample = sorted(random.Random(self.seed).sample(range(rows), min(rows, self.sample_size)))
         return self._sample
 
+    def previous_nulls(self, names: list[str], look_back: int = 7) -> tuple[date, dict[str, bool]] | None:
+        """The latest published day before this one under the same root (among the ``look_back``
+        latest day folders before it), and for each of ``names`` (flat names) that its data has,
+        whether it is NULL in every row there. Reads those columns only (the footer and their
+        chunks). None when there is no such day, it has no rows, or it cannot be read: nothing to
+        compare with is not a finding of this day's."""
+        try:
+            listed = self.fs.ls(self.dest.root, detail=False)
+            days = sorted((d for d in (split_day_folder(p)[1] for p in listed) if d is not None and d < self.day), reverse=True)
+            for day in days[:look_back]:
+                folder = DayFolder(self.dest.root, day, fs=self.fs)
+                if folder.exists(folder.manifest_path):
+                    return day, _all_null(folder, names)
+        except Exception:  # noqa: BLE001 - damaged, unreadable or empty: no comparison
+            return None
+        return None
+
     def close(self) -> None:
         if self.parquet is not None:
             self.parquet.close()
@@ -155,6 +172,20 @@ def open_folder(location: str, day: date, storage_options: dict | None) -> DayFo
 
 
 # -- columns ------------------------------------------------------------------------------------
+def _all_null(folder: DayFolder, names: list[str]) -> dict[str, bool]:
+    """For each of ``names`` (flat names) present in ``folder``'s data.parquet: NULL in every row.
+    Only the columns holding them are read (a nested file's whole struct column)."""
+    with folder.fs.open(folder.data_path, "rb") as raw:
+        parquet = pq.ParquetFile(raw)
+        top = set(parquet.schema_arrow.names)
+        wanted = sorted({n if n in top else n.split(SEPARATOR)[0] for n in names} & top)
+        frame = flatten(pl.from_arrow(parquet.read(columns=wanted)))
+    if not frame.height:
+        raise ValueError(f"{folder.url} has no rows")
+    counts = frame.null_count().row(0, named=True)
+    return {n: counts[n] == frame.height for n in names if n in counts}
+
+
 def leaf_columns(schema: dict[str, pl.DataType], prefix: str = ""):
     """(flat name, dtype) of every non-struct column, struct fields unnested (flat and nested alike)."""
     for name, dtype in schema.items():

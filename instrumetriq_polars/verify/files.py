@@ -52,7 +52,22 @@ def check_files(ctx: DayUnderCheck, check: CheckResult) -> None:
             ctx.present[name] = True
             ctx.sizes[name] = check.figures[key] = int(info["size"])
             sizes.append(f"{name} {int(info['size']):,} B")
+    _leftovers(ctx, check)
     check.summary = "; ".join(sizes)
+
+
+def _leftovers(ctx: DayUnderCheck, check: CheckResult) -> None:
+    """The export's temporary and lock files in the day folder: a warning (they are never read
+    as data, and the day's own files were checked above)."""
+    found = [(info["name"].rstrip("/").rsplit("/", 1)[-1], info.get("size")) for info in ctx.dest.export_leftovers()]
+    check.figures["leftover_files"] = [name for name, _ in sorted(found)]
+    if found:
+        files = some([f"{name} ({size:,} B)" if isinstance(size, int) else name for name, size in sorted(found)], 4)
+        check.warnings.append(
+            f"{ctx.url} holds {plural(len(found), 'temporary file')} of an export: {files}; an export of {ctx.day} is "
+            f"running now, or one was killed. The published files are not affected; if no export is running, delete "
+            f"them, or run the export of {ctx.day} again: it removes those of runs that are gone"
+        )
 
 
 def _info(ctx: DayUnderCheck, path: str) -> dict | None:

@@ -7,6 +7,10 @@ import json
 from ..manifest import utc_now_iso
 from .results import VerifyResult
 
+#: The figures each day's section lists (every check's figures are in ``--json``).
+REPORTED_FIGURES = ("futures_share", "null_ratios_top", "all_null_columns", "all_null_previous_day", "long_duration_rows",
+                    "added_ts_outside_day", "rows_far_from_day", "leftover_files")
+
 
 def render_report(results: list[VerifyResult], title: str = "Tier 3 verification") -> str:
     """The Markdown report: an overview, then per date a table of checks and rows per hour."""
@@ -25,7 +29,7 @@ def render_report(results: list[VerifyResult], title: str = "Tier 3 verification
         chart = _bar_chart(r.figures.get("rows_by_hour") or r.figures.get("archive_rows_by_hour"))
         if chart:
             lines += ["", "Rows per hour:", "", "```text", *chart, "```"]
-        key = {k: r.figures[k] for k in ("futures_share", "null_ratios_top", "long_duration_rows", "added_ts_outside_day") if k in r.figures}
+        key = {k: r.figures[k] for k in REPORTED_FIGURES if k in r.figures}
         if key:
             lines += ["", "Figures: " + ", ".join(f"`{k}` = {_cell(json.dumps(v))}" for k, v in key.items())]
     return "\n".join(lines) + "\n"

@@ -3,17 +3,20 @@ ratios, row content on the seeded sample, the futures block."""
 
 from __future__ import annotations
 
-from datetime import timezone
+from datetime import timedelta, timezone
 
 import polars as pl
 
 from ..manifest import parse_instant
+from ..normalize import required_problem
 from ..schema import (
     DROPPED_COLUMNS, EXTRA_COLUMN, LAYOUTS, REQUIRED_COLUMNS, SEPARATOR, fingerprint, known_fingerprints, schema_for,
 )
 from .day import (
-    REEXPORT, CheckSpec, DayUnderCheck, Skip, Tally, block_columns, dotted, in_block, leaf_columns, plural, registry, some,
+    REEXPORT, CheckSpec, DayUnderCheck, Skip, Tally, block_columns, dotted, in_block, leaf_columns, plural, registry, short,
+    some,
 )
+from .crosscheck import entry_from_row
 from .results import CheckResult
 
 #: Cycles longer than this are flagged (warning only; the guide's Troubleshooting explains why).
@@ -21,6 +24,7 @@ LONG_DURATION_SEC = 9000
 #: The dynamic-key count maps of each sentiment window: they must be Parquet MAP columns.
 COUNT_MAP_NAMES = ("tag_counts", "cashtag_counts", "mention_counts", "url_domain_counts")
 TOP_NULL_RATIOS = 10
+ONE_DAY = timedelta(days=1)
 
 #: The checks of this module, in the order they run.
 CHECKS: list[CheckSpec] = []
@@ -100,7 +104,7 @@ def check_count_maps(ctx: DayUnderCheck, check: CheckResult) -> None:
     check.summary = f"{len(maps)} count map columns, all MAP"
 
 
-@_check("null_ratios", "NULL ratios: required blocks never NULL")
+@_check("null_ratios", "NULL ratios: required blocks never NULL, columns newly all NULL")
 def check_null_ratios(ctx: DayUnderCheck, check: CheckResult) -> None:
     flat = ctx.need_columns(REQUIRED_COLUMNS)
     rows = flat.height
@@ -127,61 +131,100 @@ def check_null_ratios(ctx: DayUnderCheck, check: CheckResult) -> None:
     check.figures["required_null_rows"] = null_blocks
     reported = {c for block, count in null_blocks.items() if count for c in block_columns(flat.columns, block)}
     empty = [n for n, r in ratios.items() if r == 1.0 and n != EXTRA_COLUMN and n not in reported]
-    check.figures["all_null_columns"] = [dotted(n) for n in empty]
-    if empty:
-        check.warnings.append(
-            f"{plural(len(empty), 'column')} {'is' if len(empty) == 1 else 'are'} NULL in every row: {some([dotted(n) for n in empty])}: "
-            "check that the collector still writes them"
-        )
+    _all_null_columns(ctx, check, empty)
     shown = ", ".join(f"{name} {ratio:.0%}" for name, ratio in list(check.figures["null_ratios_top"].items())[:3])
     check.summary = f"required blocks never NULL; most NULL: {shown or 'none'}"
+    if empty:
+        before = check.figures["all_null_previous_day"]
+        compared = f"none newly since {before}" if before else "no earlier published day to compare with"
+        check.summary += f"; {plural(len(empty), 'column')} NULL in every row ({compared})"
+
+
+def _all_null_columns(ctx: DayUnderCheck, check: CheckResult, empty: list[str]) -> None:
+    """Columns NULL in every row are a figure. On real days some always are (fields the collector
+    does not fill), so a warning every night would teach people to ignore warnings: it is a warning
+    only for a column that held a value on the previous published day (``previous_nulls``)."""
+    check.figures["all_null_columns"] = [dotted(n) for n in empty]
+    previous = ctx.previous_nulls(empty) if empty else None
+    check.figures["all_null_previous_day"] = previous[0].isoformat() if previous else None
+    news = [n for n in empty if previous and previous[1].get(n) is False]
+    check.figures["all_null_new"] = [dotted(n) for n in news]
+    if news:
+        check.warnings.append(
+            f"{plural(len(news), 'column')} {'is' if len(news) == 1 else 'are'} NULL in every row but held values on "
+            f"{previous[0]} (the previous published day): {some([dotted(n) for n in news])}: check that the collector "
+            "still writes them"
+        )
 
 
 @_check("content", "row content sanity (seeded sample)")
 def check_content(ctx: DayUnderCheck, check: CheckResult) -> None:
-    needed = ["symbol", "meta__added_ts", "meta__duration_sec", "derived__spread_bps", "spot_raw__mid", "spot_raw__bid",
+    """Errors only for what the export never publishes: a required field that
+    ``normalize.required_problem`` refuses (the export's own rule, on the row rebuilt into an
+    entry). Legal oddities the export keeps are warnings: an unparseable ``meta.added_ts``, a
+    negative spread, no spot price, a long cycle, most rows far from the day."""
+    needed = ["meta__added_ts", "meta__duration_sec", "derived__spread_bps", "spot_raw__mid", "spot_raw__bid",
               "spot_raw__ask", "spot_raw__last"]
-    flat = ctx.need_columns(needed)
+    flat = ctx.need_columns([*REQUIRED_COLUMNS, *needed])
     indices = ctx.sample_indices()
     if not indices:
         raise Skip("data.parquet has no rows")
-    sample = flat[indices].select(needed)
-    tally = Tally(len(indices))
+    required = [c for block in REQUIRED_COLUMNS for c in block_columns(flat.columns, block)]
+    sample = flat[indices].select(list(dict.fromkeys(required + needed)))
+    errors, odd = Tally(len(indices)), Tally(len(indices))
     durations = []
-    outside = 0
+    outside, far, dated = 0, [], 0
     for index, row in zip(indices, sample.iter_rows(named=True)):
-        symbol = row["symbol"]
-        if not isinstance(symbol, str) or not symbol.strip():
-            tally.add("symbol is empty", index, symbol)
+        entry = entry_from_row({c: row[c] for c in required}, with_extra=False)
+        for key in REQUIRED_COLUMNS:
+            problem = required_problem(key, entry.get(key))
+            if problem:
+                errors.add(problem, index, entry.get(key))
         added = parse_instant(row["meta__added_ts"])
         if added is None:
-            tally.add("meta.added_ts is missing or not an ISO 8601 timestamp", index, row["meta__added_ts"])
+            odd.add("meta.added_ts is missing or not an ISO 8601 timestamp", index, row["meta__added_ts"])
         elif added.astimezone(timezone.utc).date() != ctx.day:
             outside += 1
+        instant = added or parse_instant(row["snapshot_ts"])
+        if instant is not None:
+            dated += 1
+            if not ctx.day - ONE_DAY <= instant.astimezone(timezone.utc).date() <= ctx.day + ONE_DAY:
+                far.append((index, row["meta__added_ts"] if added else row["snapshot_ts"]))
         duration = row["meta__duration_sec"]
         if duration is not None and duration > LONG_DURATION_SEC:
             durations.append((duration, index))
         spread = row["derived__spread_bps"]
         if spread is not None and spread < 0:
-            tally.add("derived.spread_bps is negative (a spread cannot be)", index, spread)
+            odd.add("derived.spread_bps is negative (a spread cannot be; exported as archived)", index, spread)
         prices = [row[f"spot_raw__{k}"] for k in ("mid", "bid", "ask", "last")]
         if not any(p is not None for p in prices):
-            tally.add("no spot data (spot_raw has no mid, bid, ask or last)", index, None)
-    check.errors += tally.messages()
+            odd.add("no spot price (spot_raw has no mid, bid, ask or last)", index, None)
+    check.errors += [f"{m}: the export never publishes such a row; {REEXPORT}" for m in errors.messages()]
+    check.warnings += odd.messages()
     if durations:
         longest, where = max(durations)
         check.warnings.append(
             f"meta.duration_sec > {LONG_DURATION_SEC} s in {len(durations)} of {len(indices)} sampled rows "
             f"(longest {longest:,.0f} s, row {where}): cycles that ran longer than the usual 2-hour window; not critical"
         )
+    if dated and len(far) * 2 > dated:
+        examples = ", ".join(f"row {i}: {short(v)}" for i, v in far[:3])
+        check.warnings.append(
+            f"{len(far)} of {dated} sampled rows are dated more than a day away from {ctx.day} (meta.added_ts, else "
+            f"snapshot_ts; {examples}): the data may be another day's; compare with the archive (--against-archive)"
+        )
     check.figures.update(rows_sampled=len(indices), sample_seed=ctx.seed, sampled_rows=indices, long_duration_rows=len(durations),
-                         max_duration_sec=max(durations)[0] if durations else None, added_ts_outside_day=outside)
+                         max_duration_sec=max(durations)[0] if durations else None, added_ts_outside_day=outside,
+                         rows_far_from_day=len(far))
     note = f"; {outside} with meta.added_ts on another day (expected: rows are partitioned by archive folder)" if outside else ""
     check.summary = f"{len(indices)} sampled rows sane{note}"
 
 
-@_check("futures", "futures block validity")
+@_check("futures", "futures block: share of rows, contracts")
 def check_futures(ctx: DayUnderCheck, check: CheckResult) -> None:
+    """The share of rows with futures. A block without a contract is exported as archived: a
+    warning. NaN and infinities are legal float values (Python's json writes them, the export keeps
+    them), in futures_raw as in every float column."""
     contract = f"futures_raw{SEPARATOR}contract"
     flat = ctx.need_columns([contract])
     columns = block_columns(flat.columns, "futures_raw")
@@ -192,18 +235,10 @@ def check_futures(ctx: DayUnderCheck, check: CheckResult) -> None:
     share = round(present.height / rows, 4) if rows else 0.0
     check.figures.update(rows_with_futures=present.height, futures_share=share)
     unset = present.filter(pl.col(contract).is_null() | (pl.col(contract).str.strip_chars() == ""))
+    check.figures["futures_without_contract"] = unset.height
     if unset.height:
-        check.errors.append(
+        check.warnings.append(
             f"futures_raw is present but futures_raw.contract is empty in {unset.height} of {present.height} rows "
-            f"(rows {some([str(i) for i in unset['_row'].head(5)], 5)})"
+            f"(rows {some([str(i) for i in unset['_row'].head(5)], 5)}): exported as archived; check the collector"
         )
-    for column in columns:
-        if flat.schema[column].is_float():
-            bad = present.filter(~pl.col(column).is_finite())
-            if bad.height:
-                check.errors.append(
-                    f"{dotted(column)} is not finite (NaN or infinite) in {plural(bad.height, 'row')} "
-                    f"(row {bad['_row'][0]}: {bad[column][0]})"
-                )
-    check.summary = f"{present.height} of {rows} rows have futures ({share:.0%}); contracts set, numbers finite"
-
+    check.summary = f"{present.height} of {rows} rows have futures ({share:.0%}); contracts set"
