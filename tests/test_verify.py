@@ -344,7 +344,7 @@ def test_tampered_day(name, layout, via, exports, tmp_path, capsys):
         for check, text in expected:
             kind = "WARN" if case.status == "WARN" else "FAIL"
             assert any(line.startswith(f"  {kind} {check}: ") and text in line for line in lines), out
-        assert (root / "verify_report.md").exists()
+        assert not (root / "verify_report.md").exists()  # no report unless --report
 
 
 def test_checks_that_need_the_file_say_why_they_skipped(flat_root):
@@ -674,11 +674,16 @@ def test_cross_check_with_a_missing_archive_day(exports, tmp_path):
 
 
 # -- the command --------------------------------------------------------------------------------
-def test_cli_pass_writes_the_report(flat_root, capsys):
+def test_cli_pass_writes_the_report_only_where_asked(flat_root, tmp_path, capsys):
     assert main(["verify", "--local", str(flat_root), "--date", "2026-01-15"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("2026-01-15 PASS: 48 rows, flat")
-    report = (flat_root / "verify_report.md").read_text()
+    assert out.startswith("2026-01-15 PASS: 48 rows, flat") and "report:" not in out
+    assert sorted(p.name for p in flat_root.iterdir()) == ["2026-01-15"]  # the dataset root holds only day folders
+    path = tmp_path / "reports" / "verify.md"  # its folder is created
+    assert main(["verify", "--local", str(flat_root), "--date", "2026-01-15", "--report", str(path)]) == 0
+    assert f"report: {path}" in capsys.readouterr().out
+    assert sorted(p.name for p in flat_root.iterdir()) == ["2026-01-15"]
+    report = path.read_text()
     assert "| 2026-01-15 | **PASS** | 48 |" in report
     assert "| sha256: SHA-256 of data.parquet equals parquet_sha256 | PASS |" in report
     assert "Rows per hour:" in report and "00 " + "█" * 40 + " 2" in report
@@ -687,7 +692,7 @@ def test_cli_pass_writes_the_report(flat_root, capsys):
 def test_cli_accepts_the_day_folder_as_in_the_guide(flat_root, capsys):
     assert main(["verify", "--local", str(day_dir(flat_root))]) == 0
     assert "2026-01-15 PASS" in capsys.readouterr().out
-    assert (flat_root / "verify_report.md").exists()
+    assert not (flat_root / "verify_report.md").exists()
 
 
 def test_cli_fail_exits_1_with_reasons(flat_root, capsys):
@@ -712,12 +717,13 @@ def test_cli_json(flat_root, archive, capsys):
     assert "2026-01-15 PASS" in captured.err  # the human summary moves to stderr
 
 
-def test_cli_several_dates_one_failing(flat_root, capsys):
-    code = main(["verify", "--local", str(flat_root), "--from-date", "2026-01-14", "--to-date", "2026-01-15"])
+def test_cli_several_dates_one_failing(flat_root, tmp_path, capsys):
+    path = tmp_path / "report.md"
+    code = main(["verify", "--local", str(flat_root), "--from-date", "2026-01-14", "--to-date", "2026-01-15", "--report", str(path)])
     assert code == 1
     out = capsys.readouterr().out
     assert "2026-01-14 FAIL" in out and "2026-01-15 PASS" in out and "1 of 2 days passed" in out
-    report = (flat_root / "verify_report.md").read_text()
+    report = path.read_text()
     assert "## 2026-01-14: FAIL" in report and "## 2026-01-15: PASS" in report
 
 
@@ -771,12 +777,12 @@ def test_cli_missing_root_creates_nothing(tmp_path, capsys):
     assert not root.exists()
 
 
-def test_cli_unpublished_day_folder_fails_the_day(flat_root, capsys):
+def test_cli_unpublished_day_folder_fails_the_day(flat_root, tmp_path, capsys):
     folder = flat_root / "2026-01-14"
-    assert main(["verify", "--local", str(folder)]) == 1
+    assert main(["verify", "--local", str(folder), "--report", str(tmp_path / "report.md")]) == 1
     out = capsys.readouterr().out
     assert out.startswith("2026-01-14 FAIL") and f"nothing published: {folder} does not exist" in out
-    assert not folder.exists() and "## 2026-01-14: FAIL" in (flat_root / "verify_report.md").read_text()
+    assert not folder.exists() and "## 2026-01-14: FAIL" in (tmp_path / "report.md").read_text()
 
 
 def test_split_day_folder_is_the_one_rule():

@@ -34,13 +34,12 @@ from .results import FAIL, PASS, SKIP, WARN, CheckResult, VerifyResult, unreadab
 
 DEFAULT_SAMPLE_SIZE = 200
 DEFAULT_SEED = 0
-REPORT_NAME = "verify_report.md"
 
 #: The checks, in the order they run (later checks use what earlier ones found).
 CHECKS: list[CheckSpec] = files.CHECKS + rows.CHECKS
 
 __all__ = [
-    "ARCHIVE_CHECK", "CHECKS", "DEFAULT_SAMPLE_SIZE", "DEFAULT_SEED", "FAIL", "PASS", "REPORT_NAME", "SKIP", "WARN",
+    "ARCHIVE_CHECK", "CHECKS", "DEFAULT_SAMPLE_SIZE", "DEFAULT_SEED", "FAIL", "PASS", "SKIP", "WARN",
     "CheckResult", "CheckSpec", "VerifyResult", "render_report", "split_day_folder", "unreadable_result", "verify_day",
 ]
 
