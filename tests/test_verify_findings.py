@@ -17,11 +17,10 @@ import pytest
 
 from instrumetriq_polars import Manifest, export_day, verify_day
 from instrumetriq_polars.cli import main
-from instrumetriq_polars.errors import ManifestError
+from instrumetriq_polars.dayfolder import DayFolder, is_export_leftover
+from instrumetriq_polars.errors import ManifestError, StorageError
 from instrumetriq_polars.synthetic import write_archive_day
 from instrumetriq_polars.verify import render_report
-
-from instrumetriq_polars.dayfolder import is_export_leftover
 
 from .test_verify import (  # noqa: F401 - archive, exports and flat_root are fixtures
     AFTER, CLEAN_SEED, DAY, ROWS, archive, day_dir, exports, flat_root, messages, read_manifest, verify, write_manifest,
@@ -99,6 +98,16 @@ def test_leftover_temporary_key_on_an_fsspec_store(exports):
         assert result.status == "WARN" and result.figures["leftover_files"] == [".data.parquet.tmp-77-feedbeef"]
     finally:
         fs.rm(root, recursive=True)
+
+
+def test_a_folder_that_cannot_be_listed_is_still_verified(flat_root, monkeypatch):
+    """Read access without list access (an object-store policy): the files are checked all the same."""
+    def refuse(self):
+        raise StorageError(f"could not list {self.url}: AccessDenied", self.url)
+
+    monkeypatch.setattr(DayFolder, "listing", refuse)
+    result = verify(flat_root)
+    assert result.check("files").status == "PASS" and result.figures["leftover_files"] is None
 
 
 def test_the_names_verify_reports_are_those_the_export_writes(archive, tmp_path):
