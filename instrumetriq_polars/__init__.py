@@ -6,6 +6,7 @@ from .errors import (
     ConfigError,
     DatasetError,
     InstrumetriqError,
+    ManifestError,
     PublishError,
     VerifyError,
 )
@@ -18,7 +19,7 @@ from .version import __version__
 
 __all__ = [
     "ArchiveError", "BadInputError", "ConfigError", "DatasetError", "DatasetWarning", "DayEntry",
-    "ExportResult", "FIELDS", "FLAT_SCHEMA", "HourReport", "InstrumetriqError", "Manifest",
+    "ExportResult", "FIELDS", "FLAT_SCHEMA", "HourReport", "InstrumetriqError", "Manifest", "ManifestError",
     "NESTED_SCHEMA", "PublishError", "VerifyError", "__version__", "describe", "export_day",
     "export_days", "fingerprint", "list_days", "scan", "schema_for", "upload_day", "VerifyResult",
     "verify_day",

@@ -25,7 +25,7 @@ from .export import ARCHIVE_ENV, DEFAULT_OUT_DIR, HourReport, default_archive, e
 from .schema import LAYOUTS, describe, schema_for
 from .storage import load_settings
 from .verify import (
-    DEFAULT_SAMPLE_SIZE, DEFAULT_SEED, REPORT_NAME, render_report, split_day_folder, unreadable_result, verify_day,
+    DEFAULT_SAMPLE_SIZE, DEFAULT_SEED, render_report, split_day_folder, unreadable_result, verify_day,
 )
 
 
@@ -138,7 +138,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     human = sys.stderr if args.json else sys.stdout
     try:
-        location, local_root, folder_day = _command_location(args)
+        location, folder_day = _command_location(args)
         given = args.date or args.from_date or args.to_date
         dates = _dates(args) if given or folder_day is None else [folder_day]
         if folder_day is not None and dates != [folder_day]:
@@ -163,12 +163,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     failed = sum(not r.ok for r in results)
     if len(results) > 1:
         print(f"{len(results) - failed} of {len(results)} days passed", file=human)
-    report = args.report or (os.path.join(local_root, REPORT_NAME) if local_root else None)
+    report = args.report  # none by default: the dataset root holds only day folders
     if report:
         try:
-            # --report may be any fsspec URL (its folder is created); the default goes into the
-            # dataset root, which exists (checked above) and is never created here
-            with fsspec.open(report, "w", encoding="utf-8") if args.report else open(report, "w", encoding="utf-8") as out:
+            with fsspec.open(report, "w", encoding="utf-8") as out:  # any fsspec URL; its folder is created
                 out.write(render_report(results))
         except OSError as exc:
             print(f"error: cannot write the report {report}: {exc}", file=sys.stderr)
@@ -180,24 +178,24 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _command_location(args) -> tuple[str, str | None, date | None]:
-    """(location, local dataset root for the default report, date named by a day folder). A day
-    folder is told from a dataset root by ``verify.split_day_folder``; a local dataset root must exist."""
+def _command_location(args) -> tuple[str, date | None]:
+    """(location, date named by a day folder). A day folder is told from a dataset root by
+    ``verify.split_day_folder``; a local dataset root must exist."""
     if args.r2:
-        return load_settings().day_root, None, None  # ConfigError when the settings are missing
+        return load_settings().day_root, None  # ConfigError when the settings are missing
     flag, location = ("--local", args.local) if args.local is not None else ("--path", args.path)
     root, folder_day = split_day_folder(location)
     if "://" in root and not root.startswith("file://"):
         if args.local is not None:
             raise InstrumetriqError(f"--local takes a local folder, not {location}: use --path for URLs")
-        return location, None, folder_day
+        return location, folder_day
     local_root = root.removeprefix("file://")
     if not os.path.isdir(local_root):
         where = f"{flag} {location}" + (f": its dataset root {local_root}" if folder_day else "")
         what = "is not a directory" if os.path.exists(local_root) else "does not exist"
         raise InstrumetriqError(
             f"{where} {what}; check the path: give the dataset root (the folder holding the YYYY-MM-DD day folders) or one day folder")
-    return location, local_root, folder_day
+    return location, folder_day
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -287,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--r2", action="store_true", help=f"the R2 dataset s3://BUCKET/{storage.R2_PREFIX} (settings: see `config`)")
     _add_date_options(verify)
     verify.add_argument("--against-archive", type=_location, metavar="PATH", help="also re-read each day from this archive root and compare rows")
-    verify.add_argument("--report", metavar="PATH", help="Markdown report (default: ROOT/verify_report.md for a local root)")
+    verify.add_argument("--report", metavar="PATH", help="write a Markdown report there (any fsspec URL; default: none)")
     verify.add_argument("--json", action="store_true", help="machine-readable results on stdout (the summary goes to stderr)")
     verify.add_argument("--sample-size", type=int, default=DEFAULT_SAMPLE_SIZE, metavar="N", help=f"rows checked one by one (default {DEFAULT_SAMPLE_SIZE})")
     verify.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the row sample")

@@ -17,6 +17,21 @@ from .storage import describe_error, display_path, is_local, storage_options_for
 
 DATA_NAME = "data.parquet"
 MANIFEST_NAME = "manifest.json"
+#: An export's temporary files are ``.<name>.tmp-<pid>-<id>`` (``temp_prefix``) beside ``<name>``.
+TEMP_MARKER = ".tmp-"
+#: The lock file a local export holds while it writes and publishes the day (``lock.py``).
+LOCK_NAME = ".export.lock"
+
+
+def temp_prefix(name: str) -> str:
+    """How the temporary files written for ``name`` (data.parquet, manifest.json) begin."""
+    return f".{name}{TEMP_MARKER}"
+
+
+def is_export_leftover(name: str) -> bool:
+    """``name`` (a file name in a day folder) is one this project's export writes and removes
+    again: a temporary data or manifest file, or the lock file."""
+    return name == LOCK_NAME or name.startswith((temp_prefix(DATA_NAME), temp_prefix(MANIFEST_NAME)))
 
 
 class DayFolder:
@@ -63,6 +78,10 @@ class DayFolder:
                 return self.fs.info(path)["size"]
             except FileNotFoundError:
                 return None
+
+    def export_leftovers(self) -> list[dict]:
+        """The folder's temporary and lock files (``is_export_leftover``), as ``listing`` gives them."""
+        return [info for info in self.listing() if is_export_leftover(info["name"].rstrip("/").rsplit("/", 1)[-1])]
 
     def listing(self) -> list[dict]:
         """fsspec ``ls(detail=True)`` of the folder, fresh; empty when the folder does not exist."""

@@ -38,6 +38,10 @@ class ConfigError(InstrumetriqError):
     """Settings or credentials are missing or invalid."""
 
 
+class ManifestError(InstrumetriqError):
+    """manifest.json is missing fields, mistyped or not JSON."""
+
+
 class VerifyError(InstrumetriqError):
     """A published day could not be read for verification at all."""
 

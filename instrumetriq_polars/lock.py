@@ -21,10 +21,9 @@ import json
 import os
 import socket
 
+from .dayfolder import LOCK_NAME
 from .errors import PublishError
 from .manifest import utc_now_iso
-
-LOCK_NAME = ".export.lock"
 
 
 class DayLock:

@@ -1,4 +1,9 @@
-"""manifest.json: what a published day holds, and the commit marker that publishes it."""
+"""manifest.json: what a published day holds, and the commit marker that publishes it.
+
+Build (``Manifest``, ``to_json``), read (``parse_manifest_json``, ``Manifest.from_json``) and
+validate (required fields and their types: ``ManifestError``; the derived ``is_partial`` and
+``coverage_ratio`` recomputed: ``Manifest.stated_problems``). The checks that need the day's
+files (sizes, sha256, rows) are the verifier's."""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from .errors import VerifyError
+from .errors import ManifestError
 from .schema import DROPPED_COLUMNS
 from .text import representable
 
@@ -93,21 +98,84 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Manifest":
+        """The manifest ``data`` (a parsed manifest.json) describes; ManifestError when a required
+        field is missing, or a field has the wrong type or a negative count."""
         missing = [key for key in REQUIRED_FIELDS if key not in data]
         if missing:
-            raise VerifyError(f"manifest lacks required fields: {', '.join(missing)}")
+            raise ManifestError(f"manifest.json lacks required fields: {', '.join(missing)}")
+        problems = [f"{key} ({_short(data[key])})" for key, ok in _FIELD_CHECKS.items() if key in data and not ok(data[key])]
+        if problems:
+            shown = ", ".join(problems[:8]) + (f" (+{len(problems) - 8} more)" if len(problems) > 8 else "")
+            raise ManifestError(f"manifest.json has fields of the wrong type or negative counts: {shown}")
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{key: value for key, value in data.items() if key in known})
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> "Manifest":
-        try:
-            data = json.loads(raw)
-        except ValueError as exc:
-            raise VerifyError(f"manifest is not valid JSON ({exc})") from None
-        if not isinstance(data, dict):
-            raise VerifyError("manifest is not a JSON object")
-        return cls.from_dict(data)
+        return cls.from_dict(parse_manifest_json(raw))
+
+    def stated_problems(self, data: dict[str, Any]) -> list[str]:
+        """The fields a manifest derives (``is_partial``, ``coverage_ratio``) as ``data`` states
+        them, against their recomputation from the fields they derive from; one line each."""
+        problems = []
+        if data.get("is_partial") is not self.is_partial:
+            reasons = f"{_plural(len(self.missing_hours), 'missing hour')} and {_plural(self.bad_line_count, 'bad line')}"
+            reasons += ", and an export before the day was over" if not self.day_over_at_export else ""
+            problems.append(f"is_partial is {json.dumps(data.get('is_partial'))} but the manifest records {reasons}")
+        if data.get("coverage_ratio") != self.coverage_ratio:
+            problems.append(f"coverage_ratio is {data.get('coverage_ratio')}, expected {self.coverage_ratio} "
+                            f"({self.hours_found}/{self.hours_expected} hours)")
+        return problems
+
+
+def parse_manifest_json(raw: bytes | str) -> dict[str, Any]:
+    """manifest.json's bytes -> its JSON object; ManifestError when it is not JSON or not an object."""
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:  # JSONDecodeError, and UnicodeDecodeError for bytes that are not UTF-8
+        text = str(exc).strip().splitlines()
+        raise ManifestError(f"manifest.json is not valid JSON ({text[0][:200] if text else type(exc).__name__})") from None
+    if not isinstance(data, dict):
+        raise ManifestError("manifest.json is not a JSON object")
+    return data
+
+
+def _is_count(value) -> bool:
+    """A count or a size: an int (not a bool), never negative."""
+    return type(value) is int and value >= 0
+
+
+def _counts(value) -> bool:
+    return isinstance(value, dict) and all(map(_is_count, value.values()))
+
+
+_SOURCE_COUNTS = ("hour", "size_bytes", "lines_read", "rows", "bad_lines")
+
+#: The type every field that the checks and the publisher read must have. Counts and sizes are
+#: never negative: a negative hour in rows_by_hour could otherwise balance a sum that checks out.
+_FIELD_CHECKS = {
+    "row_count": _is_count, "parquet_size_bytes": _is_count, "hours_found": _is_count, "hours_expected": _is_count,
+    "column_count": _is_count, "bad_line_count": _is_count, "lines_exported": _is_count, "lines_read": _is_count,
+    "stdlib_json_lines": _is_count,
+    "parquet_sha256": lambda v: isinstance(v, str) and len(v) == 64,
+    "layout": lambda v: isinstance(v, str), "schema_fingerprint": lambda v: isinstance(v, str),
+    "date_utc": lambda v: isinstance(v, str), "archive_day": lambda v: isinstance(v, str),
+    "missing_hours": lambda v: isinstance(v, list) and all(map(_is_count, v)),
+    "rows_by_hour": _counts, "unknown_fields": _counts, "mistyped_fields": _counts, "schema_versions": _counts,
+    "bad_lines": lambda v: isinstance(v, list),
+    "source_files": lambda v: isinstance(v, list) and all(
+        isinstance(s, dict) and all(_is_count(s[k]) for k in _SOURCE_COUNTS if k in s) for s in v),
+    "dropped_columns": lambda v: isinstance(v, list), "day_over_at_export": lambda v: type(v) is bool,
+}
+
+
+def _short(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 _ORDER = (

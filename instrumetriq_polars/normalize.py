@@ -3,8 +3,7 @@
 Works in place on the dict orjson returned (copying ~2,400 entries a day would cost more than the
 checks). After ``normalize``:
 
-- empty objects are ``None``, empty count maps included (a required block whose values all moved
-  to ``_extra`` stays an object, all NULL, never NULL);
+- empty objects are ``None``, empty count maps included;
 - a key the schema does not declare, or a value of the wrong type, is moved out of the entry into
   the row's ``_extra`` document (same nesting as the entry), and its path is counted;
 - ``norm`` and ``labels`` are dropped when empty, and kept in ``_extra`` when they are not;
@@ -14,6 +13,11 @@ checks). After ``normalize``:
   magnitude is mistyped too: it may be an integer orjson rounded, and the caller re-decodes the
   entry with ``json.loads`` (as for any entry with ``_extra``), whose numbers are exact;
 - for entries decoded by ``json.loads`` (``by_stdlib``), text holding a lone surrogate is mistyped.
+
+An entry whose required field (``REQUIRED_COLUMNS``) is missing, null, blank text, or a block
+that holds no declared value once normalised (only nulls, unknown keys or wrong-typed values) is
+rejected: it cannot be a row (``required_problem`` decides, and the verifier applies the same
+function to the rows it samples).
 
 Lists of objects (``spot_prices``) are checked for unknown keys here; their values are typed by
 pyarrow as each entry is read (``frames.ListColumn``), faster than a Python loop over ~1.8M
@@ -104,9 +108,7 @@ def normalize(entry: dict, by_stdlib: bool = False) -> Normalized:
     ``by_stdlib``: the entry was decoded by ``json.loads``: its numbers are exact, and its strings
     may hold lone surrogates, which are checked (orjson-decoded text needs no check)."""
     checks = _STDLIB_CHECKS if by_stdlib else _CHECKS
-    problems = [p for p in (_required_problem(key, entry.get(key), checks) for key in REQUIRED_COLUMNS) if p]
-    if problems:
-        raise RejectedEntry("entry cannot be exported: " + "; ".join(problems))
+    _require(entry, checks, normalised=False)
     walker = _Walker(checks)
     extra: dict = {}
     for key in DROPPED_COLUMNS:
@@ -115,6 +117,7 @@ def normalize(entry: dict, by_stdlib: bool = False) -> Normalized:
             extra[key] = value
             walker.unknown.append(key)
     walker.walk(TREE, entry, "", extra)
+    _require(entry, checks, normalised=True)  # again: what is left once unknown and mistyped values moved out
     return Normalized(_dumps(extra) if extra else None, walker.unknown, walker.mistyped)
 
 
@@ -166,7 +169,7 @@ class _Walker:
                 if sub_extra:
                     extra[key] = sub_extra
                 if not value and not (node is TREE and key in REQUIRED_COLUMNS):
-                    obj[key] = None  # everything inside moved out (a required block stays, all NULL)
+                    obj[key] = None  # everything inside moved out (a required block is rejected after the walk)
         for key in moved:
             extra[key] = obj.pop(key)
 
@@ -179,15 +182,37 @@ class _Walker:
         return not unknown
 
 
-def _required_problem(key: str, value, checks: dict) -> str | None:
-    if value is None or value == {}:
+def _require(entry: dict, checks: dict, normalised: bool = False) -> None:
+    problems = [p for p in (required_problem(key, entry.get(key), checks, normalised) for key in REQUIRED_COLUMNS) if p]
+    if problems:
+        raise RejectedEntry("entry cannot be exported: " + "; ".join(problems))
+
+
+def required_problem(key: str, value, checks: dict = _CHECKS, normalised: bool = True) -> str | None:
+    """Why ``value`` cannot be the required field ``key`` of a row; None when it can. The one rule
+    for required fields: the export applies it to each entry (before and after normalising), the
+    verifier to each sampled row rebuilt into an entry. ``normalised``: unknown and wrong-typed
+    values have been moved out of ``value`` (an empty block then held only those)."""
+    if value is None or (value == {} and not normalised):
         return f"required field '{key}' is missing or empty"
     expected = dict if type(TREE[key]) is dict else str
     if type(value) is not expected:
         return f"required field '{key}' is a {type(value).__name__}, not {'an object' if expected is dict else 'a string'}"
-    if expected is str and not checks["string"](value):
-        return f"required field '{key}' is not valid Unicode text (it holds a lone surrogate)"
+    if expected is str:
+        if not checks["string"](value):
+            return f"required field '{key}' is not valid Unicode text (it holds a lone surrogate)"
+        if not value.strip():
+            return f"required field '{key}' is blank ({value!r})"
+    elif not _holds_value(value):
+        return f"required field '{key}' holds no declared value (only nulls, unknown keys or values of the wrong type)"
     return None
+
+
+def _holds_value(node) -> bool:
+    """A declared value is somewhere in ``node`` (a block as normalised: only declared keys)."""
+    if type(node) is dict:
+        return any(_holds_value(v) for v in node.values())
+    return node is not None
 
 
 def _dumps(value) -> str:

@@ -36,12 +36,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import date
 
-from .dayfolder import DATA_NAME, MANIFEST_NAME, DayFolder, storage_errors
+from .dayfolder import DATA_NAME, MANIFEST_NAME, TEMP_MARKER, DayFolder, storage_errors, temp_prefix
 from .errors import InstrumetriqError, PublishError
 from .manifest import Manifest
 from .storage import describe_error
 
-TEMP_MARKER = ".tmp-"
 STALE_TEMP_SECONDS = 6 * 3600
 
 
@@ -243,7 +242,7 @@ class DayDestination(DayFolder):
             )
 
     def _temp_path(self, name: str) -> str:
-        return f"{self.folder}/.{name}{TEMP_MARKER}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        return f"{self.folder}/{temp_prefix(name)}{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
     def _remove_quietly(self, path: str) -> None:
         try:

@@ -299,6 +299,9 @@ def test_json_that_is_not_an_object(capsys, archive, tmp_path):
     assert_bad_day(capsys, archive, tmp_path / "out", bad, rows=ROWS, lines_read=ROWS + len(values))
 
 
+NO_VALUE = "holds no declared value (only nulls, unknown keys or values of the wrong type)"
+
+
 @pytest.mark.parametrize("change, reason", [
     (lambda e: e.pop("symbol"), "required field 'symbol' is missing or empty"),
     (lambda e: e.pop("meta"), "required field 'meta' is missing or empty"),
@@ -307,7 +310,13 @@ def test_json_that_is_not_an_object(capsys, archive, tmp_path):
     (lambda e: e.update(symbol=42), "required field 'symbol' is a int, not a string"),
     (lambda e: e.update(meta=[1]), "required field 'meta' is a list, not an object"),
     (lambda e: e.update(symbol="BTC\ud800"), "required field 'symbol' is not valid Unicode text (it holds a lone surrogate)"),
-], ids=["no-symbol", "no-meta", "empty-meta", "null-spot_raw", "int-symbol", "list-meta", "surrogate-symbol"])
+    (lambda e: e.update(symbol=""), "required field 'symbol' is blank ('')"),
+    (lambda e: e.update(snapshot_ts=" \t"), "required field 'snapshot_ts' is blank (' \\t')"),
+    (lambda e: e.update(meta=dict.fromkeys(e["meta"])), f"required field 'meta' {NO_VALUE}"),
+    (lambda e: e.update(spot_raw={"not_declared": 1.5}), f"required field 'spot_raw' {NO_VALUE}"),
+    (lambda e: e.update(spot_raw={"mid": "1.5", "bid": None}), f"required field 'spot_raw' {NO_VALUE}"),
+], ids=["no-symbol", "no-meta", "empty-meta", "null-spot_raw", "int-symbol", "list-meta", "surrogate-symbol", "blank-symbol",
+        "blank-snapshot_ts", "meta-only-nulls", "spot_raw-only-unknown", "spot_raw-only-mistyped"])
 def test_entry_without_a_required_block(capsys, archive, tmp_path, change, reason):
     edit_entry(archive, 3, 2, change)
     bad = [(3, 2, f"entry cannot be exported: {reason}")]

@@ -45,6 +45,7 @@ BIG_INTS = st.integers(-(2**70), 2**70)
 EXACT_FLOAT_INTS = st.integers(-(2**53), 2**53)  # ints a float64 holds exactly
 FLOATS = st.floats(allow_nan=True, allow_infinity=True)
 TEXT = st.text(max_size=10)  # any unicode (hypothesis leaves out lone surrogates)
+NOT_BLANK = TEXT.filter(str.strip)  # symbol and snapshot_ts: blank text is a bad line
 
 SCALARS = st.none() | st.booleans() | BIG_INTS | FLOATS | TEXT
 ANY_JSON = st.recursive(
@@ -86,10 +87,14 @@ def block_body(node: dict):
 
 
 def block(node: dict, required: bool = False):
-    """A declared block's value: mostly an object (``block_body``), sometimes ``{}``, null or anything."""
+    """A declared block's value: mostly an object (``block_body``), sometimes ``{}``, null or anything.
+    A required block always holds one declared field with a value of its type (without one the
+    entry is a bad line: test_bad_input.py covers those)."""
     body = block_body(node)
     if required:
-        return body.filter(bool)
+        leaves = sorted(key for key, spec in node.items() if isinstance(spec, Field))
+        held = st.sampled_from(leaves).flatmap(lambda key: st.tuples(st.just(key), RIGHT[node[key].type_name]))
+        return st.builds(lambda body, pair: {**body, pair[0]: pair[1]}, body, held)
     return st.one_of(body, body, st.just({}), st.none(), ANY_JSON)
 
 
@@ -160,7 +165,7 @@ def entry(windows=None):
         fixed["twitter_sentiment_windows"] = windows
     return st.builds(
         lambda symbol, ts, blocks, dropped: {"symbol": symbol, "snapshot_ts": ts, **blocks, **dropped},
-        TEXT, TEXT,
+        NOT_BLANK, NOT_BLANK,
         st.fixed_dictionaries(
             fixed | {key: block(TREE[key], required=True) for key in REQUIRED_COLUMNS if isinstance(TREE[key], dict)},
             optional=optional

@@ -19,8 +19,9 @@ import pyarrow.parquet as pq
 import pytest
 
 import instrumetriq_polars.source as source_module
-from instrumetriq_polars import VerifyError, VerifyResult, export_day, verify_day
+from instrumetriq_polars import Manifest, VerifyError, VerifyResult, export_day, verify_day
 from instrumetriq_polars.cli import main
+from instrumetriq_polars.errors import ManifestError
 from instrumetriq_polars.schema import LAYOUTS, schema_for
 from instrumetriq_polars.synthetic import write_archive_day
 from instrumetriq_polars.verify import CHECKS, render_report, split_day_folder
@@ -307,7 +308,7 @@ CASES = {
             "nested": f"meta is NULL in {ROWS} of {ROWS} rows (the meta struct column, or every one of its {META_FIELDS} fields, "
                       "is NULL): it is never NULL in a valid export",
         },
-        also=(("content", "meta.added_ts is missing or not an ISO 8601 timestamp"),), failing=frozenset({"null_ratios", "content"})),
+        also=(("content", "required field 'meta' holds no declared value"),), failing=frozenset({"null_ratios", "content"})),
     "long duration (warning only)": Case(
         long_duration, "WARN", "content", f"meta.duration_sec > 9000 s in 1 of {ROWS} sampled rows (longest 12,345 s, row 10)"),
 }
@@ -343,7 +344,7 @@ def test_tampered_day(name, layout, via, exports, tmp_path, capsys):
         for check, text in expected:
             kind = "WARN" if case.status == "WARN" else "FAIL"
             assert any(line.startswith(f"  {kind} {check}: ") and text in line for line in lines), out
-        assert (root / "verify_report.md").exists()
+        assert not (root / "verify_report.md").exists()  # no report unless --report
 
 
 def test_checks_that_need_the_file_say_why_they_skipped(flat_root):
@@ -447,6 +448,26 @@ def test_manifest_without_required_fields(flat_root):
     assert "parquet_sha256" in text and "rows_by_hour" in text
 
 
+@pytest.mark.parametrize("raw, message", [
+    (b"{not json", "manifest.json is not valid JSON (Expecting property name"),
+    (b"\xff{}", "manifest.json is not valid JSON ("),
+    (b"[1, 2]", "manifest.json is not a JSON object"),
+    (b"{}", "manifest.json lacks required fields: date_utc, created_ts_utc,"),
+])
+def test_manifest_that_cannot_be_parsed_is_a_manifest_error(raw, message):
+    with pytest.raises(ManifestError) as caught:
+        Manifest.from_json(raw)
+    assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
+
+
+def test_mistyped_manifest_is_a_manifest_error(flat_root):
+    data = {**read_manifest(flat_root), "row_count": "48", "day_over_at_export": 1}
+    with pytest.raises(ManifestError, match=r"^manifest.json has fields of the wrong type or negative counts: row_count \('48'\), day_over_at_export \(1\)$"):
+        Manifest.from_dict(data)
+    write_manifest(flat_root, data)
+    assert "manifest.json has fields of the wrong type or negative counts: row_count ('48')" in messages(verify(flat_root), "manifest")
+
+
 def test_manifest_of_another_day(flat_root):
     edit_manifest(flat_root, date_utc="2026-01-14")
     result = verify(flat_root)
@@ -526,14 +547,6 @@ def test_null_block_is_reported_once(exports, tmp_path, layout):
     assert ("meta__*" in messages(result, "null_ratios")) is (layout == "flat")
 
 
-def test_column_null_in_every_row_is_a_warning(flat_root):
-    rewrite_data(flat_root, read_data(flat_root).with_columns(pl.lit(None, pl.Float64).alias("scores__final")))
-    result = verify(flat_root)
-    assert result.status == "WARN" and result.ok
-    assert "1 column is NULL in every row: scores.final" in messages(result, "null_ratios")
-    assert result.figures["null_ratios_top"]["scores.final"] == 1.0
-
-
 def test_bad_row_contents(flat_root):
     frame = read_data(flat_root).with_row_index("i").with_columns(
         pl.when(pl.col("i") == 3).then(pl.lit(-2.5)).otherwise(pl.col("derived__spread_bps")).alias("derived__spread_bps"),
@@ -545,14 +558,18 @@ def test_bad_row_contents(flat_root):
     rewrite_data(flat_root, frame)
     result = verify(flat_root)
     assert failing(result) == {"content"}
-    text = messages(result, "content")
-    assert f"derived.spread_bps is negative (a spread cannot be) in 1 of {ROWS} sampled rows (row 3: -2.5)" in text
-    assert "symbol is empty in 1 of" in text and "row 5: ' '" in text
-    assert "meta.added_ts is missing or not an ISO 8601 timestamp in 1 of" in text and "row 7: 'yesterday-ish'" in text
-    assert "no spot data (spot_raw has no mid, bid, ask or last)" in text and "row 9" in text
+    check = result.check("content")
+    # the export refuses a blank symbol (normalize.required_problem): such a row is an error ...
+    assert check.errors == [f"required field 'symbol' is blank (' ') in 1 of {ROWS} sampled rows (row 5: ' '): "
+                            "the export never publishes such a row; re-export the day with --force"]
+    # ... and exports the rest as archived: warnings
+    warnings = "\n".join(check.warnings)
+    assert f"derived.spread_bps is negative (a spread cannot be; exported as archived) in 1 of {ROWS} sampled rows (row 3: -2.5)" in warnings
+    assert "meta.added_ts is missing or not an ISO 8601 timestamp in 1 of" in warnings and "row 7: 'yesterday-ish'" in warnings
+    assert "no spot price (spot_raw has no mid, bid, ask or last)" in warnings and "row 9" in warnings
 
 
-def test_futures_block_validity(flat_root):
+def test_futures_block_without_contract_or_with_infinity(flat_root):
     frame = read_data(flat_root).with_row_index("i")
     with_futures = frame.filter(pl.col("futures_raw__contract").is_not_null())["i"].to_list()
     first, second = with_futures[:2]
@@ -562,11 +579,13 @@ def test_futures_block_validity(flat_root):
     ).drop("i")
     rewrite_data(flat_root, frame)
     result = verify(flat_root)
-    assert failing(result) == {"futures"}
-    text = messages(result, "futures")
-    assert f"futures_raw.contract is empty in 1 of {len(with_futures)} rows (rows {first})" in text
-    assert f"futures_raw.funding_now is not finite (NaN or infinite) in 1 row (row {second}: inf)" in text
+    # the export keeps both as archived: a missing contract is a warning, an infinity a legal value
+    assert result.status == "WARN" and result.check("futures").status == "WARN", result.summary()
+    assert result.check("futures").warnings == [
+        f"futures_raw is present but futures_raw.contract is empty in 1 of {len(with_futures)} rows (rows {first}): "
+        "exported as archived; check the collector"]
     assert result.figures["futures_share"] == round(len(with_futures) / ROWS, 4)
+    assert result.figures["futures_without_contract"] == 1
 
 
 # -- against the archive ------------------------------------------------------------------------
@@ -670,11 +689,16 @@ def test_cross_check_with_a_missing_archive_day(exports, tmp_path):
 
 
 # -- the command --------------------------------------------------------------------------------
-def test_cli_pass_writes_the_report(flat_root, capsys):
+def test_cli_pass_writes_the_report_only_where_asked(flat_root, tmp_path, capsys):
     assert main(["verify", "--local", str(flat_root), "--date", "2026-01-15"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("2026-01-15 PASS: 48 rows, flat")
-    report = (flat_root / "verify_report.md").read_text()
+    assert out.startswith("2026-01-15 PASS: 48 rows, flat") and "report:" not in out
+    assert sorted(p.name for p in flat_root.iterdir()) == ["2026-01-15"]  # the dataset root holds only day folders
+    path = tmp_path / "reports" / "verify.md"  # its folder is created
+    assert main(["verify", "--local", str(flat_root), "--date", "2026-01-15", "--report", str(path)]) == 0
+    assert f"report: {path}" in capsys.readouterr().out
+    assert sorted(p.name for p in flat_root.iterdir()) == ["2026-01-15"]
+    report = path.read_text()
     assert "| 2026-01-15 | **PASS** | 48 |" in report
     assert "| sha256: SHA-256 of data.parquet equals parquet_sha256 | PASS |" in report
     assert "Rows per hour:" in report and "00 " + "█" * 40 + " 2" in report
@@ -683,7 +707,7 @@ def test_cli_pass_writes_the_report(flat_root, capsys):
 def test_cli_accepts_the_day_folder_as_in_the_guide(flat_root, capsys):
     assert main(["verify", "--local", str(day_dir(flat_root))]) == 0
     assert "2026-01-15 PASS" in capsys.readouterr().out
-    assert (flat_root / "verify_report.md").exists()
+    assert not (flat_root / "verify_report.md").exists()
 
 
 def test_cli_fail_exits_1_with_reasons(flat_root, capsys):
@@ -708,12 +732,13 @@ def test_cli_json(flat_root, archive, capsys):
     assert "2026-01-15 PASS" in captured.err  # the human summary moves to stderr
 
 
-def test_cli_several_dates_one_failing(flat_root, capsys):
-    code = main(["verify", "--local", str(flat_root), "--from-date", "2026-01-14", "--to-date", "2026-01-15"])
+def test_cli_several_dates_one_failing(flat_root, tmp_path, capsys):
+    path = tmp_path / "report.md"
+    code = main(["verify", "--local", str(flat_root), "--from-date", "2026-01-14", "--to-date", "2026-01-15", "--report", str(path)])
     assert code == 1
     out = capsys.readouterr().out
     assert "2026-01-14 FAIL" in out and "2026-01-15 PASS" in out and "1 of 2 days passed" in out
-    report = (flat_root / "verify_report.md").read_text()
+    report = path.read_text()
     assert "## 2026-01-14: FAIL" in report and "## 2026-01-15: PASS" in report
 
 
@@ -767,12 +792,12 @@ def test_cli_missing_root_creates_nothing(tmp_path, capsys):
     assert not root.exists()
 
 
-def test_cli_unpublished_day_folder_fails_the_day(flat_root, capsys):
+def test_cli_unpublished_day_folder_fails_the_day(flat_root, tmp_path, capsys):
     folder = flat_root / "2026-01-14"
-    assert main(["verify", "--local", str(folder)]) == 1
+    assert main(["verify", "--local", str(folder), "--report", str(tmp_path / "report.md")]) == 1
     out = capsys.readouterr().out
     assert out.startswith("2026-01-14 FAIL") and f"nothing published: {folder} does not exist" in out
-    assert not folder.exists() and "## 2026-01-14: FAIL" in (flat_root / "verify_report.md").read_text()
+    assert not folder.exists() and "## 2026-01-14: FAIL" in (tmp_path / "report.md").read_text()
 
 
 def test_split_day_folder_is_the_one_rule():

@@ -1,0 +1,222 @@
+"""The checks of a published day's files: presence, the manifest, sha256, Parquet readability,
+row counts and hours. Each records what it measured in its figures."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..dayfolder import DATA_NAME, MANIFEST_NAME
+from ..errors import InstrumetriqError, ManifestError, VerifyError
+from ..manifest import MAX_BAD_LINE_RECORDS, Manifest, parse_manifest_json
+from ..schema import LAYOUTS
+from ..storage import describe_error
+from .day import (
+    REEXPORT, CheckSpec, DayUnderCheck, Skip, first_line, flatten, hours_text, infer_layout, plural, registry, some,
+)
+from .results import CheckResult
+
+#: The checks of this module, in the order they run.
+CHECKS: list[CheckSpec] = []
+_check = registry(CHECKS)
+
+
+@_check("files", "file presence and size")
+def check_files(ctx: DayUnderCheck, check: CheckResult) -> None:
+    infos = {DATA_NAME: _info(ctx, ctx.dest.data_path), MANIFEST_NAME: _info(ctx, ctx.dest.manifest_path)}
+    if not any(infos.values()):
+        there = _info(ctx, ctx.dest.folder) is not None
+        what = "holds neither data.parquet nor manifest.json" if there else "does not exist"
+        check.errors.append(f"nothing published: {ctx.url} {what}; run the export for {ctx.day}")
+        check.figures.update(data_size_bytes=None, manifest_size_bytes=None)
+        return
+    missing = {
+        DATA_NAME: f"data.parquet is missing from {ctx.url}: the manifest describes a file that is not there; {REEXPORT}",
+        MANIFEST_NAME: f"manifest.json is missing from {ctx.url}: the day is not published (an export was interrupted "
+                       f"before its last step); run the export for {ctx.day} again",
+    }
+    sizes = []
+    for name, info in infos.items():
+        key = "data_size_bytes" if name == DATA_NAME else "manifest_size_bytes"
+        check.figures[key] = None
+        if info is None:
+            check.errors.append(missing[name])
+        elif info.get("type", "file") != "file":
+            check.errors.append(f"{name} in {ctx.url} is a {info.get('type')}, not a file")
+        elif not info.get("size"):
+            check.errors.append(f"{name} is empty (0 bytes); {REEXPORT}")
+        else:
+            ctx.present[name] = True
+            ctx.sizes[name] = check.figures[key] = int(info["size"])
+            sizes.append(f"{name} {int(info['size']):,} B")
+    _leftovers(ctx, check)
+    check.summary = "; ".join(sizes)
+
+
+def _leftovers(ctx: DayUnderCheck, check: CheckResult) -> None:
+    """The export's temporary and lock files in the day folder: a warning (they are never read
+    as data, and the day's own files were checked above)."""
+    try:
+        leftovers = ctx.dest.export_leftovers()
+    except InstrumetriqError:  # a store that lets us read the files but not list the folder
+        check.figures["leftover_files"] = None
+        return
+    found = [(info["name"].rstrip("/").rsplit("/", 1)[-1], info.get("size")) for info in leftovers]
+    check.figures["leftover_files"] = [name for name, _ in sorted(found)]
+    if found:
+        files = some([f"{name} ({size:,} B)" if isinstance(size, int) else name for name, size in sorted(found)], 4)
+        check.warnings.append(
+            f"{ctx.url} holds {plural(len(found), 'temporary file')} of an export: {files}; an export of {ctx.day} is "
+            f"running now, or one was killed. The published files are not affected; if no export is running, delete "
+            f"them, or run the export of {ctx.day} again: it removes those of runs that are gone"
+        )
+
+
+def _info(ctx: DayUnderCheck, path: str) -> dict | None:
+    try:
+        return ctx.fs.info(path)
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # noqa: BLE001 - credentials, permissions, network: nothing can be read
+        raise VerifyError(f"cannot read {ctx.url}: {describe_error(exc)}") from None
+
+
+@_check("manifest", "manifest integrity: valid JSON, required fields, date, size")
+def check_manifest(ctx: DayUnderCheck, check: CheckResult) -> None:
+    if not ctx.present.get(MANIFEST_NAME):
+        raise Skip("manifest.json is missing or empty (see check 'files')")
+    try:
+        data = parse_manifest_json(ctx.dest.read_manifest_bytes() or b"")
+        manifest = Manifest.from_dict(data)
+    except ManifestError as exc:
+        check.errors.append(f"{exc}; {REEXPORT}")
+        return
+    ctx.manifest, ctx.manifest_data = manifest, data
+    if manifest.date_utc != ctx.day.isoformat():
+        check.errors.append(f"manifest.json is for date_utc {manifest.date_utc}, but the folder is {ctx.day}: the manifest belongs to another day")
+    if manifest.archive_day != ctx.day.strftime("%Y%m%d"):
+        check.errors.append(f"manifest.json names archive_day {manifest.archive_day}, expected {ctx.day:%Y%m%d}")
+    if manifest.layout not in LAYOUTS:
+        check.errors.append(f"manifest.json has layout {manifest.layout!r}, expected one of {', '.join(LAYOUTS)}")
+    else:
+        ctx.layout, ctx.layout_source = manifest.layout, "manifest"
+    size = ctx.sizes.get(DATA_NAME)
+    if size is not None and manifest.parquet_size_bytes != size:
+        check.errors.append(
+            f"manifest.json says parquet_size_bytes {manifest.parquet_size_bytes:,} but data.parquet is {size:,} bytes: "
+            f"the file was replaced or truncated after export; {REEXPORT}"
+        )
+    check.figures.update(layout=manifest.layout, export_version=manifest.export_version, created_ts_utc=manifest.created_ts_utc)
+    check.summary = f"all required fields; layout {manifest.layout}; written {manifest.created_ts_utc} by {manifest.export_version}"
+
+
+@_check("sha256", "SHA-256 of data.parquet equals parquet_sha256")
+def check_sha256(ctx: DayUnderCheck, check: CheckResult) -> None:
+    ctx.fetch_data()
+    check.figures["sha256"] = ctx.sha256
+    manifest = ctx.need_manifest()
+    check.figures["manifest_sha256"] = manifest.parquet_sha256
+    if manifest.parquet_sha256.lower() != ctx.sha256:
+        check.errors.append(
+            f"data.parquet sha256 is {ctx.sha256[:16]}..., manifest.json says {manifest.parquet_sha256[:16]}...: "
+            f"the file was changed or damaged after export; {REEXPORT} (or upload it again)"
+        )
+    else:
+        check.summary = f"sha256 {ctx.sha256[:16]}... matches"
+
+
+@_check("parquet", "Parquet readability: footer and every row group")
+def check_parquet(ctx: DayUnderCheck, check: CheckResult) -> None:
+    path = ctx.fetch_data()
+    try:
+        parquet = pq.ParquetFile(path)
+        schema = dict(pl.read_parquet_schema(path))
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for damaged files
+        check.errors.append(f"data.parquet footer cannot be read ({first_line(exc)}): the file is truncated or not Parquet; {REEXPORT}")
+        return
+    ctx.parquet, ctx.schema = parquet, schema
+    meta = parquet.metadata
+    check.figures.update(parquet_rows=meta.num_rows, row_groups=meta.num_row_groups, columns=len(schema))
+    if ctx.layout is None:
+        ctx.layout, ctx.layout_source = infer_layout(schema), "inferred from the columns"
+    # every row group is read once, and the rows the later checks use are built from what was read
+    tables, broken = [], []
+    for index in range(meta.num_row_groups):
+        try:
+            table = parquet.read_row_group(index)
+        except Exception as exc:  # noqa: BLE001
+            broken.append(f"row group {index} ({first_line(exc)})")
+            continue
+        if table.num_rows != meta.row_group(index).num_rows:
+            broken.append(f"row group {index} (read {table.num_rows} rows, footer says {meta.row_group(index).num_rows})")
+        tables.append(table)
+    if broken:
+        check.errors.append(f"{len(broken)} of {meta.num_row_groups} row groups cannot be read: {some(broken, 3)}; {REEXPORT}")
+        return
+    try:
+        ctx.flat = flatten(pl.from_arrow(pa.concat_tables(tables) if tables else parquet.schema_arrow.empty_table()))
+    except Exception as exc:  # noqa: BLE001
+        check.errors.append(f"Polars cannot load the rows of data.parquet ({first_line(exc)}); {REEXPORT}")
+        return
+    groups = "row group" if meta.num_row_groups == 1 else "row groups"
+    check.summary = f"{meta.num_rows} rows in {meta.num_row_groups} {groups}, {len(schema)} columns"
+
+
+@_check("row_count", "row_count and rows_by_hour match the Parquet rows")
+def check_row_count(ctx: DayUnderCheck, check: CheckResult) -> None:
+    manifest = ctx.need_manifest()
+    check.figures.update(manifest_row_count=manifest.row_count, rows_by_hour=dict(sorted(manifest.rows_by_hour.items())))
+    by_hour = sum(manifest.rows_by_hour.values())
+    if by_hour != manifest.row_count:
+        check.errors.append(f"manifest.json rows_by_hour sums to {by_hour}, not row_count {manifest.row_count}: the manifest is inconsistent; {REEXPORT}")
+    if manifest.lines_exported != manifest.row_count:
+        check.errors.append(f"manifest.json lines_exported {manifest.lines_exported} differs from row_count {manifest.row_count}")
+    rows = ctx.need_footer().metadata.num_rows
+    if rows != manifest.row_count:
+        check.errors.append(
+            f"manifest.json says row_count {manifest.row_count} but data.parquet holds {rows} rows: "
+            f"the manifest does not describe this file; {REEXPORT}"
+        )
+    if not check.errors:
+        check.summary = f"{rows} rows, as in row_count and the sum of rows_by_hour"
+
+
+@_check("hours", "hours completeness: hours_found, missing_hours, is_partial")
+def check_hours(ctx: DayUnderCheck, check: CheckResult) -> None:
+    m = ctx.need_manifest()
+    data = ctx.manifest_data or {}
+    missing = sorted(m.missing_hours)
+    check.figures.update(hours_found=m.hours_found, missing_hours=missing, coverage_ratio=m.coverage_ratio,
+                         is_partial=data.get("is_partial"), bad_line_count=m.bad_line_count,
+                         day_over_at_export=data.get("day_over_at_export", True))
+    if m.hours_found + len(missing) != m.hours_expected:
+        check.errors.append(f"hours_found {m.hours_found} + {len(missing)} missing_hours is not hours_expected {m.hours_expected}")
+    if len(set(missing)) != len(missing) or any(not 0 <= h < m.hours_expected for h in missing):
+        check.errors.append(f"missing_hours {missing} has repeated hours or hours outside 0-{m.hours_expected - 1}")
+    found = {f"{h:02d}" for h in range(m.hours_expected) if h not in set(missing)}
+    keys = set(m.rows_by_hour)
+    if keys != found:
+        check.errors.append(
+            f"rows_by_hour lists hours {hours_text(keys)} but the exported hours are {hours_text(found)} "
+            f"(hours 00-23 minus missing_hours)"
+        )
+    for source in m.source_files:
+        hour = f"{source['hour']:02d}" if isinstance(source.get("hour"), int) else None
+        if hour in m.rows_by_hour and source.get("rows") != m.rows_by_hour[hour]:
+            check.errors.append(f"source_files says hour {hour} gave {source.get('rows')} rows, rows_by_hour says {m.rows_by_hour[hour]}")
+    check.errors += m.stated_problems(data)
+    if len(m.bad_lines) > m.bad_line_count or (m.bad_line_count <= MAX_BAD_LINE_RECORDS and len(m.bad_lines) != m.bad_line_count):
+        check.errors.append(f"bad_line_count is {m.bad_line_count} but bad_lines lists {len(m.bad_lines)}")
+    if missing:
+        hours = "hour " + hours_text(f"{h:02d}" for h in missing) + " is" if len(missing) == 1 else "hours " + hours_text(f"{h:02d}" for h in missing) + " are"
+        check.warnings.append(f"partial day: {hours} missing (exported with --allow-incomplete)")
+    if m.bad_line_count:
+        check.warnings.append(f"{plural(m.bad_line_count, 'input line')} not exported (listed in the manifest's bad_lines)")
+    if not m.day_over_at_export:
+        check.warnings.append("exported before the UTC day was over (day_over_at_export false): entries archived after "
+                              "the export are missing; export the day again with --force after 00:00 UTC")
+    check.summary = f"{m.hours_found}/{m.hours_expected} hours, is_partial {json.dumps(m.is_partial)}"
+
