@@ -4,8 +4,15 @@ from .errors import (
     ArchiveError,
     BadInputError,
     ConfigError,
+    ConflictError,
+    DamagedDayError,
     InstrumetriqError,
+    Interrupted,
+    LockHeldError,
+    ManifestChangedError,
+    ManifestError,
     PublishError,
+    StorageError,
     VerifyError,
 )
 from .export import ExportResult, HourReport, export_day, export_days, upload_day
@@ -15,8 +22,9 @@ from .verify import VerifyResult, verify_day
 from .version import __version__
 
 __all__ = [
-    "ArchiveError", "BadInputError", "ConfigError", "ExportResult", "FIELDS", "FLAT_SCHEMA",
-    "HourReport", "InstrumetriqError", "Manifest", "NESTED_SCHEMA", "PublishError", "VerifyError",
+    "ArchiveError", "BadInputError", "ConfigError", "ConflictError", "DamagedDayError", "ExportResult", "FIELDS",
+    "FLAT_SCHEMA", "HourReport", "InstrumetriqError", "Interrupted", "LockHeldError", "Manifest", "ManifestChangedError",
+    "ManifestError", "NESTED_SCHEMA", "PublishError", "StorageError", "VerifyError",
     "__version__", "describe", "export_day", "export_days", "fingerprint", "schema_for",
     "upload_day", "VerifyResult", "verify_day",
 ]

@@ -40,7 +40,7 @@ import pytest
 
 from instrumetriq_polars import export_day
 from instrumetriq_polars.lock import LOCK_NAME
-from instrumetriq_polars.sink import TEMP_MARKER
+from instrumetriq_polars.publish import TEMP_MARKER
 from instrumetriq_polars.synthetic import write_archive_day
 
 from .conftest import DAY, ROOT
