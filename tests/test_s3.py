@@ -32,7 +32,7 @@ from moto.server import ThreadedMotoServer
 from s3fs import S3FileSystem
 from s3fs.core import S3File
 
-from instrumetriq_polars import ArchiveError, ConfigError, Manifest, PublishError, export_day, upload_day
+from instrumetriq_polars import ArchiveError, ConfigError, ConflictError, Manifest, PublishError, export_day, upload_day
 from instrumetriq_polars import publish, storage
 from instrumetriq_polars.cli import main
 from instrumetriq_polars.publish import DayDestination
@@ -224,15 +224,16 @@ def test_export_streams_straight_to_s3(s3, archive, tmp_path):
     assert local.manifest.parquet_sha256 == manifest.parquet_sha256
 
 
-def test_refused_export_never_clobbers_the_published_day(s3, archive, other_archive):
+def test_refused_export_never_clobbers_the_published_day(s3, moto, archive, other_archive):
     export_day(DAY, str(archive), R2_URL)
     before = published(s3)
-    with pytest.raises(PublishError) as refused:
+    with pytest.raises(ConflictError) as refused:
         export_day(DAY, str(other_archive), R2_URL)
     assert str(refused.value) == (
         f"s3://{FOLDER}/data.parquet and s3://{FOLDER}/manifest.json already published with different data "
         f"(parquet_sha256 {before[0].parquet_sha256[:12]}...); pass --force to replace"
     )
+    assert uploads(moto) == []  # its data was a multipart upload of data.parquet, aborted, never committed
     assert published(s3) == before and keys(s3) == ["data.parquet", "manifest.json"]
 
     again = export_day(DAY, str(archive), R2_URL)
@@ -363,13 +364,16 @@ def test_forced_export_dying_mid_stream_leaves_the_published_day(s3, archive, ot
 
 
 def test_stale_temporary_keys_are_removed_only_when_old(s3, archive, monkeypatch):
-    stale = f"{FOLDER}/.data.parquet.tmp-1-deadbeef"
-    s3.pipe_file(stale, b"left by a killed run")
+    """Only the exact temporary names this project writes are removed (once old); keys that merely
+    contain ``.tmp-`` are someone else's, however old."""
+    foreign = ["notes.tmp-backup", ".data.parquet.tmp-backup", "x.tmp-999999"]
+    for name in [".data.parquet.tmp-1-deadbeef", *foreign]:
+        s3.pipe_file(f"{FOLDER}/{name}", b"left by a killed run?")
     export_day(DAY, str(archive), R2_URL)
-    assert keys(s3) == [".data.parquet.tmp-1-deadbeef", "data.parquet", "manifest.json"]  # may be a live run's
+    assert keys(s3) == sorted([".data.parquet.tmp-1-deadbeef", *foreign, "data.parquet", "manifest.json"])  # may be a live run's
     monkeypatch.setattr(publish, "STALE_TEMP_SECONDS", 0)
     assert export_day(DAY, str(archive), R2_URL).status == "already published"
-    assert keys(s3) == ["data.parquet", "manifest.json"]
+    assert keys(s3) == sorted([*foreign, "data.parquet", "manifest.json"])
 
 
 # -- --upload --------------------------------------------------------------------------------------
@@ -638,16 +642,17 @@ def test_stale_multipart_uploads_under_the_day_are_aborted_only_when_old(s3, mot
     client = boto_client(moto)
     day_upload = f"tier3/daily/{DAY}/.data.parquet.tmp-1-deadbeef"
     other_day = "tier3/daily/2026-01-14/.data.parquet.tmp-1-cafef00d"
-    for key in (day_upload, other_day):
+    foreign = f"tier3/daily/{DAY}/notes.bin"  # not a name this project writes: never aborted
+    for key in (day_upload, other_day, foreign):
         upload_id = client.create_multipart_upload(Bucket=BUCKET, Key=key)["UploadId"]
         client.upload_part(Bucket=BUCKET, Key=key, UploadId=upload_id, PartNumber=1, Body=b"p" * 5 * MIB)
     _clock_after_initiated(monkeypatch, moto, publish.STALE_TEMP_SECONDS - 60)
     export_day(DAY, str(archive), R2_URL)
-    assert sorted(uploads(moto)) == sorted([day_upload, other_day])  # not 6 hours old: may be live runs'
+    assert sorted(uploads(moto)) == sorted([day_upload, other_day, foreign])  # not 6 hours old: may be live runs'
     _clock_after_initiated(monkeypatch, moto, publish.STALE_TEMP_SECONDS + 60)
     destination = DayDestination(R2_URL, DAY, r2_storage_options(load_settings()))
     assert destination.clean_stale_temps() == [f"{BUCKET}/{day_upload} (unfinished upload)"]
-    assert uploads(moto) == [other_day]  # another day's prefix is that day's business
+    assert sorted(uploads(moto)) == sorted([other_day, foreign])  # another day's prefix is that day's business
     assert keys(s3) == ["data.parquet", "manifest.json"]
 
 
