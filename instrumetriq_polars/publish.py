@@ -242,14 +242,15 @@ class DayDestination(DayFolder):
         them as the day's data until ``publish``. On failure nothing is left behind."""
         failed = f"could not write {self.display(self.data_path)}"
         written = WrittenData(self.data_path if self.two_phase else self._temp_path(DATA_NAME))
-        self._written.append(written)  # discarded by discard_unpublished() however this ends
         with storage_errors(failed, self.display(self.data_path)):
             if self.is_local:
                 self.fs.makedirs(self.folder, exist_ok=True)
-            raw = self.fs.open(written.path, "wb", autocommit=False) if self.two_phase else self.fs.open(written.path, "wb")
-        if self.two_phase:
-            written.upload = raw
-            _forget_transaction(self.fs, raw)
+            self._written.append(written)  # discarded by discard_unpublished() however this ends
+            if self.two_phase:
+                written.upload = raw = self.fs.open(written.path, "wb", autocommit=False)
+                _forget_transaction(self.fs, raw)
+            else:
+                raw = self.fs.open(written.path, "wb")
         writer = HashingWriter(raw)
         try:
             write(writer)
@@ -286,7 +287,7 @@ class DayDestination(DayFolder):
                     written.upload.discard()
                 except Exception:  # noqa: BLE001 - the upload stays unfinished: never part of the day
                     pass
-            else:
+            elif written.path != self.data_path:  # a temporary name; never the published data
                 self._remove_quietly(written.path)
         self._written = [w for w in self._written if w.state == "pending"]
 

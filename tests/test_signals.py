@@ -189,3 +189,27 @@ def test_a_signal_during_the_upload_stops_it(two_days, tmp_path, s3, moto):
     assert s3.find(BUCKET) == [] and uploads(moto) == []
     manifest = json.loads((out / DATE / "manifest.json").read_bytes())
     assert manifest["row_count"] == 48 and set(os.listdir(out / DATE)) == CLEAN
+
+
+SECOND_SIGNAL = r"""
+import os, signal, time
+from instrumetriq_polars import interrupt
+from instrumetriq_polars.errors import Interrupted
+with interrupt.stop_on_signals():
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(0.2)
+    try:
+        interrupt.check()
+    except Interrupted as stop:
+        print("stop requested", stop.signum, flush=True)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(10)
+    print("still running")
+"""
+
+
+def test_a_second_signal_ends_the_process_at_once():
+    """A run that does not stop soon enough (a storage request retrying) can be ended by a second
+    signal, as the signal would end it without the CLI's handler (a kill: the crash guarantees hold)."""
+    done = subprocess.run([sys.executable, "-c", SECOND_SIGNAL], env=ENV, capture_output=True, text=True, timeout=60)
+    assert done.returncode == -signal.SIGTERM and done.stdout == "stop requested 15\n", done.stderr
