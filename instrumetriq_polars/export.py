@@ -12,7 +12,6 @@ from datetime import date
 import polars as pl
 
 from . import interrupt
-
 from .version import __version__
 from .archive import ArchiveDay, check_date_guard, check_hours_guard, open_archive_day, parse_date
 from .decode import BadLine
