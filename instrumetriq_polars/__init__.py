@@ -4,10 +4,16 @@ from .errors import (
     ArchiveError,
     BadInputError,
     ConfigError,
+    ConflictError,
+    DamagedDayError,
     DatasetError,
     InstrumetriqError,
+    Interrupted,
+    LockHeldError,
+    ManifestChangedError,
     ManifestError,
     PublishError,
+    StorageError,
     VerifyError,
 )
 from .dataset import DatasetWarning, DayEntry, list_days, scan
@@ -18,9 +24,9 @@ from .verify import VerifyResult, verify_day
 from .version import __version__
 
 __all__ = [
-    "ArchiveError", "BadInputError", "ConfigError", "DatasetError", "DatasetWarning", "DayEntry",
-    "ExportResult", "FIELDS", "FLAT_SCHEMA", "HourReport", "InstrumetriqError", "Manifest", "ManifestError",
-    "NESTED_SCHEMA", "PublishError", "VerifyError", "__version__", "describe", "export_day",
-    "export_days", "fingerprint", "list_days", "scan", "schema_for", "upload_day", "VerifyResult",
-    "verify_day",
+    "ArchiveError", "BadInputError", "ConfigError", "ConflictError", "DamagedDayError", "DatasetError",
+    "DatasetWarning", "DayEntry", "ExportResult", "FIELDS", "FLAT_SCHEMA", "HourReport", "InstrumetriqError",
+    "Interrupted", "LockHeldError", "Manifest", "ManifestChangedError", "ManifestError", "NESTED_SCHEMA",
+    "PublishError", "StorageError", "VerifyError", "__version__", "describe", "export_day", "export_days",
+    "fingerprint", "list_days", "scan", "schema_for", "upload_day", "VerifyResult", "verify_day",
 ]

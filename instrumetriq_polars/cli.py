@@ -2,6 +2,8 @@
 
 Expected failures print one line ``error: ...`` on stderr and exit 1 (``--debug`` shows the
 traceback too, secrets masked); usage errors exit 2. Progress goes to stderr, summaries to stdout.
+``export`` stops at a safe point on SIGINT or SIGTERM (``interrupt.py``), says in one line what it
+had published, and exits 130 or 143 (128 + the signal).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Sequence
@@ -16,12 +19,12 @@ from datetime import date
 
 import fsspec
 
-from . import storage
+from . import interrupt, storage
 from .version import __version__
 from .archive import date_range, parse_date, yesterday_utc
 from .dataset import day_summary
-from .errors import ConfigError, InstrumetriqError
-from .export import ARCHIVE_ENV, DEFAULT_OUT_DIR, HourReport, default_archive, export_day, upload_day
+from .errors import ConfigError, InstrumetriqError, Interrupted
+from .export import ARCHIVE_ENV, DEFAULT_OUT_DIR, ExportResult, HourReport, default_archive, export_day, upload_day
 from .schema import LAYOUTS, describe, schema_for
 from .storage import load_settings
 from .verify import (
@@ -91,27 +94,52 @@ def cmd_export(args: argparse.Namespace) -> int:
     # the R2 settings are checked once, before any work, when something needs them
     needs_r2 = upload or storage.is_s3_url(archive) or storage.is_s3_url(args.out_dir)
     settings = storage.load_settings() if needs_r2 else None
+    with interrupt.stop_on_signals():
+        return _export_days(args, dates, archive, settings.day_root if upload else None)
+
+
+def _export_days(args: argparse.Namespace, dates: list, archive: str, upload_to: str | None) -> int:
+    """Export (and upload) day by day; stop at the next safe point once a signal asks for it."""
     failures = 0
     for day in dates:
-        print(f"exporting {day} from {archive}", file=sys.stderr)
+        done: list[ExportResult] = []  # what this run finished for the day: export, then upload
         try:
+            interrupt.check()
+            print(f"exporting {day} from {archive}", file=sys.stderr)
             result = export_day(
                 day, archive, args.out_dir, layout=args.layout, allow_incomplete=args.allow_incomplete,
                 force=args.force, progress=_print_hour,
             )
+            done.append(result)
             for warning in result.warnings:  # names in the day folder that were not read, and why
                 _warn(warning)
-            if upload:
+            if upload_to:
                 print(result.summary())
-                result = upload_day(result, settings.day_root, force=args.force)
+                interrupt.check()
+                result = upload_day(result, upload_to, force=args.force)
+                done.append(result)
+            print(result.summary())
+            interrupt.check()  # a signal that came while the day was being published
         except InstrumetriqError as exc:
             _err(f"{day}: {exc}", exc if args.debug else None)
             failures += 1
             continue
-        print(result.summary())
+        except Interrupted as stop:
+            _err(f"{day}: {_interrupted(stop, done, bool(upload_to))}", stop if args.debug else None)
+            return 128 + stop.signum
     if len(dates) > 1:
         print(f"{len(dates) - failures} of {len(dates)} days exported", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _interrupted(stop: Interrupted, done: list[ExportResult], upload: bool) -> str:
+    """The line for a run stopped by a signal: what it had published of the day, truthfully (the
+    day may have been published just before the signal was acted on)."""
+    published = [r.location for r in done if r.status != "already published"]
+    what = f"{' and '.join(published)} published before it stopped" if published else "nothing published"
+    if upload and len(done) == 1:
+        what += ", nothing uploaded"
+    return f"interrupted; {what} ({signal.Signals(stop.signum).name})"
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -303,6 +331,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InstrumetriqError as exc:
         _err(str(exc), exc if args.debug else None)
         return 2 if isinstance(exc, UsageError) else 1
-    except KeyboardInterrupt:
-        _err("interrupted; nothing was published for the day in progress")
+    except KeyboardInterrupt:  # outside ``export`` (whose stop is handled there): verify, demo
+        _err("interrupted")
         return 130

@@ -6,6 +6,7 @@ subclasses it) writes. The rule that tells a day folder from a dataset root live
 
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 from datetime import date
 
@@ -28,10 +29,15 @@ def temp_prefix(name: str) -> str:
     return f".{name}{TEMP_MARKER}"
 
 
+#: The exact temporary names an export writes (``.data.parquet.tmp-<pid>-<8 hex>``, likewise for the
+#: manifest): the only names cleanup removes and verify reports as leftovers.
+TEMP_NAME = re.compile(rf"\.(?:{re.escape(DATA_NAME)}|{re.escape(MANIFEST_NAME)}){re.escape(TEMP_MARKER)}\d+-[0-9a-f]{{8}}")
+
+
 def is_export_leftover(name: str) -> bool:
     """``name`` (a file name in a day folder) is one this project's export writes and removes
     again: a temporary data or manifest file, or the lock file."""
-    return name == LOCK_NAME or name.startswith((temp_prefix(DATA_NAME), temp_prefix(MANIFEST_NAME)))
+    return name == LOCK_NAME or TEMP_NAME.fullmatch(name) is not None
 
 
 class DayFolder:

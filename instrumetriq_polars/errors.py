@@ -3,6 +3,15 @@
 Every message is one line written for the person reading the cron log at 00:05: what failed,
 where (file and line where there is one), and what to do about it. The CLI prints ``error: <msg>``
 and exits 1; anything else is a bug and keeps its traceback.
+
+A ``PublishError`` is one of four situations that call for different actions, each a subclass
+carrying what a caller needs to act on it without parsing the message:
+
+- ``ConflictError``: another day is already published there (``DamagedDayError``: the published
+  data no longer matches its manifest); rewriting it needs ``--force``;
+- ``LockHeldError``: another export of the day is running (``.holder``); retry later;
+- ``StorageError``: the storage backend failed (``.url``); retry;
+- ``ManifestChangedError``: the manifest changed while this export ran; run it again.
 """
 
 
@@ -23,13 +32,55 @@ class BadInputError(InstrumetriqError):
 
 
 class PublishError(InstrumetriqError):
-    """The destination refused the export: existing day, another run holds the lock, I/O failure."""
+    """The day was not published; the subclass says why (see the module docstring)."""
+
+
+class ConflictError(PublishError):
+    """Other data is published for the day; ``--force`` replaces it. ``.url``: the day folder;
+    ``.published_sha256``: the data published there; ``.new_sha256``: this run's data."""
+
+    def __init__(self, message: str, url: str, published_sha256: str | None = None, new_sha256: str | None = None):
+        super().__init__(message)
+        self.url = url
+        self.published_sha256 = published_sha256
+        self.new_sha256 = new_sha256
+
+
+class DamagedDayError(ConflictError):
+    """A published ``data.parquet`` no longer matches its manifest (missing, another size, other
+    bytes); ``--force`` rewrites the day. ``.url``: the data file; ``.size``: its size now (None:
+    missing); ``.expected_size``: the size its manifest states."""
+
+    def __init__(self, message: str, url: str, size: int | None = None, expected_size: int | None = None):
+        super().__init__(message, url)
+        self.size = size
+        self.expected_size = expected_size
+
+
+class LockHeldError(PublishError):
+    """Another export of the day holds its lock; retry once it is over. ``.holder``: the lock
+    file's record ({"pid", "host", "started"}), None while the holder is still starting;
+    ``.lock_path``: the lock file."""
+
+    def __init__(self, message: str, lock_path: str, holder: dict | None = None):
+        super().__init__(message)
+        self.lock_path = lock_path
+        self.holder = holder
 
 
 class StorageError(PublishError):
     """A storage backend failed (network, permissions, disk): retry later. ``.url``: where."""
 
     def __init__(self, message: str, url: str | None = None):
+        super().__init__(message)
+        self.url = url
+
+
+class ManifestChangedError(PublishError):
+    """The day's manifest changed while this export ran (another export of the day, on an object
+    store, which has no lock); nothing was published; run the export again. ``.url``: the manifest."""
+
+    def __init__(self, message: str, url: str):
         super().__init__(message)
         self.url = url
 
@@ -49,3 +100,12 @@ class VerifyError(InstrumetriqError):
 class DatasetError(InstrumetriqError):
     """The dataset cannot be read as asked: a bad range, no published day in it, days of
     different export formats, or (``strict=True``) days of the range that are not published."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run was asked to stop (SIGINT, SIGTERM). Not an ``InstrumetriqError``: it stops the
+    whole run (every remaining day, the upload), not one day. ``.signum``: the signal."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum

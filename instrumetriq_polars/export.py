@@ -6,21 +6,22 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 import polars as pl
 
+from . import interrupt
 from .version import __version__
 from .archive import ArchiveDay, check_date_guard, check_hours_guard, open_archive_day, parse_date
 from .decode import BadLine
-from .errors import BadInputError, InstrumetriqError, PublishError
+from .errors import BadInputError, DamagedDayError, InstrumetriqError
 from .source import Account, ArchiveDayScan, HourReport
 from .lock import lock_day
 from .manifest import MAX_BAD_LINE_RECORDS, Manifest, format_instant
 from .pipeline import lazy_day, sink
 from .schema import fingerprint, schema_for
-from .sink import DATA_NAME, DayDestination
+from .publish import DATA_NAME, Candidate, DayDestination, decide
 from .storage import storage_options_for
 
 DEFAULT_OUT_DIR = "output/tier3_daily"
@@ -38,7 +39,7 @@ class ExportResult:
 
     manifest: Manifest
     location: str  # the day folder's URL
-    status: str  # "published" | "already published"
+    status: str  # "published" | "completed" (replaced a partial export) | "already published"
     seconds: float
     hours: list[HourReport] = field(default_factory=list)
     #: one line per name in the archive day folder that was not read, and why (``ignored_files``)
@@ -82,9 +83,8 @@ def export_day(
     archive_day = open_archive_day(archive, day, storage_options_for(archive, archive_storage_options))
     check_hours_guard(archive_day, allow_incomplete)
     destination = DayDestination(out, day, storage_options_for(out, storage_options))
-    destination.clean_stale_temps()
 
-    scan = ArchiveDayScan(archive_day, progress)
+    scan = ArchiveDayScan(archive_day, interrupt.checked(progress))
 
     def finish(written) -> Manifest:
         account, hours = scan.result()  # the sink is done: every hour was pulled, once
@@ -101,8 +101,9 @@ def export_day(
 
 def upload_day(result: ExportResult, out: str, *, force: bool = False, storage_options: dict | None = None) -> ExportResult:
     """Copy a day exported to a local folder (``result`` of ``export_day``) to ``out``, e.g.
-    ``s3://instrumetriq-datasets/tier3/daily``: data first, manifest last, refusing to replace a
-    different published day unless ``force``; identical data is "already published".
+    ``s3://instrumetriq-datasets/tier3/daily``: data first, manifest last, decided on as the
+    export decides (``publish.decide``): identical data is "already published", a complete day
+    replaces a partial one ("completed"), other data is refused unless ``force``.
 
     The remote manifest is read before anything is sent: when it already publishes this data
     (same sha256, data object of the right size) nothing is uploaded; when it publishes other
@@ -110,7 +111,6 @@ def upload_day(result: ExportResult, out: str, *, force: bool = False, storage_o
     started = time.perf_counter()
     manifest = result.manifest
     destination = DayDestination(out, parse_date(manifest.date_utc), storage_options_for(out, storage_options))
-    destination.clean_stale_temps()
     local_data = f"{result.location}/{DATA_NAME}"
 
     def copy(fileobj) -> None:
@@ -119,7 +119,8 @@ def upload_day(result: ExportResult, out: str, *, force: bool = False, storage_o
 
     def check(written) -> Manifest:
         if (written.sha256, written.size) != (manifest.parquet_sha256, manifest.parquet_size_bytes):
-            raise PublishError(f"{local_data} no longer matches its manifest; nothing uploaded; export the day again with --force")
+            raise DamagedDayError(f"{local_data} no longer matches its manifest; nothing uploaded; export the day again with --force",
+                                  local_data, written.size, manifest.parquet_size_bytes)
         return manifest
 
     manifest, status = _write_and_publish(destination, copy, check, force, known=manifest)
@@ -127,53 +128,49 @@ def upload_day(result: ExportResult, out: str, *, force: bool = False, storage_o
 
 
 def _write_and_publish(destination: DayDestination, write, finish, force: bool, known: Manifest | None = None) -> tuple[Manifest, str]:
-    """Stream ``write`` to the destination, build the manifest with ``finish(written)``, publish;
-    whatever was written and not published is discarded, on success as on failure. ``known``:
-    the manifest of data known before it is written (an upload), decided on before sending it."""
-    written = None
-    lock = lock_day(destination)  # local: PublishError if another export of the day is running
+    """Stream ``write`` to the destination, build the manifest with ``finish(written)``, and
+    publish it as ``publish.decide`` says; whatever was written and not published is discarded,
+    on success as on failure. ``known``: the manifest of data known before it is written (an
+    upload), decided on before anything is sent. Returns the manifest in effect (an "already
+    published" day keeps its creation time) and the status."""
+    lock = lock_day(destination)  # local: LockHeldError if another export of the day is running
     try:
+        destination.clean_stale_temps(locked=lock.held)  # only inside the lock (publish.py says why)
         seen = destination.read_manifest_bytes()  # compared again right before publishing
-        if known is not None and _already_published(destination, seen, known, force):  # before anything is sent
-            return known, "already published"
+        if known is not None:  # refused, or already published, before anything is sent
+            decision = decide(destination, seen, seen, _data_size(destination, seen), Candidate.of(known), force)
+            if not decision.write:
+                return _as_published(known, decision), decision.status
         written = destination.write_data(write)
         manifest = finish(written)
-        return manifest, _publish(destination, written, manifest, force, seen)
+        interrupt.check()  # the last point where stopping leaves nothing of this run behind
+        now = destination.read_manifest_bytes()
+        decision = decide(destination, seen, now, _data_size(destination, now), Candidate.of(manifest), force)
+        if decision.write:
+            destination.publish(written, manifest.to_json())
+        return _as_published(manifest, decision), decision.status
     except BaseException as exc:
         ours = _unwrap(exc)
         if ours is exc:
             raise
         raise ours from ours.__cause__  # without Polars' wrapper, with its own cause (for --debug)
     finally:
-        destination.discard(written)
+        destination.discard_unpublished()
         lock.release()
         destination.remove_if_empty()
 
 
-def _publish(destination: DayDestination, written, manifest: Manifest, force: bool, seen: bytes | None) -> str:
-    """Publish unless the day is already published with this data, or with other data (refused
-    without ``force``; ``force`` always rewrites), or its manifest changed since ``seen``
-    (another export of the day)."""
-    existing = destination.read_manifest_bytes()
-    if _already_published(destination, existing, manifest, force):
-        return "already published"
-    if existing != seen:
-        raise PublishError(
-            f"{destination.display(destination.manifest_path)} changed while this export ran "
-            f"(another export of {manifest.date_utc}?); nothing published by this run; run it again"
-        )
-    destination.publish(written, manifest.to_json())
-    return "published"
+def _data_size(destination: DayDestination, manifest: bytes | None) -> int | None:
+    """The size of data.parquet in place, looked up only when a manifest says there is a day."""
+    return None if manifest is None else destination.size(destination.data_path)
 
 
-def _already_published(destination: DayDestination, existing: bytes | None, manifest: Manifest, force: bool) -> bool:
-    """Whether ``existing`` (the manifest in place) already publishes this data (see
-    ``DayDestination.published_with``, which refuses other data); the manifest then keeps the
-    published creation time."""
-    old = destination.published_with(existing, manifest.parquet_sha256, force)
-    if old is not None:
-        manifest.created_ts_utc = old.created_ts_utc
-    return old is not None
+def _as_published(manifest: Manifest, decision) -> Manifest:
+    """``manifest`` as the day in place has it: "already published" keeps the creation time of
+    the manifest in place (a copy; the caller's manifest is not changed)."""
+    if decision.write:
+        return manifest
+    return replace(manifest, created_ts_utc=decision.published.created_ts_utc)
 
 
 def _manifest(day: ArchiveDay, account: Account, hours: list[HourReport], written, layout: str, schema: dict, day_over: bool) -> Manifest:
@@ -218,13 +215,16 @@ def _bad_input_message(bad_lines: list[BadLine]) -> str:
 
 
 def _unwrap(exc: BaseException) -> BaseException:
-    """Polars re-raises errors from inside the IO source wrapped; surface ours as they were."""
+    """Ours (an ``InstrumetriqError``), if ``exc`` is a Polars error explicitly caused by it (a
+    wrapper: ``raise ... from ours``); otherwise ``exc`` itself. Only ``__cause__`` of a Polars
+    error is followed, never ``__context__``: a bug raised while one of ours was being handled
+    is that bug, not the operator error. (Polars 2.1 re-raises an error from the IO source as
+    it is, and turns one from the file object into a ComputeError without a chain, which is why
+    ``HashingWriter`` keeps it.)"""
     seen = exc
-    while seen is not None:
-        if isinstance(seen, InstrumetriqError):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return exc
+    while isinstance(seen, pl.exceptions.PolarsError) and seen.__cause__ is not None:
+        seen = seen.__cause__
+    return seen if isinstance(seen, InstrumetriqError) else exc
 
 
 def export_days(days: Iterable[str | date], archive: str | None = None, out: str = DEFAULT_OUT_DIR, **options) -> list[ExportResult | InstrumetriqError]:

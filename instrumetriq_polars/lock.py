@@ -10,8 +10,11 @@ The holder removes the file when done, while still holding the lock. A run that 
 before the removal and locks it afterwards holds a lock on a file that is no longer in the
 folder; it sees that the path now names another file (or none) and starts over.
 
+Holding the lock is also what lets a run remove the temporary files of runs that died
+(``publish.DayDestination.clean_stale_temps``): no other run of the day can be writing.
+
 Object stores have no such lock: there the manifest-last protocol applies, and the export refuses
-to publish if the manifest changed while it ran (see ``export._publish``).
+to publish if the manifest changed while it ran (see ``publish.decide``).
 """
 
 from __future__ import annotations
@@ -22,13 +25,13 @@ import os
 import socket
 
 from .dayfolder import LOCK_NAME
-from .errors import PublishError
+from .errors import LockHeldError, StorageError
 from .manifest import utc_now_iso
 
 
 class DayLock:
-    """``with DayLock(folder, "2026-01-15"):`` holds the day's lock; PublishError if another
-    export of that day holds it."""
+    """``with DayLock(folder, "2026-01-15"):`` holds the day's lock; LockHeldError if another
+    export of that day holds it, StorageError if the lock file cannot be used."""
 
     def __init__(self, folder: str, day: str) -> None:
         self.path = os.path.join(folder, LOCK_NAME)
@@ -39,7 +42,7 @@ class DayLock:
         try:
             return self._acquire()
         except OSError as exc:
-            raise PublishError(f"cannot lock {self.path}: {exc.strerror or exc}; nothing was done") from exc
+            raise StorageError(f"cannot lock {self.path}: {exc.strerror or exc}; nothing was done", self.path) from exc
 
     def _acquire(self) -> "DayLock":
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
@@ -48,11 +51,11 @@ class DayLock:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                holder = _describe_holder(fd)
+                holder = _read_holder(fd)
                 os.close(fd)
-                raise PublishError(
-                    f"another export of {self.day} is running ({holder}; lock {self.path}); "
-                    "this run did nothing"
+                raise LockHeldError(
+                    f"another export of {self.day} is running ({_describe(holder)}; lock {self.path}); "
+                    "this run did nothing", self.path, holder
                 ) from None
             except BaseException:
                 os.close(fd)
@@ -69,6 +72,10 @@ class DayLock:
             self.release()
             raise
         return self
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
 
     def release(self) -> None:
         if self._fd is None:
@@ -90,6 +97,8 @@ class DayLock:
 class _NoLock:
     """Object stores: no lock (see the module docstring)."""
 
+    held = False
+
     def release(self) -> None:
         pass
 
@@ -101,8 +110,8 @@ class _NoLock:
 
 
 def lock_day(destination) -> DayLock | _NoLock:
-    """The lock of a ``sink.DayDestination``'s day, acquired; release it with ``with`` or
-    ``release()``. Raises PublishError if another export of the day holds it."""
+    """The lock of a ``publish.DayDestination``'s day, acquired; release it with ``with`` or
+    ``release()``. Raises LockHeldError if another export of the day holds it."""
     if not destination.is_local:
         return _NoLock()
     return DayLock(destination.folder, destination.folder.rstrip("/").rsplit("/", 1)[-1]).acquire()
@@ -117,9 +126,16 @@ def _same_file(fd: int, path: str) -> bool:
     return (on_disk.st_dev, on_disk.st_ino) == (held.st_dev, held.st_ino)
 
 
-def _describe_holder(fd: int) -> str:
+def _read_holder(fd: int) -> dict | None:
+    """The holder's record, or None while it is still starting (the file is empty or partly written)."""
     try:
         info = json.loads(os.pread(fd, 4096, 0) or b"{}")
-        return f"pid {info['pid']} on {info['host']}, started {info['started']}"
+        return {"pid": info["pid"], "host": info["host"], "started": info["started"]}
     except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _describe(holder: dict | None) -> str:
+    if holder is None:
         return "holder unknown: it is still starting"
+    return f"pid {holder['pid']} on {holder['host']}, started {holder['started']}"

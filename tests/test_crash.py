@@ -40,7 +40,7 @@ import pytest
 
 from instrumetriq_polars import export_day
 from instrumetriq_polars.lock import LOCK_NAME
-from instrumetriq_polars.sink import TEMP_MARKER
+from instrumetriq_polars.dayfolder import TEMP_MARKER
 from instrumetriq_polars.synthetic import write_archive_day
 
 from .conftest import DAY, ROOT
@@ -61,13 +61,15 @@ LAST_HOUR = f"  {FOLDER}/23.jsonl.gz: "  # the last hour is built: the sink fini
 SUMMARY = f"{DATE}: "  # "published ..." / "already published ...": the export is over
 
 # Runs the CLI and SIGKILLs itself right before the N-th change the export makes to a file
-# (CRASH_AT_STEP=N); CRASH_AT_STEP=0 only counts the changes and prints their number.
+# (CRASH_AT_STEP=N; CRASH_SIGNAL=SIGTERM sends that signal instead, see test_signals.py);
+# CRASH_AT_STEP=0 only counts the changes and prints their number.
 STEP_DRIVER = r"""
 import os, signal, sys
 from fsspec.implementations.local import LocalFileSystem
 from instrumetriq_polars.cli import main
 
 target, count = int(os.environ["CRASH_AT_STEP"]), 0
+sent = getattr(signal, os.environ.get("CRASH_SIGNAL", "SIGKILL"))
 
 def crash_before(name, writes=lambda args, kwargs: True):
     original = getattr(LocalFileSystem, name)
@@ -76,7 +78,7 @@ def crash_before(name, writes=lambda args, kwargs: True):
         if writes(args, kwargs):
             count += 1
             if count == target:
-                os.kill(os.getpid(), signal.SIGKILL)
+                os.kill(os.getpid(), sent)
         return original(self, *args, **kwargs)
     setattr(LocalFileSystem, name, wrapper)
 
@@ -171,7 +173,7 @@ def big_world(tmp_path_factory) -> World:
 
 @dataclass
 class Run:
-    """One export run, maybe SIGKILLed ``delay`` s after its output showed ``trigger``."""
+    """One export run, maybe SIGKILLed (or sent ``sent``) ``delay`` s after its output showed ``trigger``."""
 
     scenario: str
     trigger: str
@@ -181,10 +183,12 @@ class Run:
     before: frozenset = frozenset()  # what the day folder held when the run started
     returncode: int | None = None
     output: str = ""  # stdout + stderr: everything the process printed before it ended
+    sent: int = signal.SIGKILL
 
     @property
     def killed(self) -> bool:
-        return self.returncode == -signal.SIGKILL
+        """It ended because of the signal: died of it, or stopped for it (exit 128 + the signal)."""
+        return self.returncode in (-self.sent, 128 + self.sent)
 
     @property
     def hours_done(self) -> int:
@@ -212,7 +216,8 @@ class Run:
 
 def _run_and_kill(world: World, run: Run, seed: int) -> Run:
     """Start the export; once its output shows ``run.trigger``, wait ``run.delay`` s and SIGKILL it
-    unless it has ended. The output the process left in the pipe tells where it was when it died."""
+    (or send ``run.sent``) unless it has ended. The output the process left in the pipe tells where
+    it was when it died."""
     proc = subprocess.Popen([sys.executable, "-m", "instrumetriq_polars", *world.command(run.out, run.scenario)],
                             env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     seen = []
@@ -223,7 +228,7 @@ def _run_and_kill(world: World, run: Run, seed: int) -> Run:
                 try:
                     proc.wait(timeout=run.delay)
                 except subprocess.TimeoutExpired:
-                    proc.kill()  # a no-op if it ended in between: the return code tells
+                    proc.send_signal(run.sent)  # a no-op if it ended in between: the return code tells
                 break
         rest, _ = proc.communicate(timeout=120)
     finally:
@@ -390,10 +395,10 @@ def test_sigkill_at_random_points_never_tears_a_day(big_world):
     assert left["runs that started from a killed run's temporary files"] >= 10, summary
 
 
-def _step_run(world: World, scenario: str, step: int) -> subprocess.CompletedProcess:
+def _step_run(world: World, scenario: str, step: int, sent: str = "SIGKILL") -> subprocess.CompletedProcess:
     out = world.fresh_out(scenario)
     run = subprocess.run([sys.executable, "-c", STEP_DRIVER, *world.command(out, scenario)],
-                         env={**ENV, "CRASH_AT_STEP": str(step)}, capture_output=True, text=True, timeout=120)
+                         env={**ENV, "CRASH_AT_STEP": str(step), "CRASH_SIGNAL": sent}, capture_output=True, text=True, timeout=120)
     run.out = out
     return run
 

@@ -32,10 +32,10 @@ from moto.server import ThreadedMotoServer
 from s3fs import S3FileSystem
 from s3fs.core import S3File
 
-from instrumetriq_polars import ArchiveError, ConfigError, Manifest, PublishError, export_day, upload_day
-from instrumetriq_polars import sink, storage
+from instrumetriq_polars import ArchiveError, ConfigError, ConflictError, Manifest, PublishError, export_day, upload_day
+from instrumetriq_polars import publish, storage
 from instrumetriq_polars.cli import main
-from instrumetriq_polars.sink import DayDestination
+from instrumetriq_polars.publish import DayDestination
 from instrumetriq_polars.storage import describe_error, load_settings, r2_storage_options, redact
 from instrumetriq_polars.synthetic import write_archive_day
 
@@ -140,6 +140,12 @@ def sending(requests_seen: list[str]) -> list[str]:
     return [r for r in requests_seen if not r.startswith(("GET ", "HEAD "))]
 
 
+def _shape(request: str) -> str:
+    """A request without its query values: "POST /b/k?uploadId=x" -> "POST /b/k?uploadId"."""
+    head, _, query = request.partition("?")
+    return head + ("?" + "&".join(sorted(part.split("=")[0] for part in query.split("&"))) if query else "")
+
+
 def keys(fs, prefix: str = FOLDER) -> list[str]:
     fs.invalidate_cache()
     return sorted(path.rsplit("/", 1)[-1] for path in fs.find(prefix))
@@ -218,15 +224,16 @@ def test_export_streams_straight_to_s3(s3, archive, tmp_path):
     assert local.manifest.parquet_sha256 == manifest.parquet_sha256
 
 
-def test_refused_export_never_clobbers_the_published_day(s3, archive, other_archive):
+def test_refused_export_never_clobbers_the_published_day(s3, moto, archive, other_archive):
     export_day(DAY, str(archive), R2_URL)
     before = published(s3)
-    with pytest.raises(PublishError) as refused:
+    with pytest.raises(ConflictError) as refused:
         export_day(DAY, str(other_archive), R2_URL)
     assert str(refused.value) == (
         f"s3://{FOLDER}/data.parquet and s3://{FOLDER}/manifest.json already published with different data "
         f"(parquet_sha256 {before[0].parquet_sha256[:12]}...); pass --force to replace"
     )
+    assert uploads(moto) == []  # its data was a multipart upload of data.parquet, aborted, never committed
     assert published(s3) == before and keys(s3) == ["data.parquet", "manifest.json"]
 
     again = export_day(DAY, str(archive), R2_URL)
@@ -307,16 +314,17 @@ def test_failed_write_aborts_the_multipart_upload(s3, moto):
 
 def test_data_of_the_wrong_size_in_place_never_gets_a_manifest(s3, archive, other_archive, tmp_path, monkeypatch):
     """The data object's size is checked once it is in place and before the manifest is written:
-    a copy that ends up short leaves the day unpublished, and no manifest was written at any time."""
+    an object that ends up short once committed leaves the day unpublished, and no manifest was
+    written at any time."""
     export_day(DAY, str(archive), R2_URL)
     fs = fsspec.filesystem("s3", **r2_storage_options(load_settings()))
     assert DayDestination(R2_URL, DAY, r2_storage_options(load_settings())).fs is fs  # what export_day will use
-    mv, pipe_file, manifests_written = fs.mv, fs.pipe_file, []
+    commit, pipe_file, manifests_written = S3File.commit, fs.pipe_file, []
 
-    def short_copy(path1, path2, *args, **kwargs):
-        mv(path1, path2, *args, **kwargs)
-        if path2.endswith("/data.parquet"):
-            pipe_file(path2, fs.cat_file(path2)[:-1])  # the object in place lost its last byte
+    def short_commit(self):
+        commit(self)
+        if self.path.endswith("/data.parquet"):
+            pipe_file(self.path, fs.cat_file(self.path)[:-1])  # the object in place lost its last byte
 
     def recording_pipe(path, *args, **kwargs):
         if path.endswith("/manifest.json"):
@@ -324,7 +332,7 @@ def test_data_of_the_wrong_size_in_place_never_gets_a_manifest(s3, archive, othe
         return pipe_file(path, *args, **kwargs)
 
     with monkeypatch.context() as patch, pytest.raises(PublishError) as failed:
-        patch.setattr(fs, "mv", short_copy)
+        patch.setattr(S3File, "commit", short_commit)
         patch.setattr(fs, "pipe_file", recording_pipe)
         export_day(DAY, str(other_archive), R2_URL, force=True)
     written = export_day(DAY, str(other_archive), str(tmp_path / "local")).manifest.parquet_size_bytes
@@ -356,20 +364,27 @@ def test_forced_export_dying_mid_stream_leaves_the_published_day(s3, archive, ot
 
 
 def test_stale_temporary_keys_are_removed_only_when_old(s3, archive, monkeypatch):
-    stale = f"{FOLDER}/.data.parquet.tmp-1-deadbeef"
-    s3.pipe_file(stale, b"left by a killed run")
+    """Only the exact temporary names this project writes are removed (once old); keys that merely
+    contain ``.tmp-`` are someone else's, however old."""
+    foreign = ["notes.tmp-backup", ".data.parquet.tmp-backup", "x.tmp-999999"]
+    for name in [".data.parquet.tmp-1-deadbeef", *foreign]:
+        s3.pipe_file(f"{FOLDER}/{name}", b"left by a killed run?")
     export_day(DAY, str(archive), R2_URL)
-    assert keys(s3) == [".data.parquet.tmp-1-deadbeef", "data.parquet", "manifest.json"]  # may be a live run's
-    monkeypatch.setattr(sink, "STALE_TEMP_SECONDS", 0)
+    assert keys(s3) == sorted([".data.parquet.tmp-1-deadbeef", *foreign, "data.parquet", "manifest.json"])  # may be a live run's
+    monkeypatch.setattr(publish, "STALE_TEMP_SECONDS", 0)
     assert export_day(DAY, str(archive), R2_URL).status == "already published"
-    assert keys(s3) == ["data.parquet", "manifest.json"]
+    assert keys(s3) == sorted([*foreign, "data.parquet", "manifest.json"])
 
 
 # -- --upload --------------------------------------------------------------------------------------
 def test_upload_lands_both_objects_under_the_guide_keys(s3, archive, tmp_path, capfd, server_requests):
     out = tmp_path / "out"
     code, stdout, _ = run(capfd, *export_args(archive, out, "--upload"))
-    assert any(r.startswith(f"PUT /{FOLDER}/.data.parquet.tmp-") for r in server_requests)  # the requests are seen
+    # the data goes up as a multipart upload of data.parquet, committed once the remote manifest
+    # allows it (no temporary key, no server-side copy), then the manifest
+    assert [_shape(r) for r in sending(server_requests)] == [
+        f"POST /{FOLDER}/data.parquet?uploads", f"PUT /{FOLDER}/data.parquet?partNumber&uploadId",
+        f"POST /{FOLDER}/data.parquet?uploadId", f"PUT /{FOLDER}/manifest.json"]
     assert code == 0
     lines = stdout.splitlines()
     assert len(lines) == 2
@@ -544,7 +559,7 @@ def _clock_after_initiated(patch, moto, seconds: float) -> None:
     reports one fixed ``Initiated`` date for every multipart upload, 2010-11-10T20:48:33Z, so the
     age rule is tested against that date rather than against the wall clock.)"""
     [initiated] = {u["Initiated"] for u in boto_client(moto).list_multipart_uploads(Bucket=BUCKET)["Uploads"]}
-    patch.setattr(sink, "time", SimpleNamespace(time=lambda: initiated.timestamp() + seconds))
+    patch.setattr(publish, "time", SimpleNamespace(time=lambda: initiated.timestamp() + seconds))
 
 
 def test_server_stopped_between_multipart_parts_publishes_nothing_and_a_rerun_succeeds(s3, moto, big_archive, tmp_path, monkeypatch, capfd):
@@ -572,8 +587,7 @@ def test_server_stopped_between_multipart_parts_publishes_nothing_and_a_rerun_su
                             "Could not connect to the endpoint URL") and error.endswith("; nothing published")
     assert keys(s3, BUCKET) == []  # no manifest, no data.parquet, no temporary key
     # the abort of the multipart upload failed too (the server was gone): it is left on the server
-    [left] = uploads(moto, f"tier3/daily/{DAY}/")
-    assert left.startswith(f"tier3/daily/{DAY}/.data.parquet.tmp-")
+    assert uploads(moto, f"tier3/daily/{DAY}/") == [left := f"tier3/daily/{DAY}/data.parquet"]
 
     with monkeypatch.context() as patch:
         _small_parts(patch)
@@ -586,7 +600,7 @@ def test_server_stopped_between_multipart_parts_publishes_nothing_and_a_rerun_su
         assert data == (out / str(DAY) / "data.parquet").read_bytes()
         assert uploads(moto) == [left]  # a minute old: it may be a live run's
 
-        _clock_after_initiated(patch, moto, sink.STALE_TEMP_SECONDS + 60)
+        _clock_after_initiated(patch, moto, publish.STALE_TEMP_SECONDS + 60)
         code, stdout, _ = run(capfd, *export_args(big_archive, out, "--upload"))
     assert code == 0 and stdout.splitlines()[-1].startswith("2026-01-15: already published: 384 rows")
     assert uploads(moto) == []  # the stale multipart upload was aborted
@@ -628,16 +642,17 @@ def test_stale_multipart_uploads_under_the_day_are_aborted_only_when_old(s3, mot
     client = boto_client(moto)
     day_upload = f"tier3/daily/{DAY}/.data.parquet.tmp-1-deadbeef"
     other_day = "tier3/daily/2026-01-14/.data.parquet.tmp-1-cafef00d"
-    for key in (day_upload, other_day):
+    foreign = f"tier3/daily/{DAY}/notes.bin"  # not a name this project writes: never aborted
+    for key in (day_upload, other_day, foreign):
         upload_id = client.create_multipart_upload(Bucket=BUCKET, Key=key)["UploadId"]
         client.upload_part(Bucket=BUCKET, Key=key, UploadId=upload_id, PartNumber=1, Body=b"p" * 5 * MIB)
-    _clock_after_initiated(monkeypatch, moto, sink.STALE_TEMP_SECONDS - 60)
+    _clock_after_initiated(monkeypatch, moto, publish.STALE_TEMP_SECONDS - 60)
     export_day(DAY, str(archive), R2_URL)
-    assert sorted(uploads(moto)) == sorted([day_upload, other_day])  # not 6 hours old: may be live runs'
-    _clock_after_initiated(monkeypatch, moto, sink.STALE_TEMP_SECONDS + 60)
+    assert sorted(uploads(moto)) == sorted([day_upload, other_day, foreign])  # not 6 hours old: may be live runs'
+    _clock_after_initiated(monkeypatch, moto, publish.STALE_TEMP_SECONDS + 60)
     destination = DayDestination(R2_URL, DAY, r2_storage_options(load_settings()))
     assert destination.clean_stale_temps() == [f"{BUCKET}/{day_upload} (unfinished upload)"]
-    assert uploads(moto) == [other_day]  # another day's prefix is that day's business
+    assert sorted(uploads(moto)) == sorted([other_day, foreign])  # another day's prefix is that day's business
     assert keys(s3) == ["data.parquet", "manifest.json"]
 
 
