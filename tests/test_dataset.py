@@ -92,7 +92,7 @@ def test_list_days_gives_each_day_its_state_and_reason(mixed_root, templates):
     size = (templates["flat"] / "data.parquet").stat().st_size
     assert reasons["2026-01-12"] == "data.parquet without manifest.json: being published, or its export was killed"
     assert reasons["2026-01-13"] == "no manifest.json"
-    assert reasons["2026-01-14"].startswith("manifest is not valid JSON (")
+    assert reasons["2026-01-14"].startswith("manifest.json is not valid JSON (")
     assert reasons["2026-01-15"] == "manifest.json is for 2026-01-01, not for its folder's date"
     assert reasons["2026-01-16"] == (
         f"schema fingerprint sha256:{'0' * 64} is not a declared one for the flat layout (exporter instrumetriq_polars 0.1.0)")
@@ -159,7 +159,7 @@ def test_scan_reads_the_published_days_and_warns_about_the_others(mixed_root):
         f"scan {mixed_root} from 2026-01-09 to 2026-01-22: 11 of 14 days not read: "
         "2026-01-09 (missing: no day folder); "
         "2026-01-12 (unpublished: data.parquet without manifest.json: being published, or its export was killed); "
-        "2026-01-13 (unpublished: no manifest.json); 2026-01-14 (bad manifest: manifest is not valid JSON "
+        "2026-01-13 (unpublished: no manifest.json); 2026-01-14 (bad manifest: manifest.json is not valid JSON "
         "(Expecting value: line 1 column 14 (char 13))); 2026-01-15 (bad manifest: manifest.json is for 2026-01-01, "
         f"not for its folder's date); 2026-01-16 (foreign: schema fingerprint sha256:{'0' * 64} is not a declared one "
         "for the flat layout (exporter instrumetriq_polars 0.1.0)); 2026-01-17 (foreign: layout 'wide' is not one this "
