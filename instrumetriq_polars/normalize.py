@@ -209,10 +209,16 @@ def required_problem(key: str, value, checks: dict = _CHECKS, normalised: bool =
 
 
 def _holds_value(node) -> bool:
-    """A declared value is somewhere in ``node`` (a block as normalised: only declared keys)."""
-    if type(node) is dict:
-        return any(_holds_value(v) for v in node.values())
-    return node is not None
+    """A value other than null is somewhere in ``node`` (a block as normalised: only declared
+    keys). A loop, not recursion: a block may nest as deep as orjson reads (decode.MAX_DEPTH)."""
+    pending = [node]
+    while pending:
+        node = pending.pop()
+        if type(node) is dict:
+            pending.extend(node.values())
+        elif node is not None:
+            return True
+    return False
 
 
 def _dumps(value) -> str:
