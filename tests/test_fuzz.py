@@ -19,8 +19,8 @@ through the CLI's ``main()`` with stderr captured, alternately with and without
   stream adds one bad-line record for what it lost (line 0, or the first lost line), which is
   no line read: the reference for "damaged" is the standard library's ``gzip.decompress``.
 
-``FUZZ_SEED`` (default 20261127) and ``FUZZ_CASES`` (default 2400 hour files, 100 days: 46-63 s
-on the 2 shared cores it was written on) pick another run; a failure names the seed, the day and the mutations of each of its hours, and leaves the
+``FUZZ_SEED`` (default 20261127) and ``FUZZ_CASES`` (default 2400 hour files, 100 days: ~31 s of
+CPU, 42-63 s wall on the 2 shared cores it was written on) pick another run; a failure names the seed, the day and the mutations of each of its hours, and leaves the
 day's archive under pytest's tmp folder. A long run by hand:
 ``FUZZ_SEED=7 FUZZ_CASES=50000 python -m pytest -q tests/test_fuzz.py``.
 """

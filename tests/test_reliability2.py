@@ -265,12 +265,27 @@ def nested(kind: str, depth: int) -> str:
     return '{"a":' * (depth - 1) + "{}" + "}" * (depth - 1)
 
 
+def _put_first(path: tuple, value):
+    """Set the value at ``path``, as the first key of its object: code that walks the object
+    meets the deep value before anything else (a check that stops at the first value found
+    would otherwise never reach it)."""
+    def change(entry: dict) -> None:
+        node = entry
+        for key in path[:-1]:
+            node = node[key]
+        rest = {k: v for k, v in node.items() if k != path[-1]}
+        node.clear()
+        node[path[-1]] = value
+        node.update(rest)
+    return change
+
+
 def deep_line(place: str, kind: str, depth: int, stdlib: bool) -> tuple[bytes, str]:
     """An entry whose deepest point is ``depth`` levels down, at ``place``; with ``stdlib`` it
     also holds a NaN, so orjson refuses it and ``json.loads`` decodes it."""
     path = DEEP_PLACES[place]
     entry = small_entries(PER_HOUR, seed=3, hour=3)[0]
-    _set(path, "@DEEP@")(entry)
+    _put_first(path, "@DEEP@")(entry)
     if stdlib:
         entry["derived"]["spread_bps"] = float("nan")
     value = nested(kind, depth - len(path))
