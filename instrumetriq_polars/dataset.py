@@ -288,13 +288,6 @@ def _read_manifests(fs, paths: list[str]) -> dict[str, bytes | None]:
     return out
 
 
-#: The manifest fields this module decides by, and their JSON types (a wrong type would otherwise
-#: pass as a strange value, or fail as a Python error).
-_TYPED_FIELDS = {"date_utc": str, "layout": str, "schema_fingerprint": str, "export_version": str,
-                 "parquet_size_bytes": int, "row_count": int, "rows_by_hour": dict}
-_KIND_NAMES = {str: "a string", int: "an integer", dict: "an object"}
-
-
 def _entry(folder: DayFolder, files: dict[str, int] | None, manifests: dict[str, bytes | None]) -> DayEntry:
     """The state of one day from its folder's listing and its manifest's bytes."""
     if files is None:
@@ -312,11 +305,8 @@ def _entry(folder: DayFolder, files: dict[str, int] | None, manifests: dict[str,
     manifest = None
     try:
         manifest = Manifest.from_json(raw)
-    except InstrumetriqError as exc:
+    except InstrumetriqError as exc:  # not JSON, fields missing or mistyped (manifest.py decides)
         return entry(BAD_MANIFEST, str(exc))
-    for name, kind in _TYPED_FIELDS.items():
-        if not isinstance(getattr(manifest, name), kind) or isinstance(getattr(manifest, name), bool):
-            return entry(BAD_MANIFEST, f"manifest.json field {name} is not {_KIND_NAMES[kind]}")
     if manifest.date_utc != folder.day.isoformat():
         return entry(BAD_MANIFEST, f"manifest.json is for {manifest.date_utc}, not for its folder's date")
     if manifest.layout not in LAYOUTS:

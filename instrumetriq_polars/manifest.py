@@ -160,6 +160,8 @@ _FIELD_CHECKS = {
     "parquet_sha256": lambda v: isinstance(v, str) and len(v) == 64,
     "layout": lambda v: isinstance(v, str), "schema_fingerprint": lambda v: isinstance(v, str),
     "date_utc": lambda v: isinstance(v, str), "archive_day": lambda v: isinstance(v, str),
+    "export_version": lambda v: isinstance(v, str), "created_ts_utc": lambda v: isinstance(v, str),
+    "tier": lambda v: isinstance(v, str), "exporter": lambda v: isinstance(v, dict),
     "missing_hours": lambda v: isinstance(v, list) and all(map(_is_count, v)),
     "rows_by_hour": _counts, "unknown_fields": _counts, "mistyped_fields": _counts, "schema_versions": _counts,
     "bad_lines": lambda v: isinstance(v, list),

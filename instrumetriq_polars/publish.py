@@ -140,24 +140,15 @@ def decide(folder: DayFolder, seen: bytes | None, now: bytes | None, data_size: 
 
 
 #: The manifest fields the decision reads, and their types (bool is not an int here).
-_DECIDING_FIELDS = {"parquet_sha256": (str,), "parquet_size_bytes": (int,), "created_ts_utc": (str,),
-                    "missing_hours": (list,), "bad_line_count": (int,), "day_over_at_export": (bool,)}
-
-
 def read_published(raw: bytes, url: str) -> Published:
     """The fields of the manifest in place that the decision uses; ``ManifestError`` when it is
-    not a manifest (not JSON, fields missing) or one of those fields has another type."""
+    not a manifest (``Manifest.from_json`` validates: not JSON, fields missing or mistyped)."""
     try:
         manifest = Manifest.from_json(raw)
-    except InstrumetriqError as exc:  # the manifest module's own words: not JSON, fields missing
-        problem = str(exc).removeprefix("manifest ")
-    else:
-        wrong = [f"{name} ({type(getattr(manifest, name)).__name__})" for name, kinds in _DECIDING_FIELDS.items()
-                 if not isinstance(getattr(manifest, name), kinds) or (kinds == (int,) and isinstance(getattr(manifest, name), bool))]
-        if not wrong:
-            return Published(manifest.parquet_sha256, manifest.parquet_size_bytes, manifest.is_partial, manifest.created_ts_utc)
-        problem = f"has fields of the wrong type: {', '.join(wrong)}"
-    raise ManifestError(f"{url} {problem}: whether the day is published cannot be told; pass --force to rewrite the day")
+    except InstrumetriqError as exc:  # the manifest module's own words
+        problem = str(exc).removeprefix("manifest.json ")
+        raise ManifestError(f"{url} {problem}: whether the day is published cannot be told; pass --force to rewrite the day") from None
+    return Published(manifest.parquet_sha256, manifest.parquet_size_bytes, manifest.is_partial, manifest.created_ts_utc)
 
 
 # -- writing -----------------------------------------------------------------------------------

@@ -112,7 +112,7 @@ def test_list_days_gives_each_day_its_state_and_reason(mixed_root, templates):
 def test_a_manifest_field_of_the_wrong_type_is_a_bad_manifest(tmp_path, templates, field, value, kind):
     put_day(tmp_path, "2026-01-10", templates["flat"], **{field: value})
     [entry] = list_days(str(tmp_path))
-    assert (entry.state, entry.reason) == ("bad manifest", f"manifest.json field {field} is not {kind}")
+    assert (entry.state, entry.reason) == ("bad manifest", f"manifest.json has fields of the wrong type or negative counts: {field} ({value!r})")
 
 
 def test_list_days_ranges_are_inclusive_and_name_missing_days(mixed_root):

@@ -108,11 +108,11 @@ TABLE = [
     ("not an object", b"[]", b"[]", 1000, new(), False, (ManifestError, UNREADABLE.format(manifest=MANIFEST, problem="is not a JSON object"))),
     ("fields missing", b'{"date_utc": "x"}', b'{"date_utc": "x"}', 1000, new(), False, (ManifestError, None)),
     ("sha256 of the wrong type", manifest(sha=5), manifest(sha=5), 1000, new(), False,
-     (ManifestError, UNREADABLE.format(manifest=MANIFEST, problem="has fields of the wrong type: parquet_sha256 (int)"))),
+     (ManifestError, UNREADABLE.format(manifest=MANIFEST, problem="has fields of the wrong type or negative counts: parquet_sha256 (5)"))),
     ("size of the wrong type", manifest(size=True), manifest(size=True), 1000, new(), False,
-     (ManifestError, UNREADABLE.format(manifest=MANIFEST, problem="has fields of the wrong type: parquet_size_bytes (bool)"))),
+     (ManifestError, UNREADABLE.format(manifest=MANIFEST, problem="has fields of the wrong type or negative counts: parquet_size_bytes (True)"))),
     ("partiality of the wrong type", manifest(bad_line_count="2"), manifest(bad_line_count="2"), 1000, new(B), False,
-     (ManifestError, UNREADABLE.format(manifest=MANIFEST, problem="has fields of the wrong type: bad_line_count (str)"))),
+     (ManifestError, UNREADABLE.format(manifest=MANIFEST, problem="has fields of the wrong type or negative counts: bad_line_count ('2')"))),
     ("unreadable, changed meanwhile", None, b"{oops", None, new(), False, (ManifestChangedError, CHANGED)),
 ]
 
@@ -237,7 +237,7 @@ def test_a_mistyped_published_manifest_is_a_manifest_error_not_a_crash(small_arc
     export_day(DAY, str(small_archive), str(out), layout="nested")
     path = out / DATE / "manifest.json"
     path.write_bytes(path.read_bytes().replace(b'"parquet_sha256": "', b'"parquet_sha256": 7, "was": "'))
-    with pytest.raises(ManifestError, match=r"has fields of the wrong type: parquet_sha256 \(int\)"):
+    with pytest.raises(ManifestError, match=r"has fields of the wrong type or negative counts: parquet_sha256 \(7\)"):
         export_day(DAY, str(small_archive), str(out))
 
 
