@@ -86,6 +86,10 @@ def block_body(node: dict):
                      st.fixed_dictionaries({}, optional=fields), unknown_fields(node))
 
 
+#: A value that is sure to be held in its column (an int beyond 2**53 in a float field is mistyped).
+HELD = {**RIGHT, "float": FLOATS | EXACT_FLOAT_INTS}
+
+
 def block(node: dict, required: bool = False):
     """A declared block's value: mostly an object (``block_body``), sometimes ``{}``, null or anything.
     A required block always holds one declared field with a value of its type (without one the
@@ -93,7 +97,7 @@ def block(node: dict, required: bool = False):
     body = block_body(node)
     if required:
         leaves = sorted(key for key, spec in node.items() if isinstance(spec, Field))
-        held = st.sampled_from(leaves).flatmap(lambda key: st.tuples(st.just(key), RIGHT[node[key].type_name]))
+        held = st.sampled_from(leaves).flatmap(lambda key: st.tuples(st.just(key), HELD[node[key].type_name]))
         return st.builds(lambda body, pair: {**body, pair[0]: pair[1]}, body, held)
     return st.one_of(body, body, st.just({}), st.none(), ANY_JSON)
 
