@@ -25,6 +25,7 @@ from .dataset import day_summary
 from .errors import ConfigError, InstrumetriqError, Interrupted
 from .export import ARCHIVE_ENV, DEFAULT_OUT_DIR, HourReport, default_archive, export_day
 from .log import Log, bar
+from .status import healthy, status
 from .run import (
     FAILED, INTERRUPTED, SKIPPED, DayOutcome, catch_up_days, check_archive_root, export_worker, keep_local, run_day, run_days,
     run_parallel, summary_lines,
@@ -162,6 +163,61 @@ def cmd_export(args: argparse.Namespace) -> int:
         for line in summary_lines(outcomes):
             log.summary(line)
     return 1 if any(o.status == FAILED for o in outcomes) else 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    log = _log(args)
+    try:
+        if args.days is not None and (args.date or args.from_date or args.to_date):
+            raise UsageError("--days N picks the days itself: give it without --date, --from-date or --to-date")
+        dates = catch_up_days(args.days) if args.days is not None else _dates(args) if (args.date or args.from_date or args.to_date) else catch_up_days(7)
+    except UsageError:
+        raise
+    except InstrumetriqError as exc:
+        raise UsageError(str(exc).replace("--catch-up", "--days")) from None
+    if args.r2:
+        location = load_settings().day_root
+    else:
+        location = args.path or args.out_dir or DEFAULT_OUT_DIR
+    archive = args.archive_path
+    if archive is None:
+        archive = default_archive()
+        try:
+            check_archive_root(archive)
+        except InstrumetriqError:
+            log.warning(f"no archive at {archive} (the default): days are compared with nothing; give --archive-path")
+            archive = None
+    else:
+        check_archive_root(archive)
+    rows = []
+    for first, last in _runs(dates):
+        rows += status(location, first, last, archive=archive)
+    rows = [row for row in rows if row.day in set(dates)]
+    ok = healthy(rows)
+    if args.json:
+        print(json.dumps({"location": location, "archive": archive, "ok": ok, "days": [r.to_dict() for r in rows]}, indent=2))
+    else:
+        for row in rows:
+            print(row.line())
+    counts = {}
+    for row in rows:
+        counts[row.state] = counts.get(row.state, 0) + 1
+    changed = sum(bool(row.archive_changed) for row in rows)
+    log.summary(f"{len(rows)} days: " + ", ".join(f"{n} {state}" for state, n in counts.items())
+                + (f", {changed} with the archive changed since export" if changed else "")
+                + ("" if ok else "; not every day with an archive is published complete"))
+    return 0 if ok else 1
+
+
+def _runs(dates: list) -> list[tuple]:
+    """Consecutive dates grouped into (first, last) ranges: one listing per range."""
+    runs = []
+    for day in sorted(dates):
+        if runs and (day - runs[-1][1]).days == 1:
+            runs[-1] = (runs[-1][0], day)
+        else:
+            runs.append((day, day))
+    return runs
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -302,6 +358,19 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--keep-local", type=int, metavar="N", help="with --upload: keep the N most recent local days; remove older ones once their upload is verified")
     export.add_argument("--quiet", action="store_true", help="errors and the final summary only")
     export.set_defaults(func=cmd_export)
+
+    stat = sub.add_parser("status", help="one row per day: published, partial, unpublished, missing or no archive (exit 1 unless all is published)",
+                          description="What is published, from the manifests and one listing of each archive day folder. "
+                                      "Exit 0 when every day that has an archive is published complete, 1 otherwise, 2 for usage errors.")
+    _add_date_options(stat)
+    stat.add_argument("--days", type=int, metavar="N", help="the N days before today UTC (the default: 7)")
+    where = stat.add_mutually_exclusive_group()
+    where.add_argument("--out-dir", type=_location, metavar="DIR", help=f"dataset root, local or fsspec URL (default: {DEFAULT_OUT_DIR})")
+    where.add_argument("--path", type=_location, metavar="URL", help="dataset root at any fsspec location")
+    where.add_argument("--r2", action="store_true", help=f"the R2 dataset s3://BUCKET/{storage.R2_PREFIX}")
+    stat.add_argument("--archive-path", type=_location, metavar="PATH", help=f"archive root to compare with (default: ${ARCHIVE_ENV} or the server path, when it exists)")
+    stat.add_argument("--json", action="store_true", help="machine-readable rows on stdout")
+    stat.set_defaults(func=cmd_status)
 
     config = sub.add_parser("config", help="store the R2 endpoint, credentials and bucket; show or check them",
                             description=f"Store R2 settings in {storage.credentials_path()} (mode 0600): prompts "
