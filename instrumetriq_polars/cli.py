@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -152,7 +153,11 @@ def cmd_export(args: argparse.Namespace) -> int:
                     log.progress(f"{bar(0, 24)} day {index + 1}/{len(dates)} {day}")
                     return run_day(day, **options, progress=_hour_printer(log, index, len(dates)))
                 outcomes = run_days(dates, work, report=report)
-        except Interrupted as stop:
+        except Interrupted as stop:  # --jobs: the days that ended were reported; say what did not run
+            ended = {o.day for o in stop_outcomes} if (stop_outcomes := getattr(stop, "outcomes", None)) else set()
+            rest = [str(d) for d in dates if d not in ended]
+            if rest:
+                _err(f"interrupted; not started or stopped before publishing: {', '.join(rest)} ({signal.Signals(stop.signum).name})", None, log)
             return 128 + stop.signum
         stopped = next((o for o in outcomes if o.status == INTERRUPTED), None)
         if stopped is not None:

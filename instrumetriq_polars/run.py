@@ -18,6 +18,7 @@ import concurrent.futures as cf
 import multiprocessing
 import os
 import signal
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -156,8 +157,9 @@ def run_parallel(days: list, worker: Callable, options: dict, jobs: int, *,
     Workers are started by forkserver (spawn where there is none), never forked from this
     process, whose Polars threads may hold locks. Each runs in its own process group, so a
     Ctrl-C reaches this process only; on a signal (``interrupt.check`` here raises) every
-    running worker is sent one SIGTERM, stops at its next safe point and discards what it had
-    not published; days not started are not run. Then ``Interrupted`` is raised again, after
+    worker gets one SIGTERM, stops at its next safe point and discards what it had
+    not published; days not started are not run (each worker turns the parent's stop event into
+    a SIGTERM to itself, see ``_worker_init``). Then ``Interrupted`` is raised again, after
     the outcomes finished so far were reported."""
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(method)
@@ -171,7 +173,8 @@ def run_parallel(days: list, worker: Callable, options: dict, jobs: int, *,
                 report(outcomes[shown])
             shown += 1
 
-    with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_worker_init) as pool:
+    stop = context.Event()
+    with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_worker_init, initargs=(stop,)) as pool:
         futures = {pool.submit(worker, day, options): i for i, day in enumerate(days)}
         pending = set(futures)
         try:
@@ -181,19 +184,17 @@ def run_parallel(days: list, worker: Callable, options: dict, jobs: int, *,
                 for future in ready:
                     outcomes[futures[future]] = _outcome_of(future, days[futures[future]])
                 show_ready()
-        except Interrupted:
+        except Interrupted as stopped:
+            stop.set()  # each worker then sends itself one SIGTERM (``_worker_init``)
             for future in pending:
                 future.cancel()
-            for child in multiprocessing.active_children():
-                if child.pid and child.is_alive():
-                    os.kill(child.pid, signal.SIGTERM)
             for future, i in futures.items():
                 if outcomes[i] is None and not future.cancelled():
                     outcomes[i] = _outcome_of(future, days[i])
             for outcome in outcomes[shown:]:
                 if outcome is not None and outcome.status != NOT_STARTED and report:
                     report(outcome)
-            raise
+            raise Interrupted(stopped.signum, [o for o in outcomes if o is not None and o.status != NOT_STARTED]) from None
     show_ready()
     return [o for o in outcomes if o is not None]
 
@@ -201,10 +202,20 @@ def run_parallel(days: list, worker: Callable, options: dict, jobs: int, *,
 _stopped: int | None = None  # in a worker: the signal that stopped it; later days are not started
 
 
-def _worker_init() -> None:
-    os.setpgrp()  # out of the terminal's process group: the parent forwards one SIGTERM on a stop
+def _worker_init(stop) -> None:
+    """In each worker: out of the terminal's process group (a Ctrl-C reaches the parent only),
+    signals remembered between days, and a thread that turns the parent's ``stop`` event into
+    one SIGTERM to this process, once the handlers are in place (a signal sent from outside
+    could land before them, while the worker still starts, and kill it)."""
+    os.setpgrp()
     for signum in interrupt.SIGNALS:  # between days (stop_on_signals handles them during one)
         signal.signal(signum, _remember)
+
+    def relay() -> None:
+        stop.wait()
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=relay, name="stop-relay", daemon=True).start()
 
 
 def _remember(signum: int, frame) -> None:
