@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 
 import fsspec
@@ -24,7 +24,13 @@ from .version import __version__
 from .archive import date_range, parse_date, yesterday_utc
 from .dataset import day_summary
 from .errors import ConfigError, InstrumetriqError, Interrupted
-from .export import ARCHIVE_ENV, DEFAULT_OUT_DIR, ExportResult, HourReport, default_archive, export_day, upload_day
+from .export import ARCHIVE_ENV, DEFAULT_OUT_DIR, HourReport, default_archive, export_day
+from .log import Log, bar
+from .status import healthy, status
+from .run import (
+    FAILED, INTERRUPTED, SKIPPED, DayOutcome, catch_up_days, check_archive_root, export_worker, keep_local, run_day, run_days,
+    run_parallel, summary_lines,
+)
 from .schema import LAYOUTS, describe, schema_for
 from .storage import load_settings
 from .verify import (
@@ -32,15 +38,16 @@ from .verify import (
 )
 
 
-def _err(message: str, traceback_of: BaseException | None = None) -> None:
+def _log(args: argparse.Namespace) -> Log:
+    return Log(quiet=getattr(args, "quiet", False))
+
+
+def _err(message: str, traceback_of: BaseException | None = None, log: Log | None = None) -> None:
     """One line ``error: ...``; with ``--debug`` the traceback first. Known secrets are masked in both."""
+    log = log or Log()
     if traceback_of is not None:
-        print(storage.redact("".join(traceback.format_exception(traceback_of))), file=sys.stderr, end="")
-    print(f"error: {storage.redact(message)}", file=sys.stderr)
-
-
-def _warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
+        log.raw(storage.redact("".join(traceback.format_exception(traceback_of))))
+    log.error(storage.redact(message))
 
 
 class UsageError(InstrumetriqError):
@@ -66,80 +73,156 @@ def _add_date_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--to-date", metavar="YYYY-MM-DD", help="last day of a range (inclusive)")
 
 
-def _print_hour(report: HourReport) -> None:
-    print(
-        f"  {report.file}: {report.rows} rows from {report.lines_read} lines, "
-        f"{report.size_bytes / 1e6:.1f} MB gz, {report.seconds:.2f} s",
-        file=sys.stderr,
-    )
-    for bad in report.bad_lines:
-        _warn(bad.message())
-    for note in report.notes:
-        _warn(note)
-    if not report.lines_read and not report.bad_lines:
-        _warn(f"{report.file}: the hour file holds no entries ({report.size_bytes} bytes)")
+def _hour_printer(log: Log, day_index: int = 0, days: int = 1) -> Callable[[HourReport], None]:
+    """Per hour: a line (not a terminal), or the progress bar of hours and days (a terminal)."""
+    def show(report: HourReport) -> None:
+        position = f"day {day_index + 1}/{days} " if days > 1 else ""
+        log.progress(
+            f"{bar(report.hour + 1, 24)} {position}{report.file} {report.rows} rows",
+            detail=(f"  {report.file}: {report.rows} rows from {report.lines_read} lines, "
+                    f"{report.size_bytes / 1e6:.1f} MB gz, {report.seconds:.2f} s"),
+        )
+        for bad in report.bad_lines:
+            log.warning(bad.message())
+        for note in report.notes:
+            log.warning(note)
+        if not report.lines_read and not report.bad_lines:
+            log.warning(f"{report.file}: the hour file holds no entries ({report.size_bytes} bytes)")
+    return show
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    dates = _dates(args)
+    log = _log(args)
+    if args.catch_up is not None:
+        if args.date or args.from_date or args.to_date:
+            raise UsageError("--catch-up N picks the days itself: give it without --date, --from-date or --to-date")
+        try:
+            dates = catch_up_days(args.catch_up)
+        except InstrumetriqError as exc:
+            raise UsageError(str(exc)) from None
+    else:
+        dates = _dates(args)
+    if args.jobs < 1:
+        raise UsageError(f"--jobs takes a number of processes of at least 1, not {args.jobs}")
     archive = args.archive_path or default_archive()
     remote_out = "://" in args.out_dir and not args.out_dir.startswith("file://")
     if args.dry_run and remote_out:
         raise UsageError(f"--dry-run writes local files only, but --out-dir is {args.out_dir}")
     if args.dry_run and args.upload:
-        _warn("--dry-run writes local files only: --upload ignored")
+        log.warning("--dry-run writes local files only: --upload ignored")
     upload = args.upload and not args.dry_run
     if upload and remote_out:
         raise UsageError(f"--upload exports to a local folder, then uploads it; --out-dir must be local, not {args.out_dir}")
+    if args.keep_local is not None and not upload:
+        raise UsageError("--keep-local removes local days once their upload is verified: it needs --upload")
+    if args.keep_local is not None and args.keep_local < 0:
+        raise UsageError(f"--keep-local takes a number of days of at least 0, not {args.keep_local}")
     # the R2 settings are checked once, before any work, when something needs them
     needs_r2 = upload or storage.is_s3_url(archive) or storage.is_s3_url(args.out_dir)
     settings = storage.load_settings() if needs_r2 else None
+    upload_to = settings.day_root if upload else None
+    check_archive_root(archive)  # one error for a wrong root, not one per day
+    options = dict(archive=archive, out=args.out_dir, layout=args.layout, allow_incomplete=args.allow_incomplete,
+                   force=args.force, upload_to=upload_to, catch_up=args.catch_up is not None)
+    if args.catch_up is not None:
+        log.info(f"catch-up: {dates[0]} to {dates[-1]} ({len(dates)} days before today UTC)")
+
+    def report(outcome: DayOutcome) -> None:
+        log.done()
+        if not args.quiet:
+            for result in outcome.results:
+                for warning in result.warnings if result is outcome.results[0] else []:
+                    log.warning(warning)
+                print(result.summary(), flush=True)
+            if outcome.status == SKIPPED:
+                log.info(f"{outcome.day}: skipped: {outcome.reason}")
+        if outcome.status == FAILED:
+            _err(f"{outcome.day}: {outcome.reason}", outcome.error if args.debug else None, log)
+        elif outcome.status == INTERRUPTED:
+            _err(f"{outcome.day}: {outcome.reason}", None, log)
+
     with interrupt.stop_on_signals():
-        return _export_days(args, dates, archive, settings.day_root if upload else None)
-
-
-def _export_days(args: argparse.Namespace, dates: list, archive: str, upload_to: str | None) -> int:
-    """Export (and upload) day by day; stop at the next safe point once a signal asks for it."""
-    failures = 0
-    for day in dates:
-        done: list[ExportResult] = []  # what this run finished for the day: export, then upload
         try:
-            interrupt.check()
-            print(f"exporting {day} from {archive}", file=sys.stderr)
-            result = export_day(
-                day, archive, args.out_dir, layout=args.layout, allow_incomplete=args.allow_incomplete,
-                force=args.force, progress=_print_hour,
-            )
-            done.append(result)
-            for warning in result.warnings:  # names in the day folder that were not read, and why
-                _warn(warning)
-            if upload_to:
-                print(result.summary())
-                interrupt.check()
-                result = upload_day(result, upload_to, force=args.force)
-                done.append(result)
-            print(result.summary())
-            interrupt.check()  # a signal that came while the day was being published
-        except InstrumetriqError as exc:
-            _err(f"{day}: {exc}", exc if args.debug else None)
-            failures += 1
-            continue
-        except Interrupted as stop:
-            _err(f"{day}: {_interrupted(stop, done, bool(upload_to))}", stop if args.debug else None)
+            if args.jobs > 1 and len(dates) > 1:
+                log.info(f"exporting {len(dates)} days from {archive} in {min(args.jobs, len(dates))} processes")
+                outcomes = run_parallel(dates, export_worker, options, min(args.jobs, len(dates)), report=report)
+            else:
+                def work(day):
+                    index = dates.index(day)
+                    log.info(f"exporting {day} from {archive}")
+                    log.progress(f"{bar(0, 24)} day {index + 1}/{len(dates)} {day}")
+                    return run_day(day, **options, progress=_hour_printer(log, index, len(dates)))
+                outcomes = run_days(dates, work, report=report)
+        except Interrupted as stop:  # --jobs: the days that ended were reported; say what did not run
+            ended = {o.day for o in stop_outcomes} if (stop_outcomes := getattr(stop, "outcomes", None)) else set()
+            rest = [str(d) for d in dates if d not in ended]
+            if rest:
+                _err(f"interrupted; not started or stopped before publishing: {', '.join(rest)} ({signal.Signals(stop.signum).name})", None, log)
             return 128 + stop.signum
-    if len(dates) > 1:
-        print(f"{len(dates) - failures} of {len(dates)} days exported", file=sys.stderr)
-    return 1 if failures else 0
+        stopped = next((o for o in outcomes if o.status == INTERRUPTED), None)
+        if stopped is not None:
+            return 128 + stopped.signum
+        if args.keep_local is not None:
+            keep_local(args.out_dir, args.keep_local, upload_to, log=log.info)
+    if len(dates) > 1 or args.quiet:
+        for line in summary_lines(outcomes):
+            log.summary(line)
+    return 1 if any(o.status == FAILED for o in outcomes) else 0
 
 
-def _interrupted(stop: Interrupted, done: list[ExportResult], upload: bool) -> str:
-    """The line for a run stopped by a signal: what it had published of the day, truthfully (the
-    day may have been published just before the signal was acted on)."""
-    published = [r.location for r in done if r.status != "already published"]
-    what = f"{' and '.join(published)} published before it stopped" if published else "nothing published"
-    if upload and len(done) == 1:
-        what += ", nothing uploaded"
-    return f"interrupted; {what} ({signal.Signals(stop.signum).name})"
+def cmd_status(args: argparse.Namespace) -> int:
+    log = _log(args)
+    try:
+        if args.days is not None and (args.date or args.from_date or args.to_date):
+            raise UsageError("--days N picks the days itself: give it without --date, --from-date or --to-date")
+        dates = catch_up_days(args.days) if args.days is not None else _dates(args) if (args.date or args.from_date or args.to_date) else catch_up_days(7)
+    except UsageError:
+        raise
+    except InstrumetriqError as exc:
+        raise UsageError(str(exc).replace("--catch-up", "--days")) from None
+    if args.r2:
+        location = load_settings().day_root
+    else:
+        location = args.path or args.out_dir or DEFAULT_OUT_DIR
+    archive = args.archive_path
+    if archive is None:
+        archive = default_archive()
+        try:
+            check_archive_root(archive)
+        except InstrumetriqError:
+            log.warning(f"no archive at {archive} (the default): days are compared with nothing; give --archive-path")
+            archive = None
+    else:
+        check_archive_root(archive)
+    rows = []
+    for first, last in _runs(dates):
+        rows += status(location, first, last, archive=archive)
+    rows = [row for row in rows if row.day in set(dates)]
+    ok = healthy(rows)
+    if args.json:
+        print(json.dumps({"location": location, "archive": archive, "ok": ok, "days": [r.to_dict() for r in rows]}, indent=2))
+    else:
+        for row in rows:
+            print(row.line())
+    counts = {}
+    for row in rows:
+        counts[row.state] = counts.get(row.state, 0) + 1
+    changed = sum(bool(row.archive_changed) for row in rows)
+    log.summary(f"{len(rows)} days: " + ", ".join(f"{n} {state}" for state, n in counts.items())
+                + (f", {changed} with the archive changed since export" if changed else "")
+                + ("" if ok else "; not every day with an archive is published complete"))
+    return 0 if ok else 1
+
+
+def _runs(dates: list) -> list[tuple]:
+    """Consecutive dates grouped into (first, last) ranges: one listing per range."""
+    runs = []
+    for day in sorted(dates):
+        if runs and (day - runs[-1][1]).days == 1:
+            runs[-1] = (runs[-1][0], day)
+        else:
+            runs.append((day, day))
+    return runs
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -234,7 +317,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out = f"{args.dir}/tier3_daily"
     print(f"generating a synthetic archive day {day} ({args.entries_per_hour} entries/hour) under {archive}", file=sys.stderr)
     write_archive_day(archive, day, entries_per_hour=args.entries_per_hour, seed=args.seed)
-    result = export_day(day, archive, out, layout=args.layout, force=True, progress=_print_hour)
+    result = export_day(day, archive, out, layout=args.layout, force=True, progress=_hour_printer(Log()))
+    Log().done()
     print(result.summary())
     print(f"manifest: {result.location}/manifest.json")
     for line in day_summary(out, day):
@@ -274,7 +358,24 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--force", action="store_true", help="replace a published day whose data differs")
     export.add_argument("--dry-run", action="store_true", help="write local files only (overrides --upload)")
     export.add_argument("--upload", action="store_true", help=f"after the local export, upload the day to R2 under s3://BUCKET/{storage.R2_PREFIX}/YYYY-MM-DD/")
+    export.add_argument("--catch-up", type=int, metavar="N", help="every day of the last N before today UTC that is not published, or is partial and can now be completed")
+    export.add_argument("--jobs", type=int, default=1, metavar="N", help="export days in N parallel processes (default 1)")
+    export.add_argument("--keep-local", type=int, metavar="N", help="with --upload: keep the N most recent local days; remove older ones once their upload is verified")
+    export.add_argument("--quiet", action="store_true", help="errors and the final summary only")
     export.set_defaults(func=cmd_export)
+
+    stat = sub.add_parser("status", help="one row per day: published, partial, unpublished, missing or no archive (exit 1 unless all is published)",
+                          description="What is published, from the manifests and one listing of each archive day folder. "
+                                      "Exit 0 when every day that has an archive is published complete, 1 otherwise, 2 for usage errors.")
+    _add_date_options(stat)
+    stat.add_argument("--days", type=int, metavar="N", help="the N days before today UTC (the default: 7)")
+    where = stat.add_mutually_exclusive_group()
+    where.add_argument("--out-dir", type=_location, metavar="DIR", help=f"dataset root, local or fsspec URL (default: {DEFAULT_OUT_DIR})")
+    where.add_argument("--path", type=_location, metavar="URL", help="dataset root at any fsspec location")
+    where.add_argument("--r2", action="store_true", help=f"the R2 dataset s3://BUCKET/{storage.R2_PREFIX}")
+    stat.add_argument("--archive-path", type=_location, metavar="PATH", help=f"archive root to compare with (default: ${ARCHIVE_ENV} or the server path, when it exists)")
+    stat.add_argument("--json", action="store_true", help="machine-readable rows on stdout")
+    stat.set_defaults(func=cmd_status)
 
     config = sub.add_parser("config", help="store the R2 endpoint, credentials and bucket; show or check them",
                             description=f"Store R2 settings in {storage.credentials_path()} (mode 0600): prompts "
@@ -327,10 +428,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a closed stdout shows here at the latest, not at exit
+        return code
+    except BrokenPipeError:
+        return _closed_stdout()
     except InstrumetriqError as exc:
         _err(str(exc), exc if args.debug else None)
         return 2 if isinstance(exc, UsageError) else 1
     except KeyboardInterrupt:  # outside ``export`` (whose stop is handled there): verify, demo
         _err("interrupted")
         return 130
+
+
+def _closed_stdout() -> int:
+    """The reader of stdout went away (``| head``): end quietly, as a pipe's writer is expected
+    to. stdout is pointed at /dev/null so that the interpreter's own flush at exit does not
+    report the same error; the exit status is 141 (128 + SIGPIPE), as a shell reports a writer a
+    closed pipe killed."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real file descriptor (a test's capture)
+        pass
+    return 141

@@ -106,6 +106,8 @@ class Interrupted(KeyboardInterrupt):
     """The run was asked to stop (SIGINT, SIGTERM). Not an ``InstrumetriqError``: it stops the
     whole run (every remaining day, the upload), not one day. ``.signum``: the signal."""
 
-    def __init__(self, signum: int):
+    def __init__(self, signum: int, outcomes: list | None = None):
         super().__init__(signum)
         self.signum = signum
+        #: with ``--jobs``: the days' outcomes that ended before the run stopped (``run.DayOutcome``)
+        self.outcomes = outcomes or []

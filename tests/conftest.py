@@ -17,6 +17,9 @@ from hypothesis import settings
 
 from instrumetriq_polars.synthetic import write_archive_day
 
+# Lines compared as text are unstamped (tests/test_ops.py checks the stamps); children inherit it.
+os.environ["INSTRUMETRIQ_LOG_TIMESTAMPS"] = "0"
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 SAMPLE = SHARED / "fixtures" / "archive_sample_2026-01-01.jsonl.gz"

@@ -45,10 +45,11 @@ def test_export_success_prints_progress_and_summary(small_archive, tmp_path, cap
 
 
 def test_export_failure_is_one_line_and_exit_1(tmp_path, capsys):
-    code = main(["export", "--date", "2026-01-15", "--archive-path", str(tmp_path / "nowhere"), "--out-dir", str(tmp_path / "out")])
+    (tmp_path / "archive").mkdir()  # the root exists, the day's folder does not (a wrong root: tests/test_ops.py)
+    code = main(["export", "--date", "2026-01-15", "--archive-path", str(tmp_path / "archive"), "--out-dir", str(tmp_path / "out")])
     out, err = capsys.readouterr()
     assert code == 1 and out == ""
-    assert err.splitlines()[-1] == f"error: 2026-01-15: no archive folder for 2026-01-15: {tmp_path}/nowhere/20260115 does not exist or is empty"
+    assert err.splitlines()[-1] == f"error: 2026-01-15: no archive folder for 2026-01-15: {tmp_path}/archive/20260115 does not exist or is empty"
     assert "Traceback" not in err
 
 
@@ -56,7 +57,8 @@ def test_several_dates_exit_1_if_any_failed(small_archive, tmp_path, capsys):
     code = main(["export", "--date", "2026-01-14", "--date", "2026-01-15", "--archive-path", str(small_archive), "--out-dir", str(tmp_path)])
     out, err = capsys.readouterr()
     assert code == 1
-    assert "error: 2026-01-14: no archive folder" in err and "1 of 2 days exported" in err
+    assert "error: 2026-01-14: no archive folder" in err
+    assert "2 days: 1 exported, 0 completed, 0 already published, 0 skipped, 1 failed\n  failed 2026-01-14: no archive folder" in err
     assert "2026-01-15: published" in out and (tmp_path / "2026-01-15" / "manifest.json").exists()
 
 
