@@ -45,7 +45,8 @@ def to_instants(texts: pa.Array) -> pa.Array:
             typed = pc.cast(texts, INSTANT_TYPE)
         except pa.ArrowInvalid:  # an offset missing (UTC), or a value that is not an instant
             zoned = pc.fill_null(pc.match_substring_regex(texts, _ZONE), True)
-            typed = pc.cast(pc.if_else(zoned, texts, pc.binary_join_element_wise(texts, "Z", "")), INSTANT_TYPE)
+            utc, none = pa.scalar("Z", texts.type), pa.scalar("", texts.type)
+            typed = pc.cast(pc.if_else(zoned, texts, pc.binary_join_element_wise(texts, utc, none)), INSTANT_TYPE)
     except pa.ArrowInvalid as exc:
         raise NotInstants(str(exc).splitlines()[0]) from None
     if len(typed) and typed.null_count < len(typed):
