@@ -85,7 +85,7 @@ class Manifest:
     @property
     def format_version(self) -> int | None:
         """The format version ``export_version`` names; None for one this package does not know."""
-        return FORMAT_VERSIONS.get(self.export_version) if isinstance(self.export_version, str) else None
+        return format_version(self.export_version)
 
     @property
     def missing_hour_keys(self) -> list[str]:
@@ -125,7 +125,7 @@ class Manifest:
             shown = ", ".join(problems[:8]) + (f" (+{len(problems) - 8} more)" if len(problems) > 8 else "")
             raise ManifestError(f"manifest.json has fields of the wrong type or negative counts: {shown}")
         hours = data["missing_hours"]
-        if not _hours_of_version(hours, FORMAT_VERSIONS.get(data.get("export_version"))):
+        if not _hours_of_version(hours, format_version(data.get("export_version"))):
             raise ManifestError(f"manifest.json has fields of the wrong type or negative counts: missing_hours ({_short(hours)}: "
                                 f"{'hours as numbers' if data.get('export_version') == 'tier3-polars-1' else 'hours as HH strings'}, "
                                 f"as export_version {data.get('export_version')} writes them)")
@@ -189,6 +189,11 @@ _FIELD_CHECKS = {
         isinstance(s, dict) and all(_is_count(s[k]) for k in _SOURCE_COUNTS if k in s) for s in v),
     "dropped_columns": lambda v: isinstance(v, list), "day_over_at_export": lambda v: type(v) is bool,
 }
+
+
+def format_version(export_version) -> int | None:
+    """The format version an ``export_version`` value names; None for one this package does not know."""
+    return FORMAT_VERSIONS.get(export_version) if isinstance(export_version, str) else None
 
 
 def hour_key(hour: int) -> str:
