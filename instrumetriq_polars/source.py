@@ -185,11 +185,19 @@ def _read_entries(decoded: DecodedHour, with_lists: bool, timestamps: list[str] 
 
 def _normalize(decoded: DecodedHour, line: int, entry: dict, account: Account,
                timestamps: list[str] | None) -> tuple[dict, str | None, list[str]]:
-    """Normalise one entry; an entry that needs ``_extra`` is re-decoded exactly first.
-    Returns the entry, its ``_extra`` text and the paths of its mistyped values."""
+    """Normalise one entry; an entry that needs ``_extra``, or that orjson's reading would reject, is
+    re-decoded exactly first (a float of 2**63 or more is suspect in orjson's reading: it may be a
+    rounded integer; a required block holding only such floats is then empty, but is not when the
+    float was written as a float). Returns the entry, its ``_extra`` text and the paths of its
+    mistyped values."""
     by_stdlib = line in decoded.stdlib_lines
-    result = normalize(entry, by_stdlib=by_stdlib, timestamps=timestamps)
-    if result.extra is not None and not by_stdlib:
+    try:
+        result = normalize(entry, by_stdlib=by_stdlib, timestamps=timestamps)
+    except RejectedEntry:
+        if by_stdlib:
+            raise
+        result = None
+    if result is None or (result.extra is not None and not by_stdlib):
         entry = decoded.exact_entry(line)
         result = normalize(entry, by_stdlib=True, timestamps=timestamps)  # the same texts again: harmless
     account.unknown_fields.update(result.unknown)

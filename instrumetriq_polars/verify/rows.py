@@ -8,6 +8,7 @@ from datetime import timedelta, timezone
 import polars as pl
 
 from ..instants import as_instant
+from ..manifest import format_instant
 from ..normalize import required_problem
 from ..schema import (
     DROPPED_COLUMNS, EXTRA_COLUMN, LAYOUTS, REQUIRED_COLUMNS, SEPARATOR, VERSIONS, fingerprint, known_fingerprints,
@@ -51,15 +52,16 @@ def check_schema(ctx: DayUnderCheck, check: CheckResult) -> None:
         other = next(((lay, v) for v in VERSIONS for lay in LAYOUTS
                       if (lay, v) != (ctx.layout, ctx.version) and fingerprint(schema_for(lay, v)) == fingerprint(actual)), None)
         if other:
-            check.errors.append(f"data.parquet is in the {other[0]} layout of export version {other[1]} but the manifest says "
-                                f"{ctx.layout}, version {ctx.version}; {REEXPORT}")
+            versions = (f" of export version {other[1]}", f", export version {ctx.version}") if other[1] != ctx.version else ("", "")
+            check.errors.append(f"data.parquet is in the {other[0]} layout{versions[0]} but the manifest says {ctx.layout}"
+                                f"{versions[1]}; {REEXPORT}")
         else:
             _schema_differences(check, ctx.layout, actual, expected, leaves, expected_leaves)
     manifest = ctx.manifest
     if manifest is not None and manifest.schema_fingerprint not in known_fingerprints(ctx.layout, ctx.version):
         check.errors.append(
             f"manifest.json declares schema_fingerprint {manifest.schema_fingerprint[:23]}..., the declared {ctx.layout} "
-            f"schema's (export version {ctx.version}) is {declared[:23]}...: the day was written with another schema version; {REEXPORT}"
+            f"schema's is {declared[:23]}... (export version {ctx.version}): the day was written with another schema version; {REEXPORT}"
         )
     if manifest is not None and manifest.column_count != len(expected):
         check.errors.append(f"manifest.json says column_count {manifest.column_count}, the {ctx.layout} layout has {len(expected)}")
@@ -192,7 +194,7 @@ def check_content(ctx: DayUnderCheck, check: CheckResult) -> None:
         if instant is not None:
             dated += 1
             if not ctx.day - ONE_DAY <= instant.astimezone(timezone.utc).date() <= ctx.day + ONE_DAY:
-                far.append((index, row["meta__added_ts"] if added else row["snapshot_ts"]))
+                far.append((index, format_instant(instant)))
         duration = row["meta__duration_sec"]
         if duration is not None and duration > LONG_DURATION_SEC:
             durations.append((duration, index))
