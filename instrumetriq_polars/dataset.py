@@ -1,8 +1,8 @@
 """The read side: which days under a dataset root are published, and a Polars scan over them.
 
 A day *counts* (is read) when its ``manifest.json`` parses, is the manifest of its folder's date,
-declares a layout this package writes with a schema fingerprint declared for that layout
-(``schema.known_fingerprints``), and ``data.parquet`` lies beside it with the size the manifest
+declares a layout and export version this package writes with a schema fingerprint declared for
+them (``schema.known_fingerprints``), and ``data.parquet`` lies beside it with the size the manifest
 states. Any other day is skipped by ``scan`` with a ``DatasetWarning`` naming it and why, or, with
 ``strict=True``, stops the scan with a ``DatasetError``. A glob such as ``ROOT/*/data.parquet``
 has no such check: it also reads a day that an export is publishing, or was killed publishing
@@ -162,7 +162,7 @@ def column(path: str, layout: str) -> pl.Expr:
 def day_summary(location: str, day: str | date, *, key: str = "btc", storage_options: dict | None = None) -> list[str]:
     """Lines a newcomer can check against a published day, read back through ``scan``: rows and
     columns read (and the manifest's row count), rows per archive hour (the manifest's
-    ``rows_by_hour``: no column says which hour file a row came from), the span of
+    ``rows_by_hour``, which export version 2's ``archive_hour`` column counts too), the span of
     ``snapshot_ts``, and one MAP lookup, ``tag_counts[key]`` of the last cycle."""
     day = _bound(day, "day")
     options = storage_options_for(location, storage_options)
@@ -311,7 +311,9 @@ def _entry(folder: DayFolder, files: dict[str, int] | None, manifests: dict[str,
         return entry(BAD_MANIFEST, f"manifest.json is for {manifest.date_utc}, not for its folder's date")
     if manifest.layout not in LAYOUTS:
         return entry(FOREIGN, f"layout {manifest.layout!r} is not one this package writes")
-    if manifest.schema_fingerprint not in known_fingerprints(manifest.layout):
+    if manifest.format_version is None:
+        return entry(FOREIGN, f"export_version {manifest.export_version!r} is not one this package reads (exporter {_exporter(manifest)})")
+    if manifest.schema_fingerprint not in known_fingerprints(manifest.layout, manifest.format_version):
         return entry(FOREIGN, f"schema fingerprint {manifest.schema_fingerprint} is not a declared one for "
                               f"the {manifest.layout} layout (exporter {_exporter(manifest)})")
     if data_size is None:

@@ -19,7 +19,7 @@ from .errors import BadInputError, DamagedDayError, InstrumetriqError
 from .source import Account, ArchiveDayScan, HourReport
 from .lock import lock_day
 from .dayfolder import DayFolder
-from .manifest import EXPORT_VERSION, MAX_BAD_LINE_RECORDS, Manifest, format_instant
+from .manifest import EXPORT_VERSION, MAX_BAD_LINE_RECORDS, Manifest, format_instant, hour_key
 from .pipeline import lazy_day, sink
 from .schema import fingerprint, schema_for
 from .publish import ALREADY, DATA_NAME, Candidate, DayDestination, decide
@@ -236,7 +236,7 @@ def _as_published(manifest: Manifest, decision) -> Manifest:
 
 
 def _manifest(day: ArchiveDay, account: Account, hours: list[HourReport], written, layout: str, schema: dict, day_over: bool) -> Manifest:
-    rows_by_hour = {f"{h.hour:02d}": h.rows for h in hours}
+    rows_by_hour = {hour_key(h.hour): h.rows for h in hours}
     row_count = sum(rows_by_hour.values())
     return Manifest(
         date_utc=day.day.isoformat(),
@@ -248,7 +248,7 @@ def _manifest(day: ArchiveDay, account: Account, hours: list[HourReport], writte
         schema_fingerprint=fingerprint(schema),
         column_count=len(schema),
         hours_found=len(day.hour_files),
-        missing_hours=day.missing_hours,
+        missing_hours=[hour_key(h) for h in day.missing_hours],
         rows_by_hour=rows_by_hour,
         source_files=[
             {"hour": h.hour, "file": h.file, "size_bytes": h.size_bytes, "lines_read": h.lines_read,

@@ -1,13 +1,17 @@
-"""Arrow building: normalised entries of one hour -> one strictly typed frame (nested layout).
+"""Arrow building: normalised entries of one hour -> one strictly typed frame (nested layout),
+its rows led by their lineage (the archive day and hour).
 
 pyarrow, not Polars, turns the dicts into columns (Polars builds ``Map`` values from dicts ~30x
 slower); Polars takes the Arrow data from there. ``spot_prices`` is converted entry by entry
-(``ListColumn``), everything else in one ``RecordBatch`` per hour.
+(``ListColumn``), everything else in one ``RecordBatch`` per hour. Timestamps are converted as
+text (pyarrow reads no instant from a Python string), then cast column by column to instants
+(``instants.to_instants``: a whole column in one call).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 from functools import lru_cache
 from itertools import accumulate
 
@@ -16,9 +20,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .decode import ORJSON_ROUNDED
-from .schema import DROPPED_COLUMNS, EXTRA_COLUMN, NESTED_SCHEMA
+from .instants import NotInstants, to_instants
+from .schema import DROPPED_COLUMNS, EXTRA_COLUMN, LINEAGE_COLUMNS, NESTED_SCHEMA
 
-ENTRY_COLUMNS = tuple(name for name in NESTED_SCHEMA if name != EXTRA_COLUMN)
+ENTRY_COLUMNS = tuple(name for name in NESTED_SCHEMA if name != EXTRA_COLUMN and name not in LINEAGE_COLUMNS)
 
 #: What the hour frames hold: the nested layout, plus the blocks the dataset drops (``norm``,
 #: ``labels``: always empty in v7, and any content they have is in ``_extra``) as NULL columns,
@@ -41,11 +46,42 @@ def _arrow_schema(columns: tuple[str, ...]) -> pa.Schema:
     return pa.schema([pa.field(c, pl.Series(c, [], NESTED_SCHEMA[c]).to_arrow().type) for c in columns])
 
 
-def _record_columns(entries: list[dict], columns: tuple[str, ...]) -> pl.DataFrame:
+def _staged(dtype: pa.DataType) -> pa.DataType:
+    """``dtype`` with every timestamp as text: the type the entries' dicts are converted to."""
+    if pa.types.is_timestamp(dtype):
+        return pa.large_string()
+    if pa.types.is_struct(dtype):
+        return pa.struct([field.with_type(_staged(field.type)) for field in dtype])
+    return dtype  # no timestamp below: lists of objects are ListColumn's
+
+
+@lru_cache(maxsize=None)
+def _staged_schema(columns: tuple[str, ...]) -> pa.Schema:
+    return pa.schema([field.with_type(_staged(field.type)) for field in _arrow_schema(columns)])
+
+
+def _typed(array: pa.Array, dtype: pa.DataType) -> pa.Array:
+    """A staged array (timestamps as text) as ``dtype``; NotInstants when a text is no instant.
+    ``flatten`` gives a struct's children with its NULLs (a NULL struct's own child slots hold
+    placeholder text, which is no instant)."""
+    if array.type == dtype:
+        return array
+    if pa.types.is_timestamp(dtype):
+        return to_instants(array)
+    children = [_typed(child, field.type) for child, field in zip(array.flatten(), dtype)]
+    return pa.StructArray.from_arrays(children, fields=list(dtype), mask=array.is_null())
+
+
+def _staged_batch(entries: list[dict], columns: tuple[str, ...]) -> pa.RecordBatch:
     """Scalar and struct columns in one pass. pyarrow, not Polars: Polars builds ``Map`` values
     from dicts ~30x slower (measured: ~240 ms vs ~8 ms for an hour of sentiment windows)."""
-    batch = pa.RecordBatch.from_pylist(entries, schema=_arrow_schema(columns))
-    return pl.from_arrow(batch)
+    return pa.RecordBatch.from_pylist(entries, schema=_staged_schema(columns))
+
+
+def _record_columns(entries: list[dict], columns: tuple[str, ...]) -> pl.DataFrame:
+    staged, schema = _staged_batch(entries, columns), _arrow_schema(columns)
+    typed = [_typed(array, field.type) for array, field in zip(staged.columns, schema)]
+    return pl.from_arrow(pa.RecordBatch.from_arrays(typed, schema=schema))
 
 
 @lru_cache(maxsize=None)
@@ -58,15 +94,18 @@ class ListColumn:
 
     Each entry's samples are converted by pyarrow as soon as the entry is decoded, while its
     dicts are still in the CPU cache, and can be freed straight away (measured: the hour build
-    ~10% faster than converting an hour's ~75K sample dicts at once)."""
+    ~10% faster than converting an hour's ~75K sample dicts at once). Their timestamps are
+    converted as text, and cast to instants for the whole hour at once (``rows_to_recheck``)."""
 
     def __init__(self, column: str) -> None:
         self.column = column
         self._item_type = _item_type(column)
+        self._staged_type = _staged(self._item_type)
         self._float_fields = [i for i, field in enumerate(self._item_type) if pa.types.is_floating(field.type)]
         self._parts: list[pa.StructArray] = []
         self._lengths: list[int | None] = []  # per entry; None: NULL
-        self._concatenated: pa.StructArray | None = None
+        self._concatenated: pa.StructArray | None = None  # staged (timestamps as text)
+        self._typed: pa.StructArray | None = None  # the same, timestamps cast
 
     def add(self, value: list | None) -> bool:
         """Append one entry's value; False (and a NULL) when it does not fit the declared type."""
@@ -76,47 +115,73 @@ class ListColumn:
             self._parts.append(items)
         return value is None or items is not None
 
-    def _convert(self, value: list) -> pa.StructArray | None:
+    def _convert(self, value: list, cast: bool = False) -> pa.StructArray | None:
+        """The items of one entry (staged), or None when they do not fit the declared type;
+        with ``cast``, also when a timestamp among them is no instant."""
         try:
-            items = pa.array(value, type=self._item_type)  # refuses an int beyond 2**53 in a float field
+            items = pa.array(value, type=self._staged_type)  # refuses an int beyond 2**53 in a float field
             _refuse_booleans_in_float_fields(value, items, self._float_fields)
+            if cast:
+                self._cast(items)
         except Exception:  # noqa: BLE001 - pyarrow raises several types; the caller keeps the value
             return None
         return items
 
+    def _cast(self, items: pa.StructArray) -> pa.StructArray:
+        return _typed(items, self._item_type)
+
     def rows_to_recheck(self) -> list[int]:
-        """Entries (by position) with a float of ``ORJSON_ROUNDED`` or more in magnitude: orjson
-        makes such a float of an integer beyond 64 bits, which a float field cannot hold exactly.
-        One min/max per float field over the hour's samples settles almost every hour."""
+        """Entries (by position) to convert again from their exact decoding (``replace``): those
+        with a float of ``ORJSON_ROUNDED`` or more in magnitude (orjson makes such a float of an
+        integer beyond 64 bits, which a float field cannot hold exactly), and those with a
+        timestamp that is no instant (they go to ``_extra`` whole). One min/max per float field and
+        one cast of the hour's timestamps settle almost every hour."""
         items = self._items()
-        if not any(_beyond(items.field(i)) for i in self._float_fields):
-            return []
         rows, start = [], 0
+        try:
+            self._typed = self._cast(items)
+            bad_instants = False
+        except NotInstants:
+            bad_instants = True
+        if not bad_instants and not any(_beyond(items.field(i)) for i in self._float_fields):
+            return []
         for row, length in enumerate(self._lengths):
-            if length and any(_beyond(items.field(i).slice(start, length)) for i in self._float_fields):
+            if length and self._suspect(items.slice(start, length), bad_instants):
                 rows.append(row)
             start += length or 0
         return rows
+
+    def _suspect(self, items: pa.StructArray, bad_instants: bool) -> bool:
+        if any(_beyond(items.field(i)) for i in self._float_fields):
+            return True
+        if bad_instants:
+            try:
+                self._cast(items)
+            except NotInstants:
+                return True
+        return False
 
     def replace(self, row: int, value: list) -> bool:
         """Convert entry ``row`` again from ``value`` (its exact decoding); False (and a NULL) when
         it does not fit the declared type."""
         items, start = self._items(), sum(n or 0 for n in self._lengths[:row])
-        converted = self._convert(value)
+        converted = self._convert(value, cast=True)
         kept = [items.slice(0, start), *([converted] if converted is not None else []), items.slice(start + (self._lengths[row] or 0))]
-        self._concatenated = pa.concat_arrays(kept)
+        self._concatenated, self._typed = pa.concat_arrays(kept), None
         self._lengths[row] = None if converted is None else len(converted)
         return converted is not None
 
     def _items(self) -> pa.StructArray:
         """The hour's samples in one array, once every entry was added (the parts are freed)."""
         if self._concatenated is None:
-            self._concatenated = pa.concat_arrays(self._parts) if self._parts else pa.array([], type=self._item_type)
+            self._concatenated = pa.concat_arrays(self._parts) if self._parts else pa.array([], type=self._staged_type)
             self._parts = []
         return self._concatenated
 
     def series(self) -> pl.Series:
-        items = self._items()
+        """The hour's column, timestamps cast (``NotInstants`` unless ``rows_to_recheck``'s rows
+        were replaced)."""
+        items = self._typed if self._typed is not None else self._cast(self._items())
         offsets = pa.array(list(accumulate((n or 0 for n in self._lengths), initial=0)), pa.int32())
         nulls = pa.array([n is None for n in self._lengths], pa.bool_())  # typed: an hour may be empty
         return pl.from_arrow(pa.ListArray.from_arrays(offsets, items, mask=nulls)).alias(self.column)
@@ -152,36 +217,41 @@ def _refuse_booleans_in_float_fields(items: list[dict], struct: pa.StructArray, 
                 raise TypeError(f"a boolean in the float field {field.name}")
 
 
-def _build(entries: list[dict], extras: list[str | None], lists: dict[str, ListColumn]) -> pl.DataFrame:
+def _build(entries: list[dict], extras: list[str | None], lists: dict[str, ListColumn], lineage: tuple[date, int]) -> pl.DataFrame:
     frame = _record_columns(entries, _RECORD_COLUMNS)
+    origin = [pl.lit(value, dtype=NESTED_SCHEMA[name]).alias(name) for name, value in zip(LINEAGE_COLUMNS, lineage)]
     extra = pl.Series(EXTRA_COLUMN, extras, dtype=pl.String)
     dropped = [pl.lit(None).alias(name) for name in DROPPED_COLUMNS]
-    return frame.with_columns(*(lists[c].series() for c in LIST_COLUMNS), extra, *dropped).select(list(SOURCE_SCHEMA)).cast(SOURCE_SCHEMA)
+    columns = (*origin, *(lists[c].series() for c in LIST_COLUMNS), extra, *dropped)
+    return frame.with_columns(*columns).select(list(SOURCE_SCHEMA)).cast(SOURCE_SCHEMA)
 
 
 def build_hour_frame(entries: list[dict], extras: list[str | None], lists: dict[str, ListColumn],
-                     on_untyped: Callable[[int, str], None]) -> pl.DataFrame:
+                     on_untyped: Callable[[int, str], None], lineage: tuple[date, int]) -> pl.DataFrame:
     """One DataFrame in the nested layout, strictly typed, from normalised entries (without their
-    lists of objects, already in ``lists``).
+    lists of objects, already in ``lists``); ``lineage``: the archive day and hour of its rows.
 
     normalize.py has type-checked every value except inside lists of objects; a value the
     builder still refuses is handed to ``on_untyped(row, column)``, which moves it to
-    ``_extra``, and the frame is built again.
+    ``_extra``, and the frame is built again. Timestamps are not re-checked here: the caller
+    made sure they are instants (``NotInstants`` otherwise).
     """
     try:
-        return _build(entries, extras, lists)
+        return _build(entries, extras, lists, lineage)
+    except NotInstants:
+        raise
     except Exception:  # noqa: BLE001 - polars/pyarrow raise several types; find the culprits
         pass
     for column in _RECORD_COLUMNS:
         for row, entry in enumerate(entries):
             if entry.get(column) is not None and not _fits(column, entry[column]):
                 on_untyped(row, column)
-    return _build(entries, extras, lists)
+    return _build(entries, extras, lists, lineage)
 
 
 def _fits(column: str, value) -> bool:
     try:
-        _record_columns([{column: value}], (column,))
+        _staged_batch([{column: value}], (column,))
         return True
     except Exception:  # noqa: BLE001
         return False

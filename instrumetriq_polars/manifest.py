@@ -13,12 +13,16 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .errors import ManifestError
+from .instants import parse_instant  # noqa: F401 - the rule lives in instants.py; imported from here before
 from .schema import DROPPED_COLUMNS
 from .text import representable
 
 TIER = "tier3"
+#: ``export_version`` -> the format version it names (``schema.VERSIONS``): version 2 typed the
+#: timestamps, added the lineage columns and wrote ``missing_hours`` as "HH" strings.
+FORMAT_VERSIONS = {"tier3-polars-1": 1, "tier3-polars-2": 2}
 #: Version of the export format (columns, manifest fields). Bump on any change readers see.
-EXPORT_VERSION = "tier3-polars-1"
+EXPORT_VERSION = "tier3-polars-2"
 PARTITION_BASIS = "archive_folder_utc_day"
 HOURS_EXPECTED = 24
 #: How many bad-line records the manifest lists in full (all are counted).
@@ -32,6 +36,9 @@ NULL_SEMANTICS = {
     "count_maps": "tag/cashtag/mention/url_domain counts: NULL when the window is missing or the map is empty (no keys), like every empty object.",
     "flat_layout": "In the flat layout a NULL block makes all of its block__* columns NULL.",
     "_extra": "JSON text of values the declared schema could not hold (unknown fields, wrong types); NULL when none.",
+    "timestamps": "Instants in UTC, to the microsecond: an ISO 8601 offset is converted to UTC, and a timestamp without one is read as UTC "
+                  "(the archive is UTC). A value that is not such an instant is NULL, its exact text in _extra, its path in mistyped_fields.",
+    "lineage": "archive_day and archive_hour (0-23): the archive folder and hour file each row came from; never NULL.",
 }
 
 @dataclass
@@ -45,7 +52,7 @@ class Manifest:
     schema_fingerprint: str
     column_count: int
     hours_found: int
-    missing_hours: list[int]
+    missing_hours: list[str]  # "HH", like the keys of rows_by_hour (export version 1 wrote ints)
     rows_by_hour: dict[str, int]
     source_files: list[dict]
     schema_versions: dict[str, int]
@@ -74,6 +81,16 @@ class Manifest:
     @property
     def coverage_ratio(self) -> float:
         return round(self.hours_found / self.hours_expected, 4)
+
+    @property
+    def format_version(self) -> int | None:
+        """The format version ``export_version`` names; None for one this package does not know."""
+        return format_version(self.export_version)
+
+    @property
+    def missing_hour_keys(self) -> list[str]:
+        """``missing_hours`` as "HH" keys, whichever version wrote them."""
+        return [hour_key(h) if type(h) is int else h for h in self.missing_hours]
 
     @property
     def is_partial(self) -> bool:
@@ -107,6 +124,11 @@ class Manifest:
         if problems:
             shown = ", ".join(problems[:8]) + (f" (+{len(problems) - 8} more)" if len(problems) > 8 else "")
             raise ManifestError(f"manifest.json has fields of the wrong type or negative counts: {shown}")
+        hours = data["missing_hours"]
+        if not _hours_of_version(hours, format_version(data.get("export_version"))):
+            raise ManifestError(f"manifest.json has fields of the wrong type or negative counts: missing_hours ({_short(hours)}: "
+                                f"{'hours as numbers' if data.get('export_version') == 'tier3-polars-1' else 'hours as HH strings'}, "
+                                f"as export_version {data.get('export_version')} writes them)")
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{key: value for key, value in data.items() if key in known})
 
@@ -162,13 +184,31 @@ _FIELD_CHECKS = {
     "date_utc": lambda v: isinstance(v, str), "archive_day": lambda v: isinstance(v, str),
     "export_version": lambda v: isinstance(v, str), "created_ts_utc": lambda v: isinstance(v, str),
     "tier": lambda v: isinstance(v, str), "exporter": lambda v: isinstance(v, dict),
-    "missing_hours": lambda v: isinstance(v, list) and all(map(_is_count, v)),
+    "missing_hours": lambda v: isinstance(v, list),  # its items: _hours_of_version
     "rows_by_hour": _counts, "unknown_fields": _counts, "mistyped_fields": _counts, "schema_versions": _counts,
     "bad_lines": lambda v: isinstance(v, list),
     "source_files": lambda v: isinstance(v, list) and all(
         isinstance(s, dict) and all(_is_count(s[k]) for k in _SOURCE_COUNTS if k in s) for s in v),
     "dropped_columns": lambda v: isinstance(v, list), "day_over_at_export": lambda v: type(v) is bool,
 }
+
+
+def format_version(export_version) -> int | None:
+    """The format version an ``export_version`` value names; None for one this package does not know."""
+    return FORMAT_VERSIONS.get(export_version) if isinstance(export_version, str) else None
+
+
+def hour_key(hour: int) -> str:
+    """An hour as the manifest names it: "05" (``rows_by_hour``'s keys, ``missing_hours``)."""
+    return f"{hour:02d}"
+
+
+def _hours_of_version(hours: list, version: int | None) -> bool:
+    """``missing_hours`` as ``version`` writes them: ints (1), "HH" strings (2 on; an unknown
+    version: the current form)."""
+    if version == 1:
+        return all(map(_is_count, hours))
+    return all(type(h) is str and len(h) == 2 and h.isascii() and h.isdigit() for h in hours)
 
 
 def _short(value, limit: int = 60) -> str:
@@ -207,17 +247,6 @@ REQUIRED_FIELDS = tuple(key for key in _ORDER if key not in ("ignored_files", "s
 
 def utc_now_iso() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_instant(text) -> datetime | None:
-    """ISO 8601 text (``Z`` or an offset; naive means UTC) -> aware datetime; None if unparseable."""
-    if not isinstance(text, str):
-        return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def format_instant(value: datetime | None) -> str | None:

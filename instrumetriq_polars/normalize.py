@@ -12,9 +12,14 @@ checks). After ``normalize``:
 - in an entry decoded by orjson, a float in a float field of ``decode.ORJSON_ROUNDED`` or more in
   magnitude is mistyped too: it may be an integer orjson rounded, and the caller re-decodes the
   entry with ``json.loads`` (as for any entry with ``_extra``), whose numbers are exact;
-- for entries decoded by ``json.loads`` (``by_stdlib``), text holding a lone surrogate is mistyped.
+- for entries decoded by ``json.loads`` (``by_stdlib``), text holding a lone surrogate is mistyped;
+- a timestamp that is not an instant (``instants.py``) is mistyped. Parsing one value costs ~40 us,
+  so the export defers the test: ``normalize`` collects the entry's timestamp texts into a list the
+  caller tests in one vectorised call per hour, and normalises the hour again, each timestamp
+  parsed here, only when that call fails (``source.py``).
 
-An entry whose required field (``REQUIRED_COLUMNS``) is missing, null, blank text, or a block
+An entry whose required field (``REQUIRED_COLUMNS``) is missing, null, blank text, a
+``snapshot_ts`` that is not an instant (when timestamps are parsed here), or a block
 that holds no declared value once normalised (only nulls, unknown keys or wrong-typed values) is
 rejected: it cannot be a row (``required_problem`` decides, and the verifier applies the same
 function to the rows it samples).
@@ -29,7 +34,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from datetime import datetime
+
 from .decode import ORJSON_ROUNDED, deep_json
+from .instants import parse_instant
 from .schema import DROPPED_COLUMNS, EXACT_FLOAT_INT, REQUIRED_COLUMNS, TREE, Field
 from .text import representable
 
@@ -57,6 +65,7 @@ def _is_exact_float(v) -> bool:
 # ``type(v) is`` keeps them apart. orjson decodes no NaN or infinity (it refuses the line).
 _CHECKS = {
     "string": lambda v: type(v) is str,
+    "timestamp": lambda v: type(v) is str,  # parsed at once for the hour (see the module docstring)
     "int": _is_int64,
     "float": lambda v: (type(v) is float and -ORJSON_ROUNDED < v < ORJSON_ROUNDED)
     or (type(v) is int and -EXACT_FLOAT_INT <= v <= EXACT_FLOAT_INT),
@@ -84,9 +93,19 @@ _STDLIB_CHECKS = {
     **_CHECKS,
     "float": _is_exact_float,
     "string": _is_text,
+    "timestamp": _is_text,
     "list<string>": lambda v: type(v) is list and all(map(_is_text, v)),
     "map<string,int>": lambda v: _is_count_map(v) and all(map(_is_text, v)),
 }
+
+
+def _parsed(checks: dict) -> dict:
+    """``checks`` with each timestamp parsed: text that is an instant."""
+    text = checks["string"]
+    return {**checks, "timestamp": lambda v: text(v) and parse_instant(v) is not None}
+
+
+_PARSED_CHECKS, _PARSED_STDLIB_CHECKS = _parsed(_CHECKS), _parsed(_STDLIB_CHECKS)
 
 
 class RejectedEntry(Exception):
@@ -102,14 +121,20 @@ class Normalized:
     mistyped: list[str]
 
 
-def normalize(entry: dict, by_stdlib: bool = False) -> Normalized:
+def normalize(entry: dict, by_stdlib: bool = False, timestamps: list[str] | None = None) -> Normalized:
     """Normalise ``entry`` in place (see the module docstring). Raises RejectedEntry.
 
     ``by_stdlib``: the entry was decoded by ``json.loads``: its numbers are exact, and its strings
-    may hold lone surrogates, which are checked (orjson-decoded text needs no check)."""
-    checks = _STDLIB_CHECKS if by_stdlib else _CHECKS
+    may hold lone surrogates, which are checked (orjson-decoded text needs no check).
+    ``timestamps``: a list the entry's timestamp texts are appended to, for the caller to test
+    (``instants.are_instants``); None: each is parsed here, and one that is not an instant is
+    mistyped (a ``snapshot_ts`` rejects the entry)."""
+    if timestamps is None:
+        checks = _PARSED_STDLIB_CHECKS if by_stdlib else _PARSED_CHECKS
+    else:
+        checks = _STDLIB_CHECKS if by_stdlib else _CHECKS
     _require(entry, checks, normalised=False)
-    walker = _Walker(checks)
+    walker = _Walker(checks, timestamps)
     extra: dict = {}
     for key in DROPPED_COLUMNS:
         value = entry.pop(key, None)
@@ -135,8 +160,9 @@ def add_to_extra(extra_text: str | None, column: str, value) -> str:
 
 
 class _Walker:
-    def __init__(self, checks: dict) -> None:
+    def __init__(self, checks: dict, timestamps: list[str] | None) -> None:
         self.checks = checks
+        self.timestamps = timestamps
         self.unknown: list[str] = []
         self.mistyped: list[str] = []
 
@@ -153,6 +179,8 @@ class _Walker:
                 if not self.checks[spec.type_name](value):
                     moved.append(key)
                     self.mistyped.append(prefix + key)
+                elif spec.type_name == "timestamp" and self.timestamps is not None:
+                    self.timestamps.append(value)
                 elif not value and type(value) is dict:
                     obj[key] = None  # an empty count map: NULL, like every empty object
             elif "[]" in spec:
@@ -192,10 +220,14 @@ def required_problem(key: str, value, checks: dict = _CHECKS, normalised: bool =
     """Why ``value`` cannot be the required field ``key`` of a row; None when it can. The one rule
     for required fields: the export applies it to each entry (before and after normalising), the
     verifier to each sampled row rebuilt into an entry. ``normalised``: unknown and wrong-typed
-    values have been moved out of ``value`` (an empty block then held only those)."""
+    values have been moved out of ``value`` (an empty block then held only those). A timestamp
+    read from a day's file (a datetime: export version 2 typed it) is an instant."""
     if value is None or (value == {} and not normalised):
         return f"required field '{key}' is missing or empty"
-    expected = dict if type(TREE[key]) is dict else str
+    spec = TREE[key]
+    if type(spec) is Field and spec.type_name == "timestamp" and isinstance(value, datetime):
+        return None
+    expected = dict if type(spec) is dict else str
     if type(value) is not expected:
         return f"required field '{key}' is a {type(value).__name__}, not {'an object' if expected is dict else 'a string'}"
     if expected is str:
@@ -203,6 +235,8 @@ def required_problem(key: str, value, checks: dict = _CHECKS, normalised: bool =
             return f"required field '{key}' is not valid Unicode text (it holds a lone surrogate)"
         if not value.strip():
             return f"required field '{key}' is blank ({value!r})"
+        if not checks[spec.type_name](value):
+            return f"required field '{key}' is not an ISO 8601 instant ({value!r})"
     elif not _holds_value(value):
         return f"required field '{key}' holds no declared value (only nulls, unknown keys or values of the wrong type)"
     return None

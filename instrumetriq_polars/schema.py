@@ -6,9 +6,16 @@ fields seen in real archives: ``platform_engagement.total_views``/``avg_*`` and
 ``sentiment_activity.recent_posts_*`` under ``last_cycle``).
 
 Path syntax: ``a.b.c`` is a nested object field; ``spot_prices[].x`` is field ``x`` of every
-element of the list ``spot_prices``. Types: ``string``, ``int`` (Int64), ``float`` (Float64; a JSON
-integer is widened when a float64 holds it exactly: ``exact_float``), ``bool``, ``list<string>``, ``map<string,int>`` (a dynamic-key count map,
-written as a Parquet MAP).
+element of the list ``spot_prices``. Types: ``string``, ``timestamp`` (an instant: Datetime("us",
+"UTC"), read by the rule of ``instants.py``), ``int`` (Int64), ``float`` (Float64; a JSON integer is
+widened when a float64 holds it exactly: ``exact_float``), ``bool``, ``list<string>``,
+``map<string,int>`` (a dynamic-key count map, written as a Parquet MAP). ``timestamp`` marks every
+field that holds an instant in the reference schema and in real data; ``bucket_meta.date`` is a
+day (``YYYY-MM-DD``, derived from ``cycle_end_utc``), not an instant, and stays text.
+
+Export versions (``schema_for(layout, version)``): version 1 wrote every timestamp as the
+archive's text and had no lineage columns; version 2 types them and begins each row with its
+lineage, ``archive_day`` and ``archive_hour`` (``LINEAGE_COLUMNS``).
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import polars as pl
 
 FIELDS_TABLE = """
 symbol                                                                                 string
-snapshot_ts                                                                            string
+snapshot_ts                                                                            timestamp
 meta.schema_version                                                                    int
 meta.source                                                                            string
 meta.universe_page                                                                     int
@@ -29,14 +36,14 @@ meta.scoring_version                                                            
 meta.pairbonus_version                                                                 string
 meta.futures_api_base                                                                  string
 meta.universe_snapshot_id                                                              string
-meta.universe_snapshot_ts                                                              string
+meta.universe_snapshot_ts                                                              timestamp
 meta.universe_snapshot_lag_sec                                                         float
-meta.added_ts                                                                          string
-meta.expires_ts                                                                        string
+meta.added_ts                                                                          timestamp
+meta.expires_ts                                                                        timestamp
 meta.session_id                                                                        string
 meta.sample_count                                                                      int
-meta.last_sample_ts                                                                    string
-meta.expired_ts                                                                        string
+meta.last_sample_ts                                                                    timestamp
+meta.expired_ts                                                                        timestamp
 meta.duration_sec                                                                      float
 meta.total_samples                                                                     int
 meta.archive_schema_version                                                            int
@@ -60,7 +67,7 @@ spot_raw.spread_eff_raw                                                         
 spot_raw.liq_eff_raw                                                                   float
 spot_raw.liq_qv_usd                                                                    float
 futures_raw.contract                                                                   string
-futures_raw.last_updated_ts                                                            string
+futures_raw.last_updated_ts                                                            timestamp
 futures_raw.age_sec                                                                    int
 futures_raw.funding_now                                                                float
 futures_raw.funding_24h_mean                                                           float
@@ -105,7 +112,7 @@ flags.futures_contract_check_failed                                             
 diag.builder_version                                                                   string
 diag.build_duration_ms                                                                 float
 diag.admission_validated                                                               bool
-diag.admission_validation_ts                                                           string
+diag.admission_validation_ts                                                           timestamp
 twitter_sentiment_windows.last_cycle.posts_total                                       int
 twitter_sentiment_windows.last_cycle.posts_pos                                         int
 twitter_sentiment_windows.last_cycle.posts_neu                                         int
@@ -159,7 +166,7 @@ twitter_sentiment_windows.last_cycle.content_stats.posts_with_mentions          
 twitter_sentiment_windows.last_cycle.sentiment_activity.recent_posts_count             int
 twitter_sentiment_windows.last_cycle.sentiment_activity.has_recent_activity            bool
 twitter_sentiment_windows.last_cycle.sentiment_activity.is_silent                      bool
-twitter_sentiment_windows.last_cycle.sentiment_activity.latest_tweet_at                string
+twitter_sentiment_windows.last_cycle.sentiment_activity.latest_tweet_at                timestamp
 twitter_sentiment_windows.last_cycle.sentiment_activity.hours_since_latest_tweet       float
 twitter_sentiment_windows.last_cycle.sentiment_activity.recent_posts_1h                int
 twitter_sentiment_windows.last_cycle.sentiment_activity.recent_posts_4h                int
@@ -199,8 +206,8 @@ twitter_sentiment_windows.last_cycle.hybrid_decision_stats.referee_conf_mean    
 twitter_sentiment_windows.last_2_cycles.window_cycles                                  int
 twitter_sentiment_windows.last_2_cycles.from_cycle_id                                  int
 twitter_sentiment_windows.last_2_cycles.to_cycle_id                                    int
-twitter_sentiment_windows.last_2_cycles.cycle_start_utc                                string
-twitter_sentiment_windows.last_2_cycles.cycle_end_utc                                  string
+twitter_sentiment_windows.last_2_cycles.cycle_start_utc                                timestamp
+twitter_sentiment_windows.last_2_cycles.cycle_end_utc                                  timestamp
 twitter_sentiment_windows.last_2_cycles.posts_total                                    int
 twitter_sentiment_windows.last_2_cycles.posts_pos                                      int
 twitter_sentiment_windows.last_2_cycles.posts_neu                                      int
@@ -245,7 +252,7 @@ twitter_sentiment_windows.last_2_cycles.content_stats.posts_with_links          
 twitter_sentiment_windows.last_2_cycles.content_stats.posts_with_hashtags              int
 twitter_sentiment_windows.last_2_cycles.content_stats.posts_with_cashtags              int
 twitter_sentiment_windows.last_2_cycles.content_stats.posts_with_mentions              int
-twitter_sentiment_windows.last_2_cycles.sentiment_activity.latest_tweet_at             string
+twitter_sentiment_windows.last_2_cycles.sentiment_activity.latest_tweet_at             timestamp
 twitter_sentiment_windows.last_2_cycles.sentiment_activity.recent_posts_count          int
 twitter_sentiment_windows.last_2_cycles.sentiment_activity.has_recent_activity         bool
 twitter_sentiment_windows.last_2_cycles.bucket_status                                  string
@@ -277,23 +284,23 @@ twitter_sentiment_windows.last_2_cycles.hybrid_decision_stats.decision_sources.p
 twitter_sentiment_windows.last_2_cycles.hybrid_decision_stats.decision_sources.referee_override int
 twitter_sentiment_windows.last_2_cycles.hybrid_decision_stats.decision_sources.referee_neutral_band int
 twitter_sentiment_meta.source                                                          string
-twitter_sentiment_meta.captured_at_utc                                                 string
+twitter_sentiment_meta.captured_at_utc                                                 timestamp
 twitter_sentiment_meta.bucket_meta.platform                                            string
 twitter_sentiment_meta.bucket_meta.coin                                                string
 twitter_sentiment_meta.bucket_meta.asset_unified_id                                    string
 twitter_sentiment_meta.bucket_meta.date                                                string
 twitter_sentiment_meta.bucket_meta.bucket_span                                         string
 twitter_sentiment_meta.bucket_meta.cycle_id                                            int
-twitter_sentiment_meta.bucket_meta.cycle_start_utc                                     string
-twitter_sentiment_meta.bucket_meta.cycle_end_utc                                       string
-twitter_sentiment_meta.bucket_meta.created_at_utc                                      string
+twitter_sentiment_meta.bucket_meta.cycle_start_utc                                     timestamp
+twitter_sentiment_meta.bucket_meta.cycle_end_utc                                       timestamp
+twitter_sentiment_meta.bucket_meta.created_at_utc                                      timestamp
 twitter_sentiment_meta.bucket_meta.scraper_version                                     string
 twitter_sentiment_meta.bucket_meta.sentiment_model_version                             string
 twitter_sentiment_meta.bucket_meta.lexicon_version                                     string
 twitter_sentiment_meta.bucket_meta.platform_cycle_id                                   int
 twitter_sentiment_meta.bucket_meta.is_silent                                           bool
 twitter_sentiment_meta.key_used                                                        string
-spot_prices[].ts                                                                       string
+spot_prices[].ts                                                                       timestamp
 spot_prices[].mid                                                                      float
 spot_prices[].bid                                                                      float
 spot_prices[].ask                                                                      float
@@ -310,16 +317,29 @@ SEPARATOR = "__"
 REQUIRED_COLUMNS = ("symbol", "snapshot_ts", "meta", "spot_raw")
 
 LAYOUTS: tuple[str, ...] = ("flat", "nested")
+#: Export format versions (the number in the manifest's ``export_version``); the export writes the last.
+VERSIONS: tuple[int, ...] = (1, 2)
+CURRENT_VERSION = VERSIONS[-1]
 
 MAP_DTYPE = pl.Map(pl.String, pl.Int64)
 _TYPES: dict[str, pl.DataType] = {
     "string": pl.String(),
+    "timestamp": pl.Datetime("us", "UTC"),
     "int": pl.Int64(),
     "float": pl.Float64(),
     "bool": pl.Boolean(),
     "list<string>": pl.List(pl.String),
     "map<string,int>": MAP_DTYPE,
+    "date": pl.Date(),
+    "int8": pl.Int8(),
 }
+#: What a version wrote for a declared type that came later: version 1 kept timestamps as text.
+_OLDER_TYPES = {1: {"timestamp": "string"}}
+
+#: The row's lineage (version 2 on), first in both layouts: the archive folder's day and the hour
+#: file the row came from (0-23). Int8: a signed byte is read as such by every reader (pyarrow,
+#: pandas, DuckDB TINYINT, Spark ByteType; Java has no unsigned type).
+LINEAGE_COLUMNS: dict[str, str] = {"archive_day": "date", "archive_hour": "int8"}
 
 #: Every integer up to this magnitude is a float64 exactly; 2**53 + 1 is the first that is not.
 EXACT_FLOAT_INT = 2**53
@@ -349,6 +369,7 @@ class Field:
 
     @property
     def dtype(self) -> pl.DataType:
+        """The type the current export version writes."""
         return _TYPES[self.type_name]
 
 
@@ -363,6 +384,8 @@ def _parse_table(text: str) -> list[Field]:
 
 
 FIELDS: tuple[Field, ...] = tuple(_parse_table(FIELDS_TABLE))
+#: The paths of the fields that hold an instant (``timestamp``).
+TIMESTAMP_PATHS: tuple[tuple[str, ...], ...] = tuple(f.path for f in FIELDS if f.type_name == "timestamp")
 
 
 def _build_tree(fields) -> dict:
@@ -383,17 +406,17 @@ def _build_tree(fields) -> dict:
 TREE: dict = _build_tree(FIELDS)
 
 
-def _dtype_of(node) -> pl.DataType:
+def _dtype_of(node, version: int) -> pl.DataType:
     if isinstance(node, Field):
-        return node.dtype
+        return _TYPES[_OLDER_TYPES.get(version, {}).get(node.type_name, node.type_name)]
     if "[]" in node:
-        return pl.List(_dtype_of(node["[]"]))
-    return pl.Struct({key: _dtype_of(child) for key, child in node.items()})
+        return pl.List(_dtype_of(node["[]"], version))
+    return pl.Struct({key: _dtype_of(child, version) for key, child in node.items()})
 
 
-#: The nested layout: the 12 top-level columns of the reference schema, then ``_extra``.
-NESTED_SCHEMA: dict[str, pl.DataType] = {key: _dtype_of(node) for key, node in TREE.items()}
-NESTED_SCHEMA[EXTRA_COLUMN] = pl.String()
+def _nested_schema(version: int) -> dict[str, pl.DataType]:
+    lineage = {name: _TYPES[type_name] for name, type_name in LINEAGE_COLUMNS.items()} if version >= 2 else {}
+    return {**lineage, **{key: _dtype_of(node, version) for key, node in TREE.items()}, EXTRA_COLUMN: pl.String()}
 
 
 def _flat_columns(name: str, dtype: pl.DataType, path: tuple[str, ...]):
@@ -404,21 +427,27 @@ def _flat_columns(name: str, dtype: pl.DataType, path: tuple[str, ...]):
         yield name, dtype, path
 
 
-#: flat column name -> (dtype, path of struct fields from the top-level column).
-FLAT_COLUMNS: dict[str, tuple[pl.DataType, tuple[str, ...]]] = {
-    name: (dtype, path)
-    for top, top_dtype in NESTED_SCHEMA.items()
-    for name, dtype, path in _flat_columns(top, top_dtype, (top,))
-}
+def _flat(nested: dict[str, pl.DataType]) -> dict[str, tuple[pl.DataType, tuple[str, ...]]]:
+    return {name: (dtype, path) for top, top_dtype in nested.items() for name, dtype, path in _flat_columns(top, top_dtype, (top,))}
+
+
+#: The nested layout (current version): the lineage columns, the 12 top-level columns of the
+#: reference schema, then ``_extra``.
+NESTED_SCHEMA: dict[str, pl.DataType] = _nested_schema(CURRENT_VERSION)
+#: flat column name -> (dtype, path of struct fields from the top-level column); current version.
+FLAT_COLUMNS: dict[str, tuple[pl.DataType, tuple[str, ...]]] = _flat(NESTED_SCHEMA)
 FLAT_SCHEMA: dict[str, pl.DataType] = {name: dt for name, (dt, _) in FLAT_COLUMNS.items()}
 
 
-def schema_for(layout: str) -> dict[str, pl.DataType]:
-    """Column name -> Polars dtype of a data.parquet written in ``layout``."""
+def schema_for(layout: str, version: int = CURRENT_VERSION) -> dict[str, pl.DataType]:
+    """Column name -> Polars dtype of a data.parquet written in ``layout`` by export ``version``."""
+    if version not in VERSIONS:
+        raise ValueError(f"unknown export version {version!r} (expected one of {', '.join(map(str, VERSIONS))})")
+    nested = NESTED_SCHEMA if version == CURRENT_VERSION else _nested_schema(version)
     if layout == "flat":
-        return dict(FLAT_SCHEMA)
+        return {name: dt for name, (dt, _) in _flat(nested).items()}
     if layout == "nested":
-        return dict(NESTED_SCHEMA)
+        return dict(nested)
     raise ValueError(f"unknown layout {layout!r} (expected one of {', '.join(LAYOUTS)})")
 
 
@@ -446,17 +475,19 @@ def fingerprint(schema: dict[str, pl.DataType]) -> str:
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
-#: Fingerprints that export version 1 wrote (a hash of how Polars 2.1 printed the types), kept so
-#: that the days published then still verify. Pinned: they are never recomputed.
+#: Fingerprints that export version 1 wrote first (a hash of how Polars 2.1 printed the types),
+#: kept so that the days published then still verify. Pinned: they are never recomputed.
 LEGACY_FINGERPRINTS: dict[str, str] = {
     "flat": "sha256:6f9b82a38d334b6705c07683ef554996324eca16907cdc6412a0c936d0898a84",
     "nested": "sha256:b3a3315ed661ad78e8054c432ab28db4ded78363f60ddca203dd998b1aeb13db",
 }
 
 
-def known_fingerprints(layout: str) -> set[str]:
-    """Every fingerprint a manifest of ``layout`` may carry: today's and the legacy one."""
-    return {fingerprint(schema_for(layout)), LEGACY_FINGERPRINTS[layout]}
+def known_fingerprints(layout: str, version: int = CURRENT_VERSION) -> set[str]:
+    """Every fingerprint a manifest of ``layout`` and export ``version`` may carry: the declared
+    schema's, and for version 1 also the legacy one."""
+    declared = fingerprint(schema_for(layout, version))
+    return {declared, LEGACY_FINGERPRINTS[layout]} if version == 1 else {declared}
 
 
 def describe(layout: str = "flat") -> str:

@@ -28,6 +28,7 @@ from .archive import open_archive_day
 from .dataset import PUBLISHED as LISTED_PUBLISHED, DayEntry, list_days
 from .errors import ArchiveError
 from .export import archive_changes
+from .manifest import hour_key
 from .storage import storage_options_for
 
 PUBLISHED, PARTIAL, UNPUBLISHED, MISSING, NO_ARCHIVE = "published", "partial", "unpublished", "missing", "no archive"
@@ -111,7 +112,7 @@ def _day_status(entry: DayEntry, archive: str | None, archive_options: dict | No
 def _partial_reason(m) -> str:
     why = []
     if m.missing_hours:
-        why.append(f"{len(m.missing_hours)} hours missing ({', '.join(f'{h:02d}' for h in m.missing_hours[:6])}"
+        why.append(f"{len(m.missing_hours)} hours missing ({', '.join(hour_key(int(h)) for h in m.missing_hours[:6])}"
                    f"{' ...' if len(m.missing_hours) > 6 else ''})")
     if m.bad_line_count:
         why.append(f"{m.bad_line_count} bad lines")

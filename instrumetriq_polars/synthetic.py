@@ -41,11 +41,6 @@ def _long_tail_key(rng: random.Random, prefix: str, vocabulary: int) -> str:
     return common[rank] if rank < len(common) else f"{prefix}{rank}"
 
 
-#: Name endings of the declared string fields that hold an instant (``meta.added_ts``,
-#: ``latest_tweet_at``, ``cycle_start_utc``): they get timestamps, not placeholder text.
-TIME_SUFFIXES = ("_ts", "_at", "_utc")
-
-
 def _fill(node: dict, rng: random.Random, moment: datetime):
     """A value for every declared field below ``node``; instants near ``moment``."""
     out = {}
@@ -58,7 +53,7 @@ def _fill(node: dict, rng: random.Random, moment: datetime):
 
 
 def _value(type_name: str, key: str, rng: random.Random, moment: datetime):
-    if type_name == "string" and key.endswith(TIME_SUFFIXES):
+    if type_name == "timestamp":
         return _timestamp(moment - timedelta(seconds=rng.uniform(0, 3600)), rng.randrange(3))
     if type_name == "string" and key == "date":
         return moment.date().isoformat()

@@ -18,12 +18,12 @@ from instrumetriq_polars import (
 )
 from instrumetriq_polars.dataset import day_summary, polars_storage_options
 from instrumetriq_polars.dayfolder import DayFolder
-from instrumetriq_polars.schema import LEGACY_FINGERPRINTS
 from instrumetriq_polars.storage import r2_storage_options
 from instrumetriq_polars.synthetic import write_archive_day
 
 # the moto server and R2 settings of the S3 tests (fixtures, used by name)
 from .test_s3 import BUCKET, KEY_ID, SECRET, home, moto, s3, server_requests  # noqa: F401
+from .versions import as_version_1
 
 DAY = date(2026, 1, 15)
 
@@ -62,7 +62,7 @@ def mixed_root(tmp_path, templates) -> Path:
     root = tmp_path / "tier3_daily"
     flat = templates["flat"]
     put_day(root, "2026-01-10", flat)
-    put_day(root, "2026-01-11", flat, schema_fingerprint=LEGACY_FINGERPRINTS["flat"])  # published by version 1
+    put_day(root, "2026-01-11", flat)
     (put_day(root, "2026-01-12", flat) / "manifest.json").unlink()                   # data without manifest
     (root / "2026-01-13").mkdir()
     (root / "2026-01-13" / ".export.lock").write_text("4242 host1")                  # an export starting
@@ -208,10 +208,11 @@ def test_a_range_without_a_published_day_is_an_error(mixed_root):
 
 def test_days_of_different_export_formats_are_not_mixed(tmp_path, templates):
     root = tmp_path / "root"
-    for day in ("2026-01-01", "2026-01-02", "2026-01-04"):
-        put_day(root, day, templates["flat"])
-    put_day(root, "2026-01-03", templates["nested"])
-    put_day(root, "2026-01-05", templates["flat"], export_version="tier3-polars-2")
+    for day in ("2026-01-01", "2026-01-02", "2026-01-04"):  # published by export version 1
+        as_version_1(put_day(root, day, templates["flat"]), legacy_fingerprint=day == "2026-01-01")
+    as_version_1(put_day(root, "2026-01-03", templates["nested"]))
+    put_day(root, "2026-01-05", templates["flat"])  # by version 2: typed timestamps, lineage columns
+    assert states(list_days(str(root))) == dict.fromkeys([f"2026-01-0{d}" for d in range(1, 6)], "published")
     with pytest.raises(DatasetError) as error:
         scan(str(root))
     assert str(error.value) == (
@@ -222,7 +223,24 @@ def test_days_of_different_export_formats_are_not_mixed(tmp_path, templates):
     # each part reads on its own, with its own columns
     assert scan(str(root), "2026-01-03", "2026-01-03").collect_schema().names()[:2] == ["symbol", "snapshot_ts"]
     assert len(scan(str(root), "2026-01-03", "2026-01-03").collect_schema()) == 13
-    assert len(scan(str(root), "2026-01-01", "2026-01-02").collect_schema()) == 277
+    version_1 = scan(str(root), "2026-01-01", "2026-01-02").collect()
+    assert version_1.width == 277 and version_1.schema["snapshot_ts"] == pl.String and version_1.height == 48
+    version_2 = scan(str(root), "2026-01-05", "2026-01-05").collect()
+    assert version_2.width == 279 and version_2.schema["snapshot_ts"] == pl.Datetime("us", "UTC")
+    assert version_2["snapshot_ts"].to_list() == version_1["snapshot_ts"].str.to_datetime(time_zone="UTC").head(24).to_list()
+
+
+def test_a_day_of_an_unknown_export_version_is_foreign(tmp_path, templates):
+    """A day a newer exporter wrote (its columns unknown here) is not read, whatever its fingerprint says."""
+    put_day(tmp_path, "2026-01-10", templates["flat"], export_version="tier3-polars-3")
+    as_version_1(put_day(tmp_path, "2026-01-11", templates["flat"]))
+    (tmp_path / "2026-01-11" / "manifest.json").write_text(
+        (tmp_path / "2026-01-11" / "manifest.json").read_text().replace("tier3-polars-1", "tier3-polars-2"))
+    entries = {str(entry.day): entry for entry in list_days(str(tmp_path))}
+    assert (entries["2026-01-10"].state, entries["2026-01-10"].reason) == (
+        "foreign", "export_version 'tier3-polars-3' is not one this package reads (exporter instrumetriq_polars 0.1.0)")
+    # version 1 columns under a version 2 manifest: its fingerprint is not version 2's (missing_hours [] reads either way)
+    assert entries["2026-01-11"].state == "foreign" and "not a declared one for the flat layout" in entries["2026-01-11"].reason
 
 
 def test_polars_storage_options_from_fsspec_options():
@@ -284,7 +302,7 @@ def test_scan_on_s3_with_storage_options_given(s3, moto, templates, tmp_path, mo
         monkeypatch.delenv(var)  # no R2 settings: the options given are all there is
     options = {"key": KEY_ID, "secret": SECRET, "endpoint_url": moto.endpoint}
     frame = scan(f"s3://{R2_ROOT}", storage_options=options).collect()
-    assert frame.equals(day_rows(local / "2026-01-14")) and frame.width == 13
+    assert frame.equals(day_rows(local / "2026-01-14")) and frame.width == 15
     with pytest.raises(ConfigError, match="^R2 settings missing: R2_ENDPOINT, R2_ACCESS_KEY_ID, R2_SECRET_ACCESS_KEY;"):
         scan(f"s3://{R2_ROOT}")
 
@@ -293,8 +311,8 @@ def test_day_summary_reads_either_layout_and_shows_missing_hours(tmp_path, templ
     root = tmp_path / "root"
     flat = day_summary(str(put_day(root, "2026-01-14", templates["flat"])), "2026-01-14")
     nested = day_summary(str(put_day(root, "2026-01-15", templates["nested"])), "2026-01-15")
-    assert flat[0] == "read back through scan: 24 rows, 277 columns (manifest.json: 24 rows, layout flat)"
-    assert nested[0] == "read back through scan: 24 rows, 13 columns (manifest.json: 24 rows, layout nested)"
+    assert flat[0] == "read back through scan: 24 rows, 279 columns (manifest.json: 24 rows, layout flat)"
+    assert nested[0] == "read back through scan: 24 rows, 15 columns (manifest.json: 24 rows, layout nested)"
     assert flat[1:] == nested[1:]  # the same entries, read through the struct fields
     rows = day_rows(root / "2026-01-14")
     btc = rows["twitter_sentiment_windows__last_cycle__tag_counts"].map.get("btc").drop_nulls()

@@ -18,7 +18,7 @@ from instrumetriq_polars.synthetic import write_archive_day
 from .conftest import DAY, SHARED, make_archive, require_shared
 
 AFTER = date(2026, 1, 16)
-from .roundtrip import canonical_source, rebuild_flat, rebuild_nested, same
+from .roundtrip import canonical_source, lineage, rebuild_flat, rebuild_nested, same
 
 MAP_SUFFIXES = ("tag_counts", "cashtag_counts", "mention_counts", "url_domain_counts")
 
@@ -36,8 +36,9 @@ def test_real_sample_round_trips(sample_archive, sample_entries, tmp_path, layou
     order = [i for hour in range(24) for i in range(hour, len(sample_entries), 24)]
     rebuild = rebuild_flat if layout == "flat" else rebuild_nested
     for row, index in zip(rows, order):
-        expected = canonical_source(sample_entries[index])
+        expected = canonical_source(sample_entries[index])  # timestamps as instants, read by the test's own oracle
         assert same(rebuild(row), expected), f"entry {index} ({expected['symbol']}) differs after the round trip"
+        assert lineage(row) == (date(2026, 1, 1), index % 24)  # the hour file it was dealt to
 
 
 def test_real_sample_manifest(sample_archive, sample_entries, tmp_path):
@@ -118,12 +119,14 @@ def test_count_maps_are_parquet_maps_holding_every_key(small_archive, tmp_path):
 
 def test_declared_schema_is_collision_free_with_stable_columns():
     assert not any(SEPARATOR in part for field in FIELDS for part in field.path)
-    assert len(set(FLAT_SCHEMA)) == len(FLAT_SCHEMA) == 277
-    assert list(NESTED_SCHEMA) == ["symbol", "snapshot_ts", "meta", "spot_raw", "futures_raw", "derived", "scores",
+    assert len(set(FLAT_SCHEMA)) == len(FLAT_SCHEMA) == 279
+    assert list(FLAT_SCHEMA)[:3] == ["archive_day", "archive_hour", "symbol"] and list(FLAT_SCHEMA)[-1] == "_extra"
+    assert list(NESTED_SCHEMA) == ["archive_day", "archive_hour", "symbol", "snapshot_ts", "meta", "spot_raw", "futures_raw", "derived", "scores",
                                    "flags", "diag", "twitter_sentiment_windows", "twitter_sentiment_meta", "spot_prices", "_extra"]
 
 
-#: Reference type (text before the first ':' of each description, qualifiers dropped) -> declared type.
+#: Reference type (text before the first ':' of each description, qualifiers dropped) -> declared type;
+#: a text the reference describes as ISO 8601 is an instant (``timestamp``).
 REFERENCE_TYPES = {"INTEGER": "int", "FLOAT": "float", "STRING": "string", "BOOLEAN": "bool",
                    "ARRAY of STRING": "list<string>", "OBJECT": "map<string,int>", "POPULATED_BY_CRYPTOBOT": "string"}
 #: Where the declared type knowingly differs from the reference's word for it, and why.
@@ -148,13 +151,16 @@ def test_declared_schema_covers_every_reference_field_with_its_type():
                 yield from leaves(value[0], f"{prefix}{key}.")
             else:
                 word = value.split(":")[0].split(" (")[0].removesuffix(" or NULL")
-                yield prefix + key, REFERENCE_TYPES[word]
+                kind = REFERENCE_TYPES[word]
+                yield prefix + key, "timestamp" if kind == "string" and "ISO 8601" in value else kind
 
     reference_types = dict(leaves(reference))
     assert set(reference_types) <= set(declared)
     mismatched = {path: (declared[path], kind) for path, kind in reference_types.items()
                   if declared[path] != TYPE_EXCEPTIONS.get(path, kind)}
     assert mismatched == {}
+    assert declared["twitter_sentiment_meta.bucket_meta.date"] == "string"  # a day (YYYY-MM-DD), not an instant
+    assert sum(kind == "timestamp" for kind in declared.values()) == 17
 
 
 def test_layouts(small_archive, tmp_path):
@@ -164,9 +170,12 @@ def test_layouts(small_archive, tmp_path):
     nested_df = pl.read_parquet(tmp_path / "nested" / DAY.isoformat() / "data.parquet")
     assert flat_df.schema == pl.Schema(schema_for("flat")) and nested_df.schema == pl.Schema(schema_for("nested"))
     assert "meta__added_ts" in flat_df.columns and "twitter_sentiment_windows__last_cycle__ai_sentiment__prob_mean" in flat_df.columns
-    assert isinstance(nested_df.schema["meta"], pl.Struct) and nested_df.width == 13
+    assert isinstance(nested_df.schema["meta"], pl.Struct) and nested_df.width == 15
     assert (flat.layout, nested.layout) == ("flat", "nested") and flat.schema_fingerprint != nested.schema_fingerprint
     assert flat_df["meta__added_ts"].to_list() == nested_df["meta"].struct.field("added_ts").to_list()
+    assert flat_df.select("archive_day", "archive_hour").equals(nested_df.select("archive_day", "archive_hour"))
+    assert flat_df["archive_hour"].value_counts(sort=True).rows() == [(hour, 3) for hour in range(24)] == \
+        [(int(hour), rows) for hour, rows in flat.rows_by_hour.items()]
 
 
 def test_rerun_is_byte_identical_and_already_published(small_archive, tmp_path):
@@ -195,8 +204,9 @@ def test_guards(small_archive, tmp_path):
         export_day(DAY, str(small_archive), str(tmp_path))
     assert not (tmp_path / DAY.isoformat()).exists()
     m = export_day(DAY, str(small_archive), str(tmp_path), allow_incomplete=True, today=DAY).manifest
-    assert m.is_partial and m.missing_hours == [7, 23] and m.hours_found == 22 and m.coverage_ratio == round(22 / 24, 4)
+    assert m.is_partial and m.missing_hours == ["07", "23"] and m.hours_found == 22 and m.coverage_ratio == round(22 / 24, 4)
     assert "07" not in m.rows_by_hour and m.row_count == 22 * 3
+    assert json.loads(m.to_json())["missing_hours"] == ["07", "23"]  # "HH", like the keys of rows_by_hour
 
 
 def test_no_day_folder_or_no_hour_files(tmp_path):

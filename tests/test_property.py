@@ -15,6 +15,8 @@ normalisations (README, "The dataset"):
   absent (NULL);
 - ints in float fields become floats when a float64 holds them exactly (up to 2**53); a bigger
   one is a value of the wrong type;
+- a timestamp that is an instant (in any spelling: offsets, none, a space for ``T``, 0-6 fraction
+  digits) reads back as that instant, compared as one; any other value is of the wrong type;
 - ``norm``/``labels`` are dropped when empty, kept (in ``_extra``) otherwise;
 - unknown fields and values of the wrong type come back verbatim from ``_extra``; a list of objects
   (``spot_prices``) with an unknown key or a wrong-typed value in any item comes back whole from it.
@@ -26,6 +28,7 @@ import gzip
 import json
 import re
 import tempfile
+from datetime import datetime
 from pathlib import Path
 
 import polars as pl
@@ -38,14 +41,23 @@ from instrumetriq_polars import export_day
 from instrumetriq_polars.schema import DROPPED_COLUMNS, REQUIRED_COLUMNS, TREE, Field
 
 from .conftest import DAY
-from .roundtrip import ExtraConflict, rebuild_flat, rebuild_nested, same
+from .roundtrip import ExtraConflict, as_compared_instant, rebuild_flat, rebuild_nested, same, typed_list
 
 INT64 = st.integers(-(2**63), 2**63 - 1)
 BIG_INTS = st.integers(-(2**70), 2**70)
 EXACT_FLOAT_INTS = st.integers(-(2**53), 2**53)  # ints a float64 holds exactly
 FLOATS = st.floats(allow_nan=True, allow_infinity=True)
 TEXT = st.text(max_size=10)  # any unicode (hypothesis leaves out lone surrogates)
-NOT_BLANK = TEXT.filter(str.strip)  # symbol and snapshot_ts: blank text is a bad line
+NOT_BLANK = TEXT.filter(str.strip)  # symbol: blank text is a bad line
+#: Instants in every spelling the rule accepts (a snapshot_ts that is no instant is a bad line).
+INSTANT = st.builds(
+    lambda moment, sep, digits, zone: f"{moment.year:04d}-" + moment.strftime(f"%m-%d{sep}%H:%M:%S")
+    + (f".{moment.microsecond:06d}"[:digits + 1] if digits else "") + zone,
+    st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)), st.sampled_from("T "),
+    st.integers(0, 6), st.sampled_from(["Z", "+00:00", "", "+05:30", "-0800", "-03"]),
+)
+# near misses: 7 fraction digits, a date alone, an impossible date
+NOT_INSTANT = st.sampled_from(["2026-01-15T05:00:00.1234567Z", "2026-01-15", "2026-02-30T00:00:00Z"]) | TEXT
 
 SCALARS = st.none() | st.booleans() | BIG_INTS | FLOATS | TEXT
 ANY_JSON = st.recursive(
@@ -54,6 +66,7 @@ ANY_JSON = st.recursive(
 
 RIGHT = {
     "string": TEXT,
+    "timestamp": INSTANT,
     "int": INT64,
     "float": FLOATS | EXACT_FLOAT_INTS | BIG_INTS,
     "bool": st.booleans(),
@@ -62,9 +75,15 @@ RIGHT = {
 }
 
 
+#: A value that is of its field's type for certain (RIGHT's floats include integers beyond 2**53,
+#: which are not: a required block holding only such a value is a bad line).
+HELD = {"float": FLOATS | EXACT_FLOAT_INTS}
+
+
 def field_value(field: Field):
     right = RIGHT[field.type_name]
-    return st.one_of(right, right, right, st.none(), ANY_JSON)  # mostly right, sometimes null or anything
+    wrong = NOT_INSTANT if field.type_name == "timestamp" else ANY_JSON
+    return st.one_of(right, right, right, st.none(), wrong, ANY_JSON)  # mostly right, sometimes null or anything
 
 
 def unknown_fields(node: dict):
@@ -86,10 +105,6 @@ def block_body(node: dict):
                      st.fixed_dictionaries({}, optional=fields), unknown_fields(node))
 
 
-#: A value that is sure to be held in its column (an int beyond 2**53 in a float field is mistyped).
-HELD = {**RIGHT, "float": FLOATS | EXACT_FLOAT_INTS}
-
-
 def block(node: dict, required: bool = False):
     """A declared block's value: mostly an object (``block_body``), sometimes ``{}``, null or anything.
     A required block always holds one declared field with a value of its type (without one the
@@ -97,7 +112,7 @@ def block(node: dict, required: bool = False):
     body = block_body(node)
     if required:
         leaves = sorted(key for key, spec in node.items() if isinstance(spec, Field))
-        held = st.sampled_from(leaves).flatmap(lambda key: st.tuples(st.just(key), HELD[node[key].type_name]))
+        held = st.sampled_from(leaves).flatmap(lambda key: st.tuples(st.just(key), HELD.get(node[key].type_name, RIGHT[node[key].type_name])))
         return st.builds(lambda body, pair: {**body, pair[0]: pair[1]}, body, held)
     return st.one_of(body, body, st.just({}), st.none(), ANY_JSON)
 
@@ -169,7 +184,7 @@ def entry(windows=None):
         fixed["twitter_sentiment_windows"] = windows
     return st.builds(
         lambda symbol, ts, blocks, dropped: {"symbol": symbol, "snapshot_ts": ts, **blocks, **dropped},
-        NOT_BLANK, NOT_BLANK,
+        NOT_BLANK, INSTANT,
         st.fixed_dictionaries(
             fixed | {key: block(TREE[key], required=True) for key in REQUIRED_COLUMNS if isinstance(TREE[key], dict)},
             optional=optional
@@ -188,28 +203,6 @@ ENTRIES = st.builds(lambda first, others, at: others[:at] + [first] + others[at:
 
 # -- what a rebuilt entry must equal ---------------------------------------------------------------
 
-def _typed(spec: Field, value) -> bool:
-    kind = spec.type_name
-    if kind == "float":
-        return type(value) is float or (type(value) is int and abs(value) <= 2**53)
-    if kind == "int":
-        return type(value) is int and -(2**63) <= value < 2**63
-    if kind == "string":
-        return type(value) is str
-    if kind == "bool":
-        return type(value) is bool
-    if kind == "list<string>":
-        return type(value) is list and all(type(v) is str for v in value)
-    return type(value) is dict and all(type(v) is int and -(2**63) <= v < 2**63 for v in value.values())
-
-
-def _typed_list(node: dict, value) -> bool:
-    return type(value) is list and all(
-        type(item) is dict and all(k in node and (v is None or _typed(node[k], v)) for k, v in item.items())
-        for item in value
-    )
-
-
 def _expect(obj: dict, node: dict) -> dict:
     out = {}
     for key, value in obj.items():
@@ -222,9 +215,9 @@ def _expect(obj: dict, node: dict) -> dict:
             if value == {} and spec.type_name.startswith("map"):
                 continue  # an empty count map reads back as absent, like every empty object
             widen = spec.type_name == "float" and type(value) is int and abs(value) <= 2**53
-            out[key] = float(value) if widen else value
+            out[key] = float(value) if widen else as_compared_instant(value) if spec.type_name == "timestamp" else value
         elif "[]" in spec:
-            out[key] = [_expect(item, spec["[]"]) for item in value] if _typed_list(spec["[]"], value) else value
+            out[key] = [_expect(item, spec["[]"]) for item in value] if typed_list(spec["[]"], value) else value
         elif type(value) is not dict:
             out[key] = value  # a block of the wrong type: verbatim
         elif inner := _expect(value, spec):
@@ -293,7 +286,7 @@ def test_entries_round_trip_through_both_layouts(entries):
         for layout, rebuild in (("flat", rebuild_flat), ("nested", rebuild_nested)):
             out = Path(tmp) / layout
             manifest = export_day(DAY, str(Path(tmp) / "archive"), str(out), layout=layout, allow_incomplete=True).manifest
-            assert (manifest.row_count, manifest.bad_line_count) == (len(entries), 0)
+            assert (manifest.row_count, manifest.bad_line_count) == (len(entries), 0), manifest.bad_lines
             path = out / DAY.isoformat() / "data.parquet"
             assert pq.read_table(path).num_rows == len(entries)
             for index, row in enumerate(pl.read_parquet(path).to_dicts()):

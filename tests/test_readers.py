@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import warnings
+from collections import Counter
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -19,8 +20,10 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from instrumetriq_polars import DatasetWarning, export_day
-from instrumetriq_polars.synthetic import SYMBOLS, TIME_SUFFIXES, make_entry, write_archive_day
+from instrumetriq_polars import DatasetWarning, Manifest, export_day
+from instrumetriq_polars.instants import parse_instant
+from instrumetriq_polars.schema import TIMESTAMP_PATHS
+from instrumetriq_polars.synthetic import SYMBOLS, make_entry, write_archive_day
 
 from .conftest import ROOT
 
@@ -73,10 +76,10 @@ def truth(base: Path, days=ALL_DAYS) -> dict[str, list]:
     """Columns of the days, in date order, as pyarrow.parquet reads each file (MAP cells become
     lists of pairs)."""
     tables = [pq.read_table(base / "output" / "tier3_daily" / day / "data.parquet") for day in days]
-    columns: dict[str, list] = {"symbol": [], "snapshot_ts": [], "btc": []}
+    columns: dict[str, list] = {"symbol": [], "snapshot_ts": [], "btc": [], "archive_day": [], "archive_hour": []}
     for table in tables:
-        columns["symbol"] += table.column("symbol").to_pylist()
-        columns["snapshot_ts"] += table.column("snapshot_ts").to_pylist()
+        for name in ("symbol", "snapshot_ts", "archive_day", "archive_hour"):
+            columns[name] += table.column(name).to_pylist()
         columns["btc"] += [dict(pairs).get("btc") if pairs is not None else None for pairs in table.column(TAGS).to_pylist()]
     return columns
 
@@ -101,8 +104,13 @@ def test_polars_glob_recipe(base):
 
 def test_pandas_recipe(base):
     result, expected = run_recipe("# pandas: a list of files (pandas does not expand a glob); a MAP cell is a list of (key, value) pairs", base), truth(base)
-    assert result["df"]["symbol"].tolist() == expected["symbol"]
+    df = result["df"]
+    assert df["symbol"].tolist() == expected["symbol"]
     assert [None if pd.isna(v) else v for v in result["btc_tags"]] == expected["btc"]
+    # instants as UTC datetimes, lineage as a small integer and dates
+    assert str(df["snapshot_ts"].dtype) == "datetime64[us, UTC]" and df["snapshot_ts"].tolist() == expected["snapshot_ts"]
+    assert str(df["archive_hour"].dtype) == "int8" and df["archive_hour"].tolist() == expected["archive_hour"]
+    assert [pd.Timestamp(d).date() for d in df["archive_day"]] == expected["archive_day"]
 
 
 def test_pyarrow_dataset_recipe(base):
@@ -116,41 +124,58 @@ def duckdb_expected(base: Path) -> list[tuple]:
     expected = truth(base)
     groups: dict[str, list] = {}
     for symbol, moment, btc in zip(expected["symbol"], expected["snapshot_ts"], expected["btc"]):
-        if WINDOW[0] <= datetime.fromisoformat(moment) < WINDOW[1]:
+        if WINDOW[0] <= moment < WINDOW[1]:
             groups.setdefault(symbol, []).append(btc)
     return [(symbol, len(counts), sum(c for c in counts if c is not None) if any(c is not None for c in counts) else None)
             for symbol, counts in sorted(groups.items())]
 
 
 DUCKDB_GLOB = "# DuckDB: a glob, a MAP lookup and a time range (instants compared, whatever the session's time zone)"
+LINEAGE_RECIPE = "# DuckDB: rows per archive hour, from the lineage columns (the manifest's rows_by_hour, per day)"
 
 
 @pytest.fixture(scope="module")
-def typed_base(base, tmp_path_factory) -> Path:
-    """The same files with ``snapshot_ts`` as a UTC timestamp (what a later export version writes)."""
-    typed = tmp_path_factory.mktemp("typed")
+def text_base(base, tmp_path_factory) -> Path:
+    """The same files with ``snapshot_ts`` as ISO 8601 text, as export version 1 wrote it (the
+    archive's spellings: ``Z`` and ``+00:00``, 3 or 6 fraction digits)."""
+    text = tmp_path_factory.mktemp("text")
     for path in (base / "output" / "tier3_daily").glob("*/data.parquet"):
-        target = typed / path.relative_to(base)
+        target = text / path.relative_to(base)
         target.parent.mkdir(parents=True)
-        frame = pl.read_parquet(path).with_columns(pl.col("snapshot_ts").str.to_datetime(time_zone="UTC"))
+        frame = pl.read_parquet(path).with_row_index("i").with_columns(
+            pl.when(pl.col("i") % 2 == 0).then(pl.col("snapshot_ts").dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ"))
+            .otherwise(pl.col("snapshot_ts").dt.strftime("%Y-%m-%dT%H:%M:%S%.6f+00:00")).alias("snapshot_ts")).drop("i")
         frame.write_parquet(target)
-    return typed
+    return text
 
 
-def test_duckdb_glob_recipe_on_strings_and_on_timestamps(base, typed_base):
+def test_duckdb_glob_recipe_on_timestamps_and_on_strings(base, text_base):
     expected = duckdb_expected(base)
     assert len(expected) > 3 and any(row[2] is not None for row in expected)  # the window and the lookup select something
-    assert run_recipe(DUCKDB_GLOB, base)["rows"] == expected
-    column = duckdb.sql(f"DESCRIBE SELECT snapshot_ts FROM '{typed_base}/output/tier3_daily/*/data.parquet'").fetchall()[0]
+    column = duckdb.sql(f"DESCRIBE SELECT snapshot_ts FROM '{base}/output/tier3_daily/*/data.parquet'").fetchall()[0]
     assert column[1] == "TIMESTAMP WITH TIME ZONE"
-    assert run_recipe(DUCKDB_GLOB, typed_base)["rows"] == expected
+    assert run_recipe(DUCKDB_GLOB, base)["rows"] == expected
+    assert run_recipe(DUCKDB_GLOB, text_base)["rows"] == expected
     # the session's time zone does not move the window
     duckdb.sql("SET TimeZone = 'America/New_York'")
     try:
         assert run_recipe(DUCKDB_GLOB, base)["rows"] == expected
-        assert run_recipe(DUCKDB_GLOB, typed_base)["rows"] == expected
+        assert run_recipe(DUCKDB_GLOB, text_base)["rows"] == expected
     finally:
         duckdb.sql("RESET TimeZone")
+
+
+def test_duckdb_lineage_recipe(base):
+    """Rows per archive hour from the lineage columns: the manifest's rows_by_hour for each published
+    day, and the hours of the day published without a manifest too."""
+    per_hour = run_recipe(LINEAGE_RECIPE, base)["per_hour"]
+    expected = truth(base)
+    assert per_hour == sorted((day, hour, rows) for (day, hour), rows in Counter(zip(expected["archive_day"], expected["archive_hour"])).items())
+    counted = {(day, hour): rows for day, hour, rows in per_hour}
+    assert len(counted) == 24 * len(ALL_DAYS) and sum(counted.values()) == len(expected["symbol"])
+    for day in PUBLISHED:
+        manifest = Manifest.from_json((base / "output" / "tier3_daily" / day / "manifest.json").read_bytes())
+        assert {f"{hour:02d}": rows for (d, hour), rows in counted.items() if str(d) == day} == manifest.rows_by_hour
 
 
 def test_duckdb_published_days_recipe(base):
@@ -182,6 +207,8 @@ def test_spark_recipe(base):
     try:
         expected = truth(base)
         assert result["df"].count() == len(expected["symbol"])
+        types = {field.name: field.dataType.typeName() for field in result["df"].schema.fields}
+        assert (types["archive_day"], types["archive_hour"], types["snapshot_ts"]) == ("date", "byte", "timestamp")
         assert result["btc_rows"] == sum(c is not None for c in expected["btc"]) > 0
         with pytest.raises(Exception, match="FAILED_READ_FILE|not a Parquet file|Could not read footer"):
             spark.read.parquet(str(base / "output" / "tier3_daily")).count()  # the README: not the root
@@ -213,19 +240,18 @@ def test_synthetic_days_hold_real_symbols_instants_and_tags(tmp_path):
     rng = random.Random(3)
     entries = [make_entry(rng, written) for _ in range(60)]
 
-    def strings(node, key=""):
-        if isinstance(node, dict):
-            for name, value in node.items():
-                yield from strings(value, name)
-        elif isinstance(node, str):
-            yield key, node
+    def field(node, path):
+        for part in path:
+            node = node.get(part.removesuffix("[]")) if isinstance(node, dict) else None
+            node = node[0] if isinstance(node, list) and node else node  # spot_prices[]: its first sample
+        return node
 
     for entry in entries:
         assert entry["symbol"] in SYMBOLS
-        times = [value for key, value in strings({k: v for k, v in entry.items() if k != "spot_prices"}) if key.endswith(TIME_SUFFIXES)]
-        assert "snapshot_ts" in entry and entry["snapshot_ts"] in times
+        times = [value for path in TIMESTAMP_PATHS if (value := field(entry, path)) is not None]
+        assert "snapshot_ts" in entry and entry["snapshot_ts"] in times and len(times) > 10
         for value in times:
-            assert datetime.fromisoformat(value).tzinfo is not None, value
+            assert parse_instant(value) is not None and datetime.fromisoformat(value).tzinfo is not None, value
     tags = [entry["twitter_sentiment_windows"]["last_cycle"]["tag_counts"] for entry in entries if "twitter_sentiment_windows" in entry]
     assert sum("btc" in t for t in tags) >= 3
 
@@ -235,7 +261,8 @@ CHECKS = {
     "# Polars: a plain glob (every data.parquet, published or not)": test_polars_glob_recipe,
     "# pandas: a list of files (pandas does not expand a glob); a MAP cell is a list of (key, value) pairs": test_pandas_recipe,
     "# pyarrow.dataset: a list of files, since the root holds manifest.json; map_lookup wants a large_string key": test_pyarrow_dataset_recipe,
-    DUCKDB_GLOB: test_duckdb_glob_recipe_on_strings_and_on_timestamps,
+    DUCKDB_GLOB: test_duckdb_glob_recipe_on_timestamps_and_on_strings,
+    LINEAGE_RECIPE: test_duckdb_lineage_recipe,
     "# DuckDB (or any reader) on the published days only: the file list of list_days": test_duckdb_published_days_recipe,
     "# Spark: a glob": test_spark_recipe,
 }

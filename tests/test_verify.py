@@ -399,7 +399,7 @@ def test_failed_check_has_no_summary_in_json(flat_root, archive, capsys):
 
 # -- the manifest ---------------------------------------------------------------------------------
 def test_inconsistent_hours_completeness(flat_root):
-    edit_manifest(flat_root, missing_hours=[5], is_partial=False)
+    edit_manifest(flat_root, missing_hours=["05"], is_partial=False)
     result = verify(flat_root)
     assert failing(result) == {"hours"}
     text = messages(result, "hours")
@@ -551,7 +551,7 @@ def test_bad_row_contents(flat_root):
     frame = read_data(flat_root).with_row_index("i").with_columns(
         pl.when(pl.col("i") == 3).then(pl.lit(-2.5)).otherwise(pl.col("derived__spread_bps")).alias("derived__spread_bps"),
         pl.when(pl.col("i") == 5).then(pl.lit(" ")).otherwise(pl.col("symbol")).alias("symbol"),
-        pl.when(pl.col("i") == 7).then(pl.lit("yesterday-ish")).otherwise(pl.col("meta__added_ts")).alias("meta__added_ts"),
+        pl.when(pl.col("i") == 7).then(None).otherwise(pl.col("meta__added_ts")).alias("meta__added_ts"),  # in _extra
         *(pl.when(pl.col("i") == 9).then(None).otherwise(pl.col(f"spot_raw__{k}")).alias(f"spot_raw__{k}")
           for k in ("mid", "bid", "ask", "last")),
     ).drop("i")
@@ -565,7 +565,7 @@ def test_bad_row_contents(flat_root):
     # ... and exports the rest as archived: warnings
     warnings = "\n".join(check.warnings)
     assert f"derived.spread_bps is negative (a spread cannot be; exported as archived) in 1 of {ROWS} sampled rows (row 3: -2.5)" in warnings
-    assert "meta.added_ts is missing or not an ISO 8601 timestamp in 1 of" in warnings and "row 7: 'yesterday-ish'" in warnings
+    assert "meta.added_ts is missing or not an ISO 8601 timestamp in 1 of" in warnings and "row 7: None" in warnings
     assert "no spot price (spot_raw has no mid, bid, ask or last)" in warnings and "row 9" in warnings
 
 

@@ -22,6 +22,7 @@ from instrumetriq_polars.errors import ManifestError, StorageError
 from instrumetriq_polars.synthetic import write_archive_day
 from instrumetriq_polars.verify import render_report
 
+from .versions import as_version_1
 from .test_verify import (  # noqa: F401 - archive, exports and flat_root are fixtures
     AFTER, CLEAN_SEED, DAY, ROWS, archive, day_dir, exports, flat_root, messages, read_manifest, verify, write_manifest,
 )
@@ -123,15 +124,25 @@ def test_the_names_verify_reports_are_those_the_export_writes(archive, tmp_path)
 
 
 # -- a data file of another day -----------------------------------------------------------------
-def test_data_of_another_day_with_its_manifest_edited_is_a_warning(tmp_path):
+@pytest.mark.parametrize("version", [1, 2])
+def test_data_of_another_day_with_its_manifest_edited(tmp_path, version):
+    """Export version 2's rows name their archive day: another day's file is an error, a neighbouring
+    day's too. Version 1's rows do not: only the dates in them can tell, a warning."""
     root = tmp_path / "out"
     other = export_other_day(root, tmp_path, date(2026, 1, 10))
+    if version == 1:
+        as_version_1(other)
     folder = Path(shutil.copytree(other, root / DAY.isoformat()))
     shutil.rmtree(other)
     manifest = json.loads((folder / "manifest.json").read_text())
     (folder / "manifest.json").write_text(json.dumps({**manifest, "date_utc": DAY.isoformat(), "archive_day": f"{DAY:%Y%m%d}"}))
     result = verify_day(DAY, str(root))
-    assert result.status == "WARN", result.summary()
+    if version == 2:
+        assert result.status == "FAIL" and result.errors == [
+            "row_count: archive_day holds 2026-01-10, not only 2026-01-15: rows of another archive day are in this file; "
+            "re-export the day with --force"], result.summary()
+    else:
+        assert result.status == "WARN", result.summary()
     assert result.figures["rows_far_from_day"] == ROWS
     [warning] = [w for w in result.check("content").warnings if "more than a day away" in w]
     assert warning.startswith(f"{ROWS} of {ROWS} sampled rows are dated more than a day away from {DAY} (meta.added_ts, else snapshot_ts; row 0: '2026-01-09T")

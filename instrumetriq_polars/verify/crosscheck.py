@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import datetime
 
 from ..archive import open_archive_day
 from ..decode import BadLine, gunzip
 from ..errors import InstrumetriqError
+from ..instants import as_instant, parse_instants
+from ..manifest import hour_key
 from ..source import fetch_hour, hour_label, read_hour
-from ..schema import DROPPED_COLUMNS, EXTRA_COLUMN, FLAT_COLUMNS, SEPARATOR, TREE, Field, exact_float
+from ..schema import DROPPED_COLUMNS, EXTRA_COLUMN, FLAT_COLUMNS, LINEAGE_COLUMNS, SEPARATOR, TREE, Field, exact_float
 from ..storage import storage_options_for
 from .day import REEXPORT, CheckSpec, DayUnderCheck, first_line, plural, short, some
 from .results import CheckResult
@@ -28,7 +31,7 @@ def check_archive(ctx: DayUnderCheck, check: CheckResult) -> None:
         check.errors.append(f"cannot cross-check: {exc}")
         return
     wanted = set(ctx.sample_indices()) if ctx.flat is not None else set()
-    sources: dict[int, tuple[str, int, bytes]] = {}  # row -> (file, line number, the line as archived)
+    sources: dict[int, tuple[str, int, bytes, int]] = {}  # row -> (file, line number, the line as archived, hour)
     by_hour: dict[str, int] = {}
     bad: list[BadLine] = []
     row = 0
@@ -42,9 +45,9 @@ def check_archive(ctx: DayUnderCheck, check: CheckResult) -> None:
             lines = fetched[0].split(b"\n")  # line N is lines[N - 1], as the decoder numbers them
             for offset in sampled:
                 number = hour.lines[offset - row]
-                sources[offset] = (hour.label, number, lines[number - 1])
+                sources[offset] = (hour.label, number, lines[number - 1], hour_file.hour)
         row += len(hour.lines)
-        by_hour[f"{hour_file.hour:02d}"] = len(hour.lines)
+        by_hour[hour_key(hour_file.hour)] = len(hour.lines)
     check.figures.update(archive_rows=row, archive_rows_by_hour=by_hour, archive_bad_lines=len(bad))
 
     if ctx.parquet is not None and ctx.parquet.metadata.num_rows != row:
@@ -65,14 +68,19 @@ def check_archive(ctx: DayUnderCheck, check: CheckResult) -> None:
     _compare_sample(ctx, check, sources)
 
 
-def _compare_sample(ctx: DayUnderCheck, check: CheckResult, sources: dict[int, tuple[str, int, bytes]]) -> None:
+def _compare_sample(ctx: DayUnderCheck, check: CheckResult, sources: dict[int, tuple[str, int, bytes, int]]) -> None:
     indices = ctx.sample_indices()
     differences = []
     for index, row in zip(indices, ctx.flat[indices].iter_rows(named=True)):
         if index not in sources:
             differences.append(f"row {index} has no archive entry")
             continue
-        file, line, source = sources[index]
+        file, line, source, hour = sources[index]
+        lineage = {name: row[name] for name in LINEAGE_COLUMNS if name in row}
+        if lineage and lineage != {"archive_day": ctx.day, "archive_hour": hour}:
+            differences.append(f"row {index} ({file} line {line}) says it came from archive_day {lineage.get('archive_day')}, "
+                               f"archive_hour {lineage.get('archive_hour')}")
+            continue
         try:
             # the archive was written by Python's json: its own parser is the reference
             expected = json.loads(source)  # bytes: a leading UTF-8 BOM is skipped, as the exporter does
@@ -103,7 +111,7 @@ def entry_from_row(row: dict, with_extra: bool = True) -> dict:
     its ``_extra`` merged back. Without ``_extra`` it is the entry as the export normalised it."""
     entry: dict = {}
     for name, value in row.items():
-        if name == EXTRA_COLUMN:
+        if name == EXTRA_COLUMN or name in LINEAGE_COLUMNS:  # lineage: where the row came from, not a field
             continue
         path = FLAT_COLUMNS[name][1] if name in FLAT_COLUMNS else tuple(name.split(SEPARATOR))
         node = entry
@@ -126,8 +134,8 @@ def _merge(base: dict, extra: dict) -> dict:
 def _canonical(value, spec, in_list: bool = False):
     """A comparable form of an entry (``spec`` = TREE) or a row rebuilt into one: NULL and missing
     alike (dropped), empty objects dropped (empty count maps too, as the export does), empty ``norm`` and
-    ``labels`` dropped (the export drops them), integers in float fields widened. Undeclared values
-    are compared as they are."""
+    ``labels`` dropped (the export drops them), integers in float fields widened, timestamps as the
+    instants they are (text that is no instant stays text). Undeclared values are compared as they are."""
     if value is None:
         return None
     if isinstance(spec, Field):
@@ -139,10 +147,15 @@ def _canonical(value, spec, in_list: bool = False):
             return value
         item_spec = spec["[]"]
         if all(type(child) is Field for child in item_spec.values()):  # spot_prices: ~720 flat items a row
-            return [
-                {k: _leaf(v, item_spec.get(k)) for k, v in item.items() if v is not None} if type(item) is dict else item
+            items = [
+                {k: _leaf(v, item_spec.get(k), False) for k, v in item.items() if v is not None} if type(item) is dict else item
                 for item in value
             ]
+            for key in (k for k, child in item_spec.items() if child.type_name == "timestamp"):
+                holders = [item for item in items if type(item) is dict and key in item]
+                for item, instant in zip(holders, _instants([item[key] for item in holders])):
+                    item[key] = instant
+            return items
         return [_canonical(item, item_spec, in_list=True) for item in value]
     if type(value) is not dict:
         return value
@@ -154,14 +167,27 @@ def _canonical(value, spec, in_list: bool = False):
     return out if out or in_list else None
 
 
-def _leaf(value, spec: Field | None):
+def _leaf(value, spec: Field | None, instants: bool = True):
     """A declared leaf as compared: an integer in a float field as the float it stands for exactly
     (the export stores that float); one beyond 2**53 stays an integer (the export keeps it in
-    ``_extra``), so a rounded export differs."""
+    ``_extra``), so a rounded export differs. With ``instants``, a timestamp as its instant."""
     if type(value) is int and spec is not None and spec.type_name == "float":
         exact = exact_float(value)
         return value if exact is None else exact
+    if instants and spec is not None and spec.type_name == "timestamp":
+        return _instants([value])[0]
     return value
+
+
+def _instants(values: list) -> list:
+    """Timestamps as compared: an instant (a typed value, or text the rule reads as one) as an
+    aware datetime in UTC; anything else as it is (the export kept it, in ``_extra``)."""
+    parsed = parse_instants([value for value in values if not isinstance(value, datetime)])[::-1]
+    out = []
+    for value in values:
+        instant = as_instant(value) if isinstance(value, datetime) else parsed.pop()
+        out.append(value if instant is None else instant)
+    return out
 
 
 def _difference(actual, expected, path: tuple) -> str | None:

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from ..dayfolder import DATA_NAME, DayFolder, open_day_folder, split_day_folder
 from ..errors import InstrumetriqError, VerifyError
 from ..manifest import Manifest
-from ..schema import LAYOUTS, SEPARATOR, fingerprint, schema_for
+from ..schema import CURRENT_VERSION, LAYOUTS, LINEAGE_COLUMNS, SEPARATOR, VERSIONS, fingerprint, schema_for
 from ..storage import describe_error
 from .results import CheckResult
 
@@ -66,6 +66,7 @@ class DayUnderCheck:
         self.manifest_data: dict | None = None  # its raw JSON object (stored is_partial etc.)
         self.layout: str | None = None
         self.layout_source: str | None = None  # "manifest" or "inferred from the columns"
+        self.version: int = CURRENT_VERSION  # the export format version: the manifest's, else the columns'
         self.sha256: str | None = None
         self.local_data: str | None = None  # a local path of data.parquet's bytes
         self.parquet: pq.ParquetFile | None = None  # footer readable
@@ -211,11 +212,15 @@ def flatten(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(exprs)
 
 
-def infer_layout(schema: dict[str, pl.DataType]) -> str:
-    for layout in LAYOUTS:
-        if fingerprint(schema) == fingerprint(schema_for(layout)):
-            return layout
-    return "nested" if any(isinstance(dtype, pl.Struct) for dtype in schema.values()) else "flat"
+def infer_layout(schema: dict[str, pl.DataType]) -> tuple[str, int]:
+    """(layout, export version) of a file read without its manifest: the declared schema it
+    matches, else a guess from its columns (structs: nested; lineage columns: version 2 on)."""
+    for version in VERSIONS:
+        for layout in LAYOUTS:
+            if fingerprint(schema) == fingerprint(schema_for(layout, version)):
+                return layout, version
+    layout = "nested" if any(isinstance(dtype, pl.Struct) for dtype in schema.values()) else "flat"
+    return layout, (CURRENT_VERSION if set(LINEAGE_COLUMNS) & set(schema) else 1)
 
 
 def in_block(column: str, block: str) -> bool:

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 
 from ..dayfolder import DATA_NAME, MANIFEST_NAME
 from ..errors import InstrumetriqError, ManifestError, VerifyError
-from ..manifest import MAX_BAD_LINE_RECORDS, Manifest, parse_manifest_json
+from ..manifest import FORMAT_VERSIONS, MAX_BAD_LINE_RECORDS, Manifest, hour_key, parse_manifest_json
 from ..schema import LAYOUTS
 from ..storage import describe_error
 from .day import (
@@ -103,6 +103,11 @@ def check_manifest(ctx: DayUnderCheck, check: CheckResult) -> None:
         check.errors.append(f"manifest.json has layout {manifest.layout!r}, expected one of {', '.join(LAYOUTS)}")
     else:
         ctx.layout, ctx.layout_source = manifest.layout, "manifest"
+    if manifest.format_version is None:
+        check.errors.append(f"manifest.json has export_version {manifest.export_version!r}, which this verifier does not know "
+                            f"({', '.join(FORMAT_VERSIONS)}): a newer exporter wrote it; verify with that version")
+    else:
+        ctx.version = manifest.format_version
     size = ctx.sizes.get(DATA_NAME)
     if size is not None and manifest.parquet_size_bytes != size:
         check.errors.append(
@@ -141,7 +146,7 @@ def check_parquet(ctx: DayUnderCheck, check: CheckResult) -> None:
     meta = parquet.metadata
     check.figures.update(parquet_rows=meta.num_rows, row_groups=meta.num_row_groups, columns=len(schema))
     if ctx.layout is None:
-        ctx.layout, ctx.layout_source = infer_layout(schema), "inferred from the columns"
+        (ctx.layout, ctx.version), ctx.layout_source = infer_layout(schema), "inferred from the columns"
     # every row group is read once, and the rows the later checks use are built from what was read
     tables, broken = [], []
     for index in range(meta.num_row_groups):
@@ -165,7 +170,7 @@ def check_parquet(ctx: DayUnderCheck, check: CheckResult) -> None:
     check.summary = f"{meta.num_rows} rows in {meta.num_row_groups} {groups}, {len(schema)} columns"
 
 
-@_check("row_count", "row_count and rows_by_hour match the Parquet rows")
+@_check("row_count", "row_count and rows_by_hour match the Parquet rows and their lineage")
 def check_row_count(ctx: DayUnderCheck, check: CheckResult) -> None:
     manifest = ctx.need_manifest()
     check.figures.update(manifest_row_count=manifest.row_count, rows_by_hour=dict(sorted(manifest.rows_by_hour.items())))
@@ -180,23 +185,49 @@ def check_row_count(ctx: DayUnderCheck, check: CheckResult) -> None:
             f"manifest.json says row_count {manifest.row_count} but data.parquet holds {rows} rows: "
             f"the manifest does not describe this file; {REEXPORT}"
         )
+    lineage = _lineage(ctx, check, manifest)
     if not check.errors:
-        check.summary = f"{rows} rows, as in row_count and the sum of rows_by_hour"
+        check.summary = f"{rows} rows, as in row_count and the sum of rows_by_hour{lineage}"
+
+
+def _lineage(ctx: DayUnderCheck, check: CheckResult, manifest: Manifest) -> str:
+    """The rows' lineage columns (export version 2 on) against the manifest: every row of the
+    folder's archive day, and ``rows_by_hour`` the count of each ``archive_hour``. Returns the
+    summary's words for it."""
+    flat = ctx.flat
+    if ctx.version < 2 or flat is None or not {"archive_day", "archive_hour"} <= set(flat.columns):
+        return ""  # version 1 has no lineage; unreadable rows or missing columns: checks 'parquet', 'schema'
+    days = flat["archive_day"].drop_nulls().unique().sort().to_list()
+    nulls = flat["archive_day"].null_count() + flat["archive_hour"].null_count()
+    if nulls:
+        check.errors.append(f"archive_day or archive_hour is NULL in {plural(nulls, 'cell')}: every row has its lineage; {REEXPORT}")
+    if any(day != ctx.day for day in days):
+        check.errors.append(f"archive_day holds {some([str(d) for d in days], 4)}, not only {ctx.day}: rows of another archive "
+                            f"day are in this file; {REEXPORT}")
+    counted = flat["archive_hour"].drop_nulls().value_counts()
+    by_column = {hour_key(hour): count for hour, count in counted.iter_rows()}
+    stated = {hour: count for hour, count in manifest.rows_by_hour.items() if count}
+    if by_column != stated:
+        differ = [f"hour {h}: {by_column.get(h, 0)} rows, rows_by_hour {manifest.rows_by_hour.get(h, 'none')}"
+                  for h in sorted(set(by_column) | set(stated)) if by_column.get(h, 0) != stated.get(h, 0)]
+        check.errors.append(f"rows_by_hour is not the count of archive_hour: {some(differ, 4)}; {REEXPORT}")
+    return "; archive_day and the count of each archive_hour agree"
 
 
 @_check("hours", "hours completeness: hours_found, missing_hours, is_partial")
 def check_hours(ctx: DayUnderCheck, check: CheckResult) -> None:
     m = ctx.need_manifest()
     data = ctx.manifest_data or {}
-    missing = sorted(m.missing_hours)
+    missing = sorted(m.missing_hour_keys)
     check.figures.update(hours_found=m.hours_found, missing_hours=missing, coverage_ratio=m.coverage_ratio,
                          is_partial=data.get("is_partial"), bad_line_count=m.bad_line_count,
                          day_over_at_export=data.get("day_over_at_export", True))
     if m.hours_found + len(missing) != m.hours_expected:
         check.errors.append(f"hours_found {m.hours_found} + {len(missing)} missing_hours is not hours_expected {m.hours_expected}")
-    if len(set(missing)) != len(missing) or any(not 0 <= h < m.hours_expected for h in missing):
-        check.errors.append(f"missing_hours {missing} has repeated hours or hours outside 0-{m.hours_expected - 1}")
-    found = {f"{h:02d}" for h in range(m.hours_expected) if h not in set(missing)}
+    hours = [hour_key(h) for h in range(m.hours_expected)]
+    if len(set(missing)) != len(missing) or not set(missing) <= set(hours):
+        check.errors.append(f"missing_hours {missing} has repeated hours or hours outside 00-{hours[-1]}")
+    found = set(hours) - set(missing)
     keys = set(m.rows_by_hour)
     if keys != found:
         check.errors.append(
@@ -211,8 +242,8 @@ def check_hours(ctx: DayUnderCheck, check: CheckResult) -> None:
     if len(m.bad_lines) > m.bad_line_count or (m.bad_line_count <= MAX_BAD_LINE_RECORDS and len(m.bad_lines) != m.bad_line_count):
         check.errors.append(f"bad_line_count is {m.bad_line_count} but bad_lines lists {len(m.bad_lines)}")
     if missing:
-        hours = "hour " + hours_text(f"{h:02d}" for h in missing) + " is" if len(missing) == 1 else "hours " + hours_text(f"{h:02d}" for h in missing) + " are"
-        check.warnings.append(f"partial day: {hours} missing (exported with --allow-incomplete)")
+        named = f"hour {missing[0]} is" if len(missing) == 1 else f"hours {hours_text(missing)} are"
+        check.warnings.append(f"partial day: {named} missing (exported with --allow-incomplete)")
     if m.bad_line_count:
         check.warnings.append(f"{plural(m.bad_line_count, 'input line')} not exported (listed in the manifest's bad_lines)")
     if not m.day_over_at_export:

@@ -7,10 +7,12 @@ from datetime import timedelta, timezone
 
 import polars as pl
 
-from ..manifest import parse_instant
+from ..instants import as_instant
+from ..manifest import format_instant
 from ..normalize import required_problem
 from ..schema import (
-    DROPPED_COLUMNS, EXTRA_COLUMN, LAYOUTS, REQUIRED_COLUMNS, SEPARATOR, fingerprint, known_fingerprints, schema_for,
+    DROPPED_COLUMNS, EXTRA_COLUMN, LAYOUTS, REQUIRED_COLUMNS, SEPARATOR, VERSIONS, fingerprint, known_fingerprints,
+    schema_for,
 )
 from .day import (
     REEXPORT, CheckSpec, DayUnderCheck, Skip, Tally, block_columns, dotted, in_block, leaf_columns, plural, registry, short,
@@ -38,25 +40,28 @@ def check_schema(ctx: DayUnderCheck, check: CheckResult) -> None:
     if ctx.layout is None:
         check.errors.append("cannot tell the layout: the manifest is unusable and the columns match neither flat nor nested")
         return
-    expected = schema_for(ctx.layout)
+    expected = schema_for(ctx.layout, ctx.version)
     declared = fingerprint(expected)
     check.figures.update(schema_fingerprint=fingerprint(actual), declared_fingerprint=declared, column_count=len(actual),
-                         layout_source=ctx.layout_source)
+                         layout_source=ctx.layout_source, export_format_version=ctx.version)
     leaves, expected_leaves = dict(leaf_columns(actual)), dict(leaf_columns(expected))
     required = [c for c in REQUIRED_COLUMNS if not block_columns(leaves, c)]
     if required:
         check.errors.append(f"required columns missing: {', '.join(required)}")
     if fingerprint(actual) != declared:
-        other = next((lay for lay in LAYOUTS if lay != ctx.layout and fingerprint(schema_for(lay)) == fingerprint(actual)), None)
+        other = next(((lay, v) for v in VERSIONS for lay in LAYOUTS
+                      if (lay, v) != (ctx.layout, ctx.version) and fingerprint(schema_for(lay, v)) == fingerprint(actual)), None)
         if other:
-            check.errors.append(f"data.parquet is in the {other} layout but the manifest says {ctx.layout}; {REEXPORT}")
+            versions = (f" of export version {other[1]}", f", export version {ctx.version}") if other[1] != ctx.version else ("", "")
+            check.errors.append(f"data.parquet is in the {other[0]} layout{versions[0]} but the manifest says {ctx.layout}"
+                                f"{versions[1]}; {REEXPORT}")
         else:
             _schema_differences(check, ctx.layout, actual, expected, leaves, expected_leaves)
     manifest = ctx.manifest
-    if manifest is not None and manifest.schema_fingerprint not in known_fingerprints(ctx.layout):
+    if manifest is not None and manifest.schema_fingerprint not in known_fingerprints(ctx.layout, ctx.version):
         check.errors.append(
             f"manifest.json declares schema_fingerprint {manifest.schema_fingerprint[:23]}..., the declared {ctx.layout} "
-            f"schema's is {declared[:23]}...: the day was written with another schema version; {REEXPORT}"
+            f"schema's is {declared[:23]}... (export version {ctx.version}): the day was written with another schema version; {REEXPORT}"
         )
     if manifest is not None and manifest.column_count != len(expected):
         check.errors.append(f"manifest.json says column_count {manifest.column_count}, the {ctx.layout} layout has {len(expected)}")
@@ -180,16 +185,16 @@ def check_content(ctx: DayUnderCheck, check: CheckResult) -> None:
             problem = required_problem(key, entry.get(key))
             if problem:
                 errors.add(problem, index, entry.get(key))
-        added = parse_instant(row["meta__added_ts"])
+        added = as_instant(row["meta__added_ts"])
         if added is None:
             odd.add("meta.added_ts is missing or not an ISO 8601 timestamp", index, row["meta__added_ts"])
         elif added.astimezone(timezone.utc).date() != ctx.day:
             outside += 1
-        instant = added or parse_instant(row["snapshot_ts"])
+        instant = added or as_instant(row["snapshot_ts"])
         if instant is not None:
             dated += 1
             if not ctx.day - ONE_DAY <= instant.astimezone(timezone.utc).date() <= ctx.day + ONE_DAY:
-                far.append((index, row["meta__added_ts"] if added else row["snapshot_ts"]))
+                far.append((index, format_instant(instant)))
         duration = row["meta__duration_sec"]
         if duration is not None and duration > LONG_DURATION_SEC:
             durations.append((duration, index))
