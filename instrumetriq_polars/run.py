@@ -29,8 +29,8 @@ from . import interrupt
 from .archive import open_archive_day, parse_date, utc_today
 from .dayfolder import DATA_NAME, MANIFEST_NAME, DayFolder
 from .errors import ArchiveError, InstrumetriqError, Interrupted
-from .export import ARCHIVE_ENV, ExportResult, HourReport, export_day, unchanged_publication, upload_day
-from .manifest import Manifest
+from .export import ARCHIVE_ENV, ExportResult, HourReport, archive_changes, export_day, unchanged_publication, upload_day
+from .manifest import EXPORT_VERSION, Manifest
 from .storage import describe_error, display_path, storage_options_for
 
 EXPORTED, COMPLETED, ALREADY, SKIPPED, FAILED, INTERRUPTED = (
@@ -117,12 +117,30 @@ def _catch_up_skip(day: date, archive: str, out: str, layout: str, storage_optio
         if str(exc).startswith("no archive folder"):
             return "no archive folder"
         return ""  # the export says what is wrong
-    in_place = unchanged_publication(archive_day, DayFolder(out, day, storage_options_for(out, storage_options)), layout)
+    folder = DayFolder(out, day, storage_options_for(out, storage_options))
+    older = _complete_in_older_version(folder, archive_day)
+    if older:
+        return older
+    in_place = unchanged_publication(archive_day, folder, layout)
     if in_place is not None and in_place.manifest.is_partial and in_place.manifest.day_over_at_export:
         missing = len(in_place.manifest.missing_hours)
         why = f"{missing} hours missing" if missing else f"{in_place.manifest.bad_line_count} bad lines"
         return f"published partial ({why}) and the archive has not changed since: nothing to complete"
     return ""
+
+
+def _complete_in_older_version(folder: DayFolder, archive_day) -> str:
+    """Catch-up heals missing and partial days; a day published complete by another export
+    version from the archive as it is now is neither, and re-exporting it would be refused as
+    other data (the format changed). It is left alone, and the reason says how to upgrade it."""
+    try:
+        raw = folder.read_manifest_bytes()
+        manifest = Manifest.from_json(raw) if raw is not None else None
+    except InstrumetriqError:
+        return ""
+    if manifest is None or manifest.is_partial or manifest.export_version == EXPORT_VERSION or archive_changes(archive_day, manifest):
+        return ""
+    return f"published complete by export version {manifest.export_version}; --force re-exports it as {EXPORT_VERSION}"
 
 
 def _interrupted(signum: int, done: list[ExportResult], upload: bool) -> str:

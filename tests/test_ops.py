@@ -24,6 +24,7 @@ from instrumetriq_polars.status import status
 from instrumetriq_polars.synthetic import write_archive_day
 
 from .conftest import ROOT
+from .versions import as_version_1
 
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
 STAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z ")
@@ -145,6 +146,21 @@ def test_catch_up_exports_what_is_missing_completes_partial_days_and_skips_the_r
     assert "3 days: 0 exported, 1 completed, 1 already published, 1 skipped, 0 failed" in err
     assert run(capsys, "export", "--catch-up", 3, "--date", d1)[0] == 2
     assert run(capsys, "export", "--catch-up", 0)[0] == 2
+
+
+def test_catch_up_leaves_a_day_published_complete_by_an_older_export_version(tmp_path, capsys):
+    """After an upgrade of the export format, the days published before it are neither missing nor
+    partial: catch-up must not try them again (it would be refused as other data every night)."""
+    day = utc_today() - timedelta(days=1)
+    archive, out = tmp_path / "archive", tmp_path / "out"
+    write_archive_day(archive, day, entries_per_hour=1)
+    assert export(capsys, archive, out, "--date", day)[0] == 0
+    as_version_1(out / day.isoformat())
+    code, _, err = export(capsys, archive, out, "--catch-up", 1)
+    assert code == 0, err
+    assert f"{day}: skipped: published complete by export version tier3-polars-1; --force re-exports it as tier3-polars-2" in err
+    code, stdout, err = export(capsys, archive, out, "--date", day, "--force")
+    assert code == 0 and f"{day}: published: 24 rows" in stdout
 
 
 # -- the summary and the log ----------------------------------------------------------------
