@@ -25,6 +25,9 @@ from .archive import date_range, parse_date, yesterday_utc
 from .dataset import day_summary
 from .errors import ConfigError, InstrumetriqError, Interrupted
 from .export import ARCHIVE_ENV, DEFAULT_OUT_DIR, ExportResult, HourReport, default_archive, export_day, upload_day
+from .hourly import (
+    DEFAULT_HOURLY_OUT, R2_HOURLY_PREFIX, catch_up_hours, export_hour, hour_range, hour_text, hourly_root, last_complete_hour, parse_hour,
+)
 from .schema import LAYOUTS, describe, schema_for
 from .storage import load_settings
 from .verify import (
@@ -98,18 +101,18 @@ def cmd_export(args: argparse.Namespace) -> int:
         return _export_days(args, dates, archive, settings.day_root if upload else None)
 
 
-def _export_days(args: argparse.Namespace, dates: list, archive: str, upload_to: str | None) -> int:
-    """Export (and upload) day by day; stop at the next safe point once a signal asks for it."""
+def _export_days(args: argparse.Namespace, dates: list, archive: str, upload_to: str | None, export=None, unit: str = "days") -> int:
+    """Export (and upload) day by day (``export(unit)``: another partition's export, e.g. an
+    hour's); stop at the next safe point once a signal asks for it."""
+    export = export or (lambda day: export_day(day, archive, args.out_dir, layout=args.layout, allow_incomplete=args.allow_incomplete,
+                                               force=args.force, progress=_print_hour))
     failures = 0
     for day in dates:
         done: list[ExportResult] = []  # what this run finished for the day: export, then upload
         try:
             interrupt.check()
             print(f"exporting {day} from {archive}", file=sys.stderr)
-            result = export_day(
-                day, archive, args.out_dir, layout=args.layout, allow_incomplete=args.allow_incomplete,
-                force=args.force, progress=_print_hour,
-            )
+            result = export(day)
             done.append(result)
             for warning in result.warnings:  # names in the day folder that were not read, and why
                 _warn(warning)
@@ -128,7 +131,7 @@ def _export_days(args: argparse.Namespace, dates: list, archive: str, upload_to:
             _err(f"{day}: {_interrupted(stop, done, bool(upload_to))}", stop if args.debug else None)
             return 128 + stop.signum
     if len(dates) > 1:
-        print(f"{len(dates) - failures} of {len(dates)} days exported", file=sys.stderr)
+        print(f"{len(dates) - failures} of {len(dates)} {unit} exported", file=sys.stderr)
     return 1 if failures else 0
 
 
@@ -140,6 +143,33 @@ def _interrupted(stop: Interrupted, done: list[ExportResult], upload: bool) -> s
     if upload and len(done) == 1:
         what += ", nothing uploaded"
     return f"interrupted; {what} ({signal.Signals(stop.signum).name})"
+
+
+def cmd_export_hourly(args: argparse.Namespace) -> int:
+    """``export-hourly``: Tier 2, one archive hour file per partition (``hourly.export_hour``)."""
+    try:
+        hours = [parse_hour(h) for h in args.hour or []]
+        if args.from_hour or args.to_hour:
+            if not (args.from_hour and args.to_hour):
+                raise UsageError("--from-hour and --to-hour go together")
+            hours += hour_range(args.from_hour, args.to_hour)
+        if args.catch_up is not None:
+            hours += catch_up_hours(args.catch_up)
+    except InstrumetriqError as exc:
+        raise UsageError(str(exc)) from None
+    labels = [hour_text(h) for h in sorted(set(hours) or [last_complete_hour()])]
+    archive = args.archive_path or default_archive()
+    if args.upload and "://" in args.out_dir and not args.out_dir.startswith("file://"):
+        raise UsageError(f"--upload exports to a local folder, then uploads it; --out-dir must be local, not {args.out_dir}")
+    needs_r2 = args.upload or storage.is_s3_url(archive) or storage.is_s3_url(args.out_dir)
+    settings = storage.load_settings() if needs_r2 else None
+
+    def export(label: str) -> ExportResult:
+        return export_hour(label, archive, args.out_dir, layout=args.layout, allow_incomplete=args.allow_incomplete,
+                           force=args.force, progress=_print_hour)
+
+    with interrupt.stop_on_signals():
+        return _export_days(args, labels, archive, hourly_root(settings.bucket) if args.upload else None, export, "hours")
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -275,6 +305,21 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--dry-run", action="store_true", help="write local files only (overrides --upload)")
     export.add_argument("--upload", action="store_true", help=f"after the local export, upload the day to R2 under s3://BUCKET/{storage.R2_PREFIX}/YYYY-MM-DD/")
     export.set_defaults(func=cmd_export)
+
+    hourly = sub.add_parser("export-hourly", help="export archive hours (Tier 2) to YYYY-MM-DD/HH/data.parquet + manifest.json",
+                            description="Export archive hour files, one partition each. With no hour: the last complete hour "
+                                        "(UTC; the hourly cron run at minute 5).")
+    hourly.add_argument("--hour", action="append", metavar="YYYY-MM-DDTHH", help="hour to export (repeatable)")
+    hourly.add_argument("--from-hour", metavar="YYYY-MM-DDTHH", help="first hour of a range (with --to-hour)")
+    hourly.add_argument("--to-hour", metavar="YYYY-MM-DDTHH", help="last hour of a range (inclusive)")
+    hourly.add_argument("--catch-up", type=int, metavar="N", help="also the N latest complete hours (those already published are left as they are)")
+    hourly.add_argument("--archive-path", type=_location, metavar="PATH", help=f"archive root (default: ${ARCHIVE_ENV} or the server path)")
+    hourly.add_argument("--out-dir", type=_location, default=DEFAULT_HOURLY_OUT, metavar="DIR", help=f"output root (default: {DEFAULT_HOURLY_OUT})")
+    hourly.add_argument("--layout", choices=LAYOUTS, default="flat")
+    hourly.add_argument("--allow-incomplete", action="store_true", help="export an hour that may still grow (marked partial), and despite unreadable lines")
+    hourly.add_argument("--force", action="store_true", help="replace a published hour whose data differs")
+    hourly.add_argument("--upload", action="store_true", help=f"after the local export, upload the hour to R2 under s3://BUCKET/{R2_HOURLY_PREFIX}/YYYY-MM-DD/HH/")
+    hourly.set_defaults(func=cmd_export_hourly, dry_run=False)
 
     config = sub.add_parser("config", help="store the R2 endpoint, credentials and bucket; show or check them",
                             description=f"Store R2 settings in {storage.credentials_path()} (mode 0600): prompts "
