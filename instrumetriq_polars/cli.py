@@ -25,6 +25,7 @@ from .archive import date_range, parse_date, yesterday_utc
 from .dataset import day_summary
 from .errors import ConfigError, InstrumetriqError, Interrupted
 from .export import ARCHIVE_ENV, DEFAULT_OUT_DIR, ExportResult, HourReport, default_archive, export_day, upload_day
+from .bundle import DEFAULT_MONTHLY_DIR, R2_MONTHLY_PREFIX, bundle_month, monthly_root, parse_month
 from .hourly import (
     DEFAULT_HOURLY_OUT, R2_HOURLY_PREFIX, catch_up_hours, export_hour, hour_range, hour_text, hourly_root, last_complete_hour, parse_hour,
 )
@@ -170,6 +171,34 @@ def cmd_export_hourly(args: argparse.Namespace) -> int:
 
     with interrupt.stop_on_signals():
         return _export_days(args, labels, archive, hourly_root(settings.bucket) if args.upload else None, export, "hours")
+
+
+def cmd_bundle(args: argparse.Namespace) -> int:
+    """``bundle``: one file per month from the published days (``bundle.bundle_month``)."""
+    try:
+        months = sorted({parse_month(m) for m in args.month})
+    except InstrumetriqError as exc:
+        raise UsageError(str(exc)) from None
+    if args.upload and "://" in args.out_dir and not args.out_dir.startswith("file://"):
+        raise UsageError(f"--upload bundles into a local folder, then uploads it; --out-dir must be local, not {args.out_dir}")
+    needs_r2 = args.upload or args.from_r2 or storage.is_s3_url(args.from_dir) or storage.is_s3_url(args.out_dir)
+    settings = storage.load_settings() if needs_r2 else None
+    daily = settings.day_root if args.from_r2 else args.from_dir
+    failures = 0
+    for month in months:
+        try:
+            print(f"bundling {month:%Y-%m} from {daily}", file=sys.stderr)
+            result = bundle_month(month, daily, args.out_dir, force=args.force)
+            if result.manifest.missing_days:
+                _warn(f"{month:%Y-%m}: days not published, not in the bundle: {', '.join(result.manifest.missing_days)}")
+            if args.upload:
+                print(result.summary())
+                result = upload_day(result, monthly_root(settings.bucket), force=args.force)
+            print(result.summary())
+        except InstrumetriqError as exc:
+            _err(f"{month:%Y-%m}: {exc}", exc if args.debug else None)
+            failures += 1
+    return 1 if failures else 0
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -320,6 +349,17 @@ def build_parser() -> argparse.ArgumentParser:
     hourly.add_argument("--force", action="store_true", help="replace a published hour whose data differs")
     hourly.add_argument("--upload", action="store_true", help=f"after the local export, upload the hour to R2 under s3://BUCKET/{R2_HOURLY_PREFIX}/YYYY-MM-DD/HH/")
     hourly.set_defaults(func=cmd_export_hourly, dry_run=False)
+
+    bundle = sub.add_parser("bundle", help="bundle a month's published days into YYYY-MM/data.parquet + manifest.json",
+                            description="Stream a month's published days into one file; the current month is a month-to-date bundle (partial).")
+    bundle.add_argument("--month", action="append", required=True, metavar="YYYY-MM", help="month to bundle (repeatable)")
+    source = bundle.add_mutually_exclusive_group()
+    source.add_argument("--from-dir", type=_location, default=DEFAULT_OUT_DIR, metavar="DIR", help=f"daily dataset root (default: {DEFAULT_OUT_DIR})")
+    source.add_argument("--from-r2", action="store_true", help=f"read the days from R2 (s3://BUCKET/{storage.R2_PREFIX})")
+    bundle.add_argument("--out-dir", type=_location, default=DEFAULT_MONTHLY_DIR, metavar="DIR", help=f"monthly root (default: {DEFAULT_MONTHLY_DIR})")
+    bundle.add_argument("--upload", action="store_true", help=f"then upload the bundle to R2 under s3://BUCKET/{R2_MONTHLY_PREFIX}/YYYY-MM/")
+    bundle.add_argument("--force", action="store_true", help="rebuild the bundle even when its days did not change")
+    bundle.set_defaults(func=cmd_bundle)
 
     config = sub.add_parser("config", help="store the R2 endpoint, credentials and bucket; show or check them",
                             description=f"Store R2 settings in {storage.credentials_path()} (mode 0600): prompts "

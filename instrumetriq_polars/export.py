@@ -50,8 +50,10 @@ class ExportResult:
         m = self.manifest
         size_mb = m.parquet_size_bytes / 1e6
         partial = " PARTIAL" if m.is_partial else ""
+        read = len(m.source_files)
+        span = (f"{read}/{read + len(m.missing_days)} days" if m.partition == "month" else f"{m.hours_found}/{m.hours_expected} hours")
         return (
-            f"{m.partition_path.replace('/', 'T')}: {self.status}{partial}: {m.row_count} rows, {m.hours_found}/{m.hours_expected} hours, "
+            f"{m.partition_path.replace('/', 'T')}: {self.status}{partial}: {m.row_count} rows, {span}, "
             f"{size_mb:.1f} MB, {self.seconds:.1f} s -> {self.location}"
         )
 
