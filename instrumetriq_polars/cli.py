@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 
 import fsspec
@@ -31,8 +31,9 @@ from .hourly import (
 )
 from .schema import LAYOUTS, describe, schema_for
 from .storage import load_settings
+from .dayfolder import partition_date
 from .verify import (
-    DEFAULT_SAMPLE_SIZE, DEFAULT_SEED, render_report, split_day_folder, unreadable_result, verify_day,
+    DEFAULT_SAMPLE_SIZE, DEFAULT_SEED, render_report, split_day_folder, unreadable_result, verify_day, verify_hour, verify_month,
 )
 
 
@@ -222,8 +223,30 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _partitions(args: argparse.Namespace) -> list[tuple[str, Callable]] | None:
+    """verify's hours (``--hour``, ``--from-hour/--to-hour``) or months (``--month``), each with its
+    verify function; None when days are asked for."""
+    hours = [parse_hour(h) for h in args.hour or []]
+    if args.from_hour or args.to_hour:
+        if not (args.from_hour and args.to_hour):
+            raise UsageError("--from-hour and --to-hour go together")
+        hours += hour_range(args.from_hour, args.to_hour)
+    months = sorted({parse_month(m) for m in args.month or []})
+    if sum(map(bool, (hours, months, args.date or args.from_date or args.to_date))) > 1:
+        raise UsageError("give days, hours or months, not several kinds at once")
+    if hours:
+        return [(hour_text(h), verify_hour) for h in sorted(set(hours))]
+    return [(f"{m:%Y-%m}", verify_month) for m in months] or None
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     human = sys.stderr if args.json else sys.stdout
+    try:
+        partitions = _partitions(args)
+    except InstrumetriqError as exc:
+        raise UsageError(str(exc)) from None
+    if partitions is not None:
+        return _verify_partitions(args, partitions, human)
     try:
         location, folder_day = _command_location(args)
         given = args.date or args.from_date or args.to_date
@@ -261,6 +284,36 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(f"report: {report}", file=human)
     if args.json:
         print(json.dumps({"passed": len(results) - failed, "failed": failed, "report": report,
+                          "days": [r.to_dict() for r in results]}, indent=2, default=str))
+    return 1 if failed else 0
+
+
+def _verify_partitions(args: argparse.Namespace, partitions: list[tuple[str, Callable]], human) -> int:
+    """verify of hours or bundles: ``--local``/``--path`` is the hourly or monthly root (or one
+    partition folder); ``--r2`` the R2 hourly or monthly root."""
+    if args.r2:
+        bucket = load_settings().bucket
+        location = hourly_root(bucket) if partitions[0][1] is verify_hour else monthly_root(bucket)
+    else:
+        location = args.local if args.local is not None else args.path
+        if args.local is not None and not os.path.isdir(location):
+            raise UsageError(f"--local {location} is not a directory; give the dataset root or one partition folder")
+    results = []
+    for name, verify in partitions:
+        try:
+            result = verify(name, location, against_archive=args.against_archive, sample_size=args.sample_size, seed=args.seed)
+        except InstrumetriqError as exc:
+            if args.debug:
+                raise
+            result = unreadable_result(partition_date(name.replace("T", "/")), location, exc)
+        results.append(result)
+        print(result.summary(), file=human)
+    failed = sum(not r.ok for r in results)
+    if args.report:
+        with fsspec.open(args.report, "w", encoding="utf-8") as out:
+            out.write(render_report(results))
+    if args.json:
+        print(json.dumps({"passed": len(results) - failed, "failed": failed, "report": args.report,
                           "days": [r.to_dict() for r in results]}, indent=2, default=str))
     return 1 if failed else 0
 
@@ -397,6 +450,10 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--path", type=_location, metavar="URL", help="dataset root at any fsspec location, e.g. s3://bucket/tier3/daily")
     where.add_argument("--r2", action="store_true", help=f"the R2 dataset s3://BUCKET/{storage.R2_PREFIX} (settings: see `config`)")
     _add_date_options(verify)
+    verify.add_argument("--hour", action="append", metavar="YYYY-MM-DDTHH", help="hour to verify (Tier 2; repeatable; the root is the hourly one)")
+    verify.add_argument("--from-hour", metavar="YYYY-MM-DDTHH", help="first hour of a range (with --to-hour)")
+    verify.add_argument("--to-hour", metavar="YYYY-MM-DDTHH", help="last hour of a range (inclusive)")
+    verify.add_argument("--month", action="append", metavar="YYYY-MM", help="monthly bundle to verify (repeatable; the root is the monthly one)")
     verify.add_argument("--against-archive", type=_location, metavar="PATH", help="also re-read each day from this archive root and compare rows")
     verify.add_argument("--report", metavar="PATH", help="write a Markdown report there (any fsspec URL; default: none)")
     verify.add_argument("--json", action="store_true", help="machine-readable results on stdout (the summary goes to stderr)")

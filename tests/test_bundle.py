@@ -16,6 +16,7 @@ from instrumetriq_polars import DamagedDayError, DatasetError, Manifest, export_
 from instrumetriq_polars.bundle import bundle_month, month_days, parse_month
 from instrumetriq_polars.errors import ArchiveError
 from instrumetriq_polars.synthetic import write_archive_day
+from instrumetriq_polars.verify import verify_month
 
 from .test_s3 import BUCKET, home, moto, run, s3  # noqa: F401 - fixtures
 
@@ -145,3 +146,29 @@ def test_a_bundle_from_r2_days_uploaded_to_r2(s3, january, tmp_path, capfd):  # 
     assert pl.read_parquet(tmp_path / "monthly" / "2026-01" / "data.parquet").equals(local_days)
     code, out, _ = run(capfd, *args)
     assert code == 0 and all("already published" in line for line in out.splitlines())
+
+
+def test_verify_a_bundle(daily, tmp_path, capfd):
+    out = tmp_path / "monthly"
+    shutil.rmtree(daily / "2026-01-31")
+    bundle_month("2026-01", str(daily), str(out), today=FEB_10)
+    result = verify_month("2026-01", str(out), against_archive=str(tmp_path))
+    assert result.status == "WARN" and not result.errors, result.summary()
+    assert result.check("hours").warnings == ["partial bundle: 1 day not published when it was built: 2026-01-31"]
+    assert all(w.startswith(("hours: ", "content: meta.duration_sec")) for w in result.warnings)  # long cycles: the generator's
+    assert result.check("archive").skipped.startswith("a bundle is compared with its days")
+    assert result.check("content").figures["rows_sampled"] == 200  # rows dated in the month are not "far"
+    path = out / "2026-01" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["source_files"][0]["rows"] += 1
+    path.write_text(json.dumps(manifest))
+    code, stdout, _ = run(capfd, "verify", "--local", str(out), "--month", "2026-01")
+    assert code == 1 and "FAIL hours: source_files lists 721 rows over the days, row_count is 720" in stdout
+
+
+def test_verify_a_bundle_on_r2(s3, daily, tmp_path, capfd):  # noqa: F811 - the s3 fixture
+    code, _, err = run(capfd, "bundle", "--month", "2026-01", "--from-dir", str(daily), "--out-dir", str(tmp_path / "m"), "--upload")
+    assert code == 0, err
+    code, stdout, err = run(capfd, "verify", "--r2", "--month", "2026-01")
+    assert code == 0, stdout + err
+    assert stdout.startswith(("2026-01 PASS: 744 rows", "2026-01 WARN: 744 rows")) and "FAIL" not in stdout and f"s3://{BUCKET}/tier3/monthly/2026-01" in stdout

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import shutil
 from datetime import datetime, timedelta, timezone
 
 import polars as pl
@@ -19,6 +20,7 @@ from instrumetriq_polars.hourly import (
 )
 from instrumetriq_polars.lock import DayLock
 from instrumetriq_polars.synthetic import write_archive_day
+from instrumetriq_polars.verify import CHECKS, verify_hour
 
 from .conftest import DAY
 from .test_s3 import BUCKET, home, moto, run, s3  # noqa: F401 - fixtures
@@ -158,3 +160,30 @@ def test_cli_uploads_an_hour_to_r2(s3, archive, tmp_path, capfd):  # noqa: F811 
     assert stdout.splitlines()[-1].startswith("2026-01-15T05: published") and f"s3://{prefix}" in stdout
     code, stdout, err = run(capfd, *args)
     assert code == 0 and "already published" in stdout.splitlines()[-1]
+
+
+def test_verify_an_hour_every_day_check_and_the_archive(archive, tmp_path, capfd):
+    out = tmp_path / "hourly"
+    export_hour(HOUR, str(archive), str(out), now=AFTER)
+    result = verify_hour(HOUR, str(out), against_archive=str(archive))
+    assert result.status == "PASS", result.summary()
+    assert [c.name for c in result.checks] == [c.name for c in CHECKS] + ["archive"]
+    assert result.check("archive").figures["archive_rows_by_hour"] == {"05": 3}  # that hour file only
+    assert verify_hour(HOUR, str(out / "2026-01-15" / "05")).status == "PASS"  # the hour folder itself
+    # a manifest moved to another hour's folder is caught
+    export_hour("2026-01-15T06", str(archive), str(out), now=AFTER)
+    shutil.copy(out / "2026-01-15" / "05" / "manifest.json", out / "2026-01-15" / "06" / "manifest.json")
+    moved = verify_hour("2026-01-15T06", str(out))
+    assert any("is for hour 2026-01-15/05, but the folder is 2026-01-15/06" in e for e in moved.errors)
+    code, stdout, _ = run(capfd, "verify", "--local", str(out), "--from-hour", "2026-01-15T05", "--to-hour", "2026-01-15T07")
+    assert code == 1
+    assert [line.split(":")[0].split(" ") for line in stdout.splitlines() if not line.startswith(" ")] == [
+        ["2026-01-15T05", "PASS"], ["2026-01-15T06", "FAIL"], ["2026-01-15T07", "FAIL"]]
+    assert "nothing published: " in stdout and "run the export for 2026-01-15T07" in stdout
+
+
+def test_verify_an_hour_on_r2(s3, archive, tmp_path, capfd):  # noqa: F811 - the s3 fixture
+    run(capfd, "export-hourly", "--hour", HOUR, "--archive-path", str(archive), "--out-dir", str(tmp_path / "h"), "--upload")
+    code, stdout, err = run(capfd, "verify", "--r2", "--hour", HOUR, "--against-archive", str(archive))
+    assert code == 0, stdout + err
+    assert stdout.startswith(f"2026-01-15T05 PASS: 3 rows") and f"s3://{BUCKET}/tier2/hourly/2026-01-15/05" in stdout
