@@ -150,11 +150,7 @@ def _interrupted(stop: Interrupted, done: list[ExportResult], upload: bool) -> s
 def cmd_export_hourly(args: argparse.Namespace) -> int:
     """``export-hourly``: Tier 2, one archive hour file per partition (``hourly.export_hour``)."""
     try:
-        hours = [parse_hour(h) for h in args.hour or []]
-        if args.from_hour or args.to_hour:
-            if not (args.from_hour and args.to_hour):
-                raise UsageError("--from-hour and --to-hour go together")
-            hours += hour_range(args.from_hour, args.to_hour)
+        hours = _hours(args)
         if args.catch_up is not None:
             hours += catch_up_hours(args.catch_up)
     except InstrumetriqError as exc:
@@ -223,14 +219,20 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def _partitions(args: argparse.Namespace) -> list[tuple[str, Callable]] | None:
-    """verify's hours (``--hour``, ``--from-hour/--to-hour``) or months (``--month``), each with its
-    verify function; None when days are asked for."""
+def _hours(args: argparse.Namespace) -> list:
+    """--hour (repeatable) and/or --from-hour/--to-hour, as hour starts (UTC)."""
     hours = [parse_hour(h) for h in args.hour or []]
     if args.from_hour or args.to_hour:
         if not (args.from_hour and args.to_hour):
             raise UsageError("--from-hour and --to-hour go together")
         hours += hour_range(args.from_hour, args.to_hour)
+    return hours
+
+
+def _partitions(args: argparse.Namespace) -> list[tuple[str, Callable]] | None:
+    """verify's hours (``--hour``, ``--from-hour/--to-hour``) or months (``--month``), each with its
+    verify function; None when days are asked for."""
+    hours = _hours(args)
     months = sorted({parse_month(m) for m in args.month or []})
     if sum(map(bool, (hours, months, args.date or args.from_date or args.to_date))) > 1:
         raise UsageError("give days, hours or months, not several kinds at once")
