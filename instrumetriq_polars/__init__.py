@@ -18,6 +18,7 @@ from .errors import (
 )
 from .dataset import DatasetWarning, DayEntry, list_days, scan
 from .export import ExportResult, HourReport, export_day, export_days, upload_day
+from .hourly import export_hour
 from .manifest import Manifest
 from .schema import FIELDS, FLAT_SCHEMA, NESTED_SCHEMA, describe, fingerprint, schema_for
 from .verify import VerifyResult, verify_day
@@ -27,6 +28,6 @@ __all__ = [
     "ArchiveError", "BadInputError", "ConfigError", "ConflictError", "DamagedDayError", "DatasetError",
     "DatasetWarning", "DayEntry", "ExportResult", "FIELDS", "FLAT_SCHEMA", "HourReport", "InstrumetriqError",
     "Interrupted", "LockHeldError", "Manifest", "ManifestChangedError", "ManifestError", "NESTED_SCHEMA",
-    "PublishError", "StorageError", "VerifyError", "__version__", "describe", "export_day", "export_days",
+    "PublishError", "StorageError", "VerifyError", "__version__", "describe", "export_day", "export_days", "export_hour",
     "fingerprint", "list_days", "scan", "schema_for", "upload_day", "VerifyResult", "verify_day",
 ]

@@ -58,6 +58,7 @@ class ArchiveDay:
     hour_files: tuple[HourFile, ...]  # in hour order, at most one per hour
     ignored: tuple[IgnoredFile, ...]  # what is in the folder and is not an hour file
     fs: fsspec.AbstractFileSystem
+    expected: tuple[int, ...] = HOURS  # the hours to export: the day's 24, or one (``only_hour``)
 
     def __post_init__(self) -> None:
         hours = [h.hour for h in self.hour_files]
@@ -76,7 +77,17 @@ class ArchiveDay:
     @property
     def missing_hours(self) -> list[int]:
         found = {h.hour for h in self.hour_files}
-        return [h for h in HOURS if h not in found]
+        return [h for h in self.expected if h not in found]
+
+    def only_hour(self, hour: int) -> "ArchiveDay":
+        """The day restricted to one hour file (an hourly export): its file, and what was ignored
+        under its name. Raises ArchiveError when the hour file is missing."""
+        picked = ArchiveDay(self.day, self.folder, tuple(h for h in self.hour_files if h.hour == hour),
+                            tuple(i for i in self.ignored if i.hour == hour), self.fs, (hour,))
+        if not picked.hour_files:
+            raise ArchiveError(f"no hour file {hour:02d}.jsonl.gz in {display_path(self.fs, self.folder)}{picked.why_missing()}; "
+                               "the hour cannot be exported")
+        return picked
 
     def warnings(self) -> list[str]:
         """One line per ignored name, saying why it is not read."""

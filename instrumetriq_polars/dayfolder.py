@@ -40,10 +40,18 @@ def is_export_leftover(name: str) -> bool:
     return name == LOCK_NAME or TEMP_NAME.fullmatch(name) is not None
 
 
-class DayFolder:
-    """One ``YYYY-MM-DD`` folder under the dataset root ``out``, read only."""
+def partition_date(path: str) -> date:
+    """The first day a partition path stands for: ``2026-01-15`` (a day), ``2026-01-15/05`` (an
+    hour of it), ``2026-01`` (a month: its first day)."""
+    return parse_date(path[:10] if len(path) >= 10 else f"{path}-01")
 
-    def __init__(self, out: str, day: date, storage_options: dict | None = None, fs=None) -> None:
+
+class DayFolder:
+    """One partition folder under the dataset root ``out``, read only: a day ``YYYY-MM-DD`` (the
+    default), or the relative ``partition`` path of an hour (``YYYY-MM-DD/HH``) or a month
+    (``YYYY-MM``); ``day`` is then the partition's (first) day."""
+
+    def __init__(self, out: str, day: date, storage_options: dict | None = None, fs=None, *, partition: str | None = None) -> None:
         if fs is None:
             fs, root = fsspec.core.url_to_fs(str(out), **(storage_options or {}))
         else:
@@ -52,7 +60,8 @@ class DayFolder:
         self.day = day
         self.is_local = is_local(fs)
         self.root = root.rstrip("/")
-        self.folder = f"{self.root}/{day.isoformat()}"
+        self.label = partition or day.isoformat()  # names the partition in messages
+        self.folder = f"{self.root}/{self.label}"
         self.data_path = f"{self.folder}/{DATA_NAME}"
         self.manifest_path = f"{self.folder}/{MANIFEST_NAME}"
         self.url = self.display(self.folder)

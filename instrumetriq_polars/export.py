@@ -23,6 +23,7 @@ from .manifest import EXPORT_VERSION, MAX_BAD_LINE_RECORDS, Manifest, format_ins
 from .pipeline import lazy_day, sink
 from .schema import fingerprint, schema_for
 from .publish import ALREADY, DATA_NAME, Candidate, DayDestination, decide
+from .dayfolder import partition_date
 from .storage import storage_options_for
 
 DEFAULT_OUT_DIR = "output/tier3_daily"
@@ -53,8 +54,10 @@ class ExportResult:
         size_mb = m.parquet_size_bytes / 1e6
         partial = " PARTIAL" if m.is_partial else ""
         how = ", archive unchanged, not re-read" if self.skipped_read else ""
+        read = len(m.source_files)
+        span = (f"{read}/{read + len(m.missing_days)} days" if m.partition == "month" else f"{m.hours_found}/{m.hours_expected} hours")
         return (
-            f"{m.date_utc}: {self.status}{partial}: {m.row_count} rows, {m.hours_found}/{m.hours_expected} hours, "
+            f"{m.partition_path.replace('/', 'T')}: {self.status}{partial}: {m.row_count} rows, {span}, "
             f"{size_mb:.1f} MB, {self.seconds:.1f} s{how} -> {self.location}"
         )
 
@@ -81,7 +84,7 @@ def export_day(
     """
     started = time.perf_counter()
     day = parse_date(day)
-    schema = schema_for(layout)
+    schema_for(layout)  # an unknown layout is refused before anything is read
     archive = archive or default_archive()
     day_over = check_date_guard(day, allow_incomplete, today)
     archive_day = open_archive_day(archive, day, storage_options_for(archive, archive_storage_options))
@@ -93,12 +96,20 @@ def export_day(
             return ExportResult(in_place.manifest, in_place.url, ALREADY, time.perf_counter() - started,
                                 warnings=archive_day.warnings(), skipped_read=True)
     destination = DayDestination(out, day, out_options)
+    return export_archive(archive_day, destination, layout=layout, allow_incomplete=allow_incomplete, force=force,
+                          progress=progress, period_over=day_over, started=started)
 
+
+def export_archive(archive_day: ArchiveDay, destination: DayDestination, *, layout: str, allow_incomplete: bool, force: bool,
+                   progress: Callable[[HourReport], None] | None, period_over: bool, started: float, **fields) -> ExportResult:
+    """The export of the hour files of ``archive_day`` (a day, or one hour of it) into the
+    partition ``destination``, once the guards passed; ``fields``: the manifest's partition fields."""
+    schema = schema_for(layout)
     scan = ArchiveDayScan(archive_day, interrupt.checked(progress))
 
     def finish(written) -> Manifest:
         account, hours = scan.result()  # the sink is done: every hour was pulled, once
-        manifest = _manifest(archive_day, account, hours, written, layout, schema, day_over)
+        manifest = _manifest(archive_day, account, hours, written, layout, schema, period_over, **fields)
         if account.bad_lines and not allow_incomplete:
             raise BadInputError(_bad_input_message(account.bad_lines), account.bad_lines)
         return manifest
@@ -172,7 +183,8 @@ def upload_day(result: ExportResult, out: str, *, force: bool = False, storage_o
     data the upload is refused before it starts (unless ``force``)."""
     started = time.perf_counter()
     manifest = result.manifest
-    destination = DayDestination(out, parse_date(manifest.date_utc), storage_options_for(out, storage_options))
+    destination = DayDestination(out, partition_date(manifest.partition_path), storage_options_for(out, storage_options),
+                                 partition=manifest.partition_path)
     local_data = f"{result.location}/{DATA_NAME}"
 
     def copy(fileobj) -> None:
@@ -235,7 +247,8 @@ def _as_published(manifest: Manifest, decision) -> Manifest:
     return replace(manifest, created_ts_utc=decision.published.created_ts_utc)
 
 
-def _manifest(day: ArchiveDay, account: Account, hours: list[HourReport], written, layout: str, schema: dict, day_over: bool) -> Manifest:
+def _manifest(day: ArchiveDay, account: Account, hours: list[HourReport], written, layout: str, schema: dict, day_over: bool,
+              **fields) -> Manifest:
     rows_by_hour = {hour_key(h.hour): h.rows for h in hours}
     row_count = sum(rows_by_hour.values())
     return Manifest(
@@ -268,6 +281,8 @@ def _manifest(day: ArchiveDay, account: Account, hours: list[HourReport], writte
         ignored_files=list(day.ignored_files),
         stdlib_json_lines=account.stdlib_json_lines,
         day_over_at_export=day_over,
+        hours_expected=len(day.expected),
+        **fields,
     )
 
 

@@ -114,7 +114,7 @@ def lock_day(destination) -> DayLock | _NoLock:
     ``release()``. Raises LockHeldError if another export of the day holds it."""
     if not destination.is_local:
         return _NoLock()
-    return DayLock(destination.folder, destination.folder.rstrip("/").rsplit("/", 1)[-1]).acquire()
+    return DayLock(destination.folder, destination.label).acquire()
 
 
 def _same_file(fd: int, path: str) -> bool:

@@ -68,7 +68,13 @@ class Manifest:
     ignored_files: list[str] = field(default_factory=list)
     stdlib_json_lines: int = 0
     #: False when --allow-incomplete exported today's (or a future) date: more entries may come.
+    #: For an hour: the hour was complete (``hourly.hour_complete``); a month: the month was over.
     day_over_at_export: bool = True
+    #: "day", "hour" (``hour_utc`` of ``date_utc``: Tier 2) or "month" (``date_utc`` is YYYY-MM: a bundle)
+    partition: str = "day"
+    hour_utc: int | None = None
+    #: A bundle's days of the month (to date) that had no published day: the bundle is partial.
+    missing_days: list[str] = field(default_factory=list)
     created_ts_utc: str = field(default_factory=lambda: utc_now_iso())
     tier: str = TIER
     export_version: str = EXPORT_VERSION
@@ -94,12 +100,27 @@ class Manifest:
 
     @property
     def is_partial(self) -> bool:
-        return bool(self.missing_hours) or self.bad_line_count > 0 or not self.day_over_at_export
+        return (bool(self.missing_hours) or self.bad_line_count > 0 or not self.day_over_at_export or bool(self.missing_days)
+                or any(isinstance(s, dict) and s.get("is_partial") is True for s in self.source_files))  # a bundle's days
+
+    @property
+    def partition_path(self) -> str:
+        """The partition's folder under its dataset root: YYYY-MM-DD, YYYY-MM-DD/HH or YYYY-MM."""
+        return f"{self.date_utc}/{self.hour_utc:02d}" if self.partition == "hour" else self.date_utc
+
+    @property
+    def expected_hours(self) -> list[int]:
+        """The archive hours the partition is made of: the hour of an hour, else 00-23."""
+        return [self.hour_utc] if self.partition == "hour" else list(range(self.hours_expected))
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["coverage_ratio"] = self.coverage_ratio
         data["is_partial"] = self.is_partial
+        if self.hour_utc is None:  # a day's and a bundle's manifest: no hour
+            del data["hour_utc"]
+        if self.partition != "month":
+            del data["missing_days"]
         return {key: data[key] for key in _ORDER if key in data}
 
     def to_json(self) -> bytes:
@@ -190,6 +211,8 @@ _FIELD_CHECKS = {
     "source_files": lambda v: isinstance(v, list) and all(
         isinstance(s, dict) and all(_is_count(s[k]) for k in _SOURCE_COUNTS if k in s) for s in v),
     "dropped_columns": lambda v: isinstance(v, list), "day_over_at_export": lambda v: type(v) is bool,
+    "partition": lambda v: v in ("day", "hour", "month"), "hour_utc": lambda v: v is None or (_is_count(v) and v < 24),
+    "missing_days": lambda v: isinstance(v, list) and all(isinstance(d, str) for d in v),
 }
 
 
@@ -221,10 +244,10 @@ def _plural(count: int, noun: str) -> str:
 
 
 _ORDER = (
-    "date_utc", "created_ts_utc", "tier", "export_version", "exporter", "row_count", "schema_versions",
+    "date_utc", "partition", "hour_utc", "created_ts_utc", "tier", "export_version", "exporter", "row_count", "schema_versions",
     "min_added_ts", "max_added_ts", "parquet_sha256", "parquet_size_bytes", "compression", "layout",
     "schema_fingerprint", "column_count", "partition_basis", "archive_day", "hours_expected", "hours_found",
-    "missing_hours", "coverage_ratio", "day_over_at_export", "is_partial", "rows_by_hour", "source_files", "ignored_files",
+    "missing_hours", "coverage_ratio", "day_over_at_export", "missing_days", "is_partial", "rows_by_hour", "source_files", "ignored_files",
     "lines_read", "lines_exported", "stdlib_json_lines", "bad_line_count", "bad_lines", "unknown_fields",
     "mistyped_fields", "dropped_columns", "null_semantics",
 )
@@ -242,7 +265,8 @@ def _representable(value):
 
 
 #: Fields a manifest must have; the rest came later and have defaults.
-REQUIRED_FIELDS = tuple(key for key in _ORDER if key not in ("ignored_files", "stdlib_json_lines", "day_over_at_export"))
+REQUIRED_FIELDS = tuple(key for key in _ORDER if key not in ("ignored_files", "stdlib_json_lines", "day_over_at_export",
+                                                             "partition", "hour_utc", "missing_days"))
 
 
 def utc_now_iso() -> str:

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -125,7 +124,7 @@ def decide(folder: DayFolder, seen: bytes | None, now: bytes | None, data_size: 
         raise DamagedDayError(f"the published day is damaged: {data_url} {found}, its manifest says {published.size} bytes; "
                               "pass --force to rewrite the day", data_url, data_size, published.size)
     if now != seen:
-        raise ManifestChangedError(f"{manifest_url} changed while this export ran (another export of {folder.day}?); "
+        raise ManifestChangedError(f"{manifest_url} changed while this export ran (another export of {folder.label}?); "
                                    "nothing published by this run; run it again", manifest_url)
     if published is not None and published.partial and not new.partial:
         return Decision(COMPLETED, published)
@@ -217,7 +216,7 @@ class WrittenData:
 
 
 class DayDestination(DayFolder):
-    """One ``YYYY-MM-DD`` folder under ``out`` (a local path or any fsspec URL), written to."""
+    """One partition folder under ``out`` (a local path or any fsspec URL), written to (``DayFolder``)."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

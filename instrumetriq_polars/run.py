@@ -83,30 +83,38 @@ def run_day(day: date, archive: str, out: str, *, layout: str = "flat", allow_in
             force: bool = False, upload_to: str | None = None, catch_up: bool = False,
             progress: Callable[[HourReport], None] | None = None, storage_options: dict | None = None,
             upload_options: dict | None = None) -> DayOutcome:
-    """Export (and upload) one day; every expected failure becomes a "failed" outcome, a signal an
-    "interrupted" one. ``catch_up``: a day without an archive folder, or published partial from
-    an archive that has not changed since, is "skipped" instead of failed or re-read."""
+    """Export (and upload) one day (``run_export``). ``catch_up``: a day without an archive
+    folder, or published partial from an archive that has not changed since, is "skipped"
+    instead of failed or re-read."""
+    if catch_up and not force:
+        skip = _catch_up_skip(day, archive, out, layout, storage_options)
+        if skip:
+            return DayOutcome(day, SKIPPED, reason=skip)
+    return run_export(day, lambda: export_day(day, archive, out, layout=layout, allow_incomplete=allow_incomplete, force=force,
+                                              progress=progress, storage_options=storage_options),
+                      upload_to=upload_to, force=force, upload_options=upload_options)
+
+
+def run_export(key, export: Callable[[], ExportResult], *, upload_to: str | None = None, force: bool = False,
+               upload_options: dict | None = None) -> DayOutcome:
+    """``export()`` one partition (a day, an hour: ``key`` names it) and upload it to
+    ``upload_to``; every expected failure becomes a "failed" outcome, a signal an "interrupted" one."""
     done: list[ExportResult] = []
     try:
         interrupt.check()
-        if catch_up and not force:
-            skip = _catch_up_skip(day, archive, out, layout, storage_options)
-            if skip:
-                return DayOutcome(day, SKIPPED, reason=skip)
-        result = export_day(day, archive, out, layout=layout, allow_incomplete=allow_incomplete, force=force,
-                            progress=progress, storage_options=storage_options)
+        result = export()
         done.append(result)
         if upload_to:
             interrupt.check()
             done.append(upload_day(result, upload_to, force=force, storage_options=upload_options))
-        interrupt.check()  # a signal that came while the day was being published
+        interrupt.check()  # a signal that came while the partition was being published
     except InstrumetriqError as exc:
-        return DayOutcome(day, FAILED, done, reason=str(exc), error=exc)
+        return DayOutcome(key, FAILED, done, reason=str(exc), error=exc)
     except Interrupted as stop:
-        return DayOutcome(day, INTERRUPTED, done, reason=_interrupted(stop.signum, done, bool(upload_to)), signum=stop.signum)
+        return DayOutcome(key, INTERRUPTED, done, reason=_interrupted(stop.signum, done, bool(upload_to)), signum=stop.signum)
     statuses = {r.status for r in done}
     status = EXPORTED if "published" in statuses else COMPLETED if "completed" in statuses else ALREADY
-    return DayOutcome(day, status, done)
+    return DayOutcome(key, status, done)
 
 
 def _catch_up_skip(day: date, archive: str, out: str, layout: str, storage_options: dict | None) -> str:

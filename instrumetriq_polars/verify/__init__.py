@@ -40,7 +40,7 @@ CHECKS: list[CheckSpec] = files.CHECKS + rows.CHECKS
 
 __all__ = [
     "ARCHIVE_CHECK", "CHECKS", "DEFAULT_SAMPLE_SIZE", "DEFAULT_SEED", "FAIL", "PASS", "SKIP", "WARN",
-    "CheckResult", "CheckSpec", "VerifyResult", "render_report", "split_day_folder", "unreadable_result", "verify_day",
+    "CheckResult", "CheckSpec", "VerifyResult", "render_report", "split_day_folder", "unreadable_result", "verify_day", "verify_hour", "verify_month",
 ]
 
 
@@ -53,6 +53,8 @@ def verify_day(
     archive_storage_options: dict | None = None,
     sample_size: int = DEFAULT_SAMPLE_SIZE,
     seed: int = DEFAULT_SEED,
+    partition: str | None = None,
+    last_day: date | None = None,
 ) -> VerifyResult:
     """Verify the published day ``location/YYYY-MM-DD`` (``location`` may also be the day folder).
 
@@ -63,13 +65,35 @@ def verify_day(
     day = parse_date(day)
     if sample_size < 1:
         raise ValueError(f"sample_size must be at least 1, not {sample_size}")
-    ctx = DayUnderCheck(day, location, storage_options, sample_size, seed, against_archive, archive_storage_options)
+    ctx = DayUnderCheck(day, location, storage_options, sample_size, seed, against_archive, archive_storage_options,
+                        partition, last_day)
     specs = CHECKS + ([ARCHIVE_CHECK] if against_archive is not None else [])
     try:
         checks = [_run(spec, ctx) for spec in specs]
     finally:
         ctx.close()
-    return VerifyResult(day, ctx.url, checks, ctx.layout, time.perf_counter() - started)
+    return VerifyResult(day, ctx.url, checks, ctx.layout, time.perf_counter() - started, label=partition)
+
+
+def verify_hour(hour, location: str, **options) -> VerifyResult:
+    """Verify the published hour ``location/YYYY-MM-DD/HH`` (Tier 2; ``location`` may be the hour
+    folder): every check of a day, the archive cross-check reading that hour file only."""
+    from ..hourly import hour_partition, parse_hour
+
+    start = parse_hour(hour)
+    return verify_day(start.date(), location, partition=hour_partition(start), **options)
+
+
+def verify_month(month, location: str, **options) -> VerifyResult:
+    """Verify the published bundle ``location/YYYY-MM`` (``location`` may be its folder): every
+    check of a day; rows are dated within the month; no archive cross-check (verify its days)."""
+    import calendar
+
+    from ..bundle import parse_month
+
+    first = parse_month(month)
+    last = first.replace(day=calendar.monthrange(first.year, first.month)[1])
+    return verify_day(first, location, partition=f"{first:%Y-%m}", last_day=last, **options)
 
 
 def _run(spec: CheckSpec, ctx: DayUnderCheck) -> CheckResult:

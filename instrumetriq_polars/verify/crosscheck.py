@@ -17,7 +17,7 @@ from ..manifest import hour_key
 from ..source import fetch_hour, hour_label, read_hour
 from ..schema import DROPPED_COLUMNS, EXTRA_COLUMN, FLAT_COLUMNS, LINEAGE_COLUMNS, SEPARATOR, TREE, Field, exact_float
 from ..storage import storage_options_for
-from .day import REEXPORT, CheckSpec, DayUnderCheck, first_line, plural, short, some
+from .day import REEXPORT, CheckSpec, DayUnderCheck, Skip, first_line, plural, short, some
 from .results import CheckResult
 
 
@@ -26,7 +26,11 @@ def check_archive(ctx: DayUnderCheck, check: CheckResult) -> None:
     each sampled row against its source line parsed by ``json.loads``, not by the exporter."""
     try:
         options = storage_options_for(str(ctx.against_archive), ctx.archive_storage_options)
+        if ctx.last_day != ctx.day:
+            raise Skip("a bundle is compared with its days, not the archive: verify the month's days with --against-archive")
         archive_day = open_archive_day(str(ctx.against_archive), ctx.day, options)
+        if ctx.partition is not None:  # an hour, YYYY-MM-DD/HH: its hour file only
+            archive_day = archive_day.only_hour(int(ctx.partition[11:]))
     except InstrumetriqError as exc:
         check.errors.append(f"cannot cross-check: {exc}")
         return

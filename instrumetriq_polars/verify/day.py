@@ -19,7 +19,7 @@ from ..dayfolder import DATA_NAME, DayFolder, open_day_folder, split_day_folder
 from ..errors import InstrumetriqError, VerifyError
 from ..manifest import Manifest
 from ..schema import CURRENT_VERSION, LAYOUTS, LINEAGE_COLUMNS, SEPARATOR, VERSIONS, fingerprint, schema_for
-from ..storage import describe_error
+from ..storage import describe_error, storage_options_for
 from .results import CheckResult
 
 _CHUNK = 8 * 1024 * 1024
@@ -52,9 +52,12 @@ class DayUnderCheck:
     checks fill it in as they run, in order."""
 
     def __init__(self, day: date, location: str, storage_options: dict | None, sample_size: int, seed: int,
-                 against_archive: str | None, archive_storage_options: dict | None) -> None:
+                 against_archive: str | None, archive_storage_options: dict | None, partition: str | None = None,
+                 last_day: date | None = None) -> None:
         self.day = day
-        self.dest = open_folder(location, day, storage_options)
+        self.last_day = last_day or day  # a bundle's partition spans the days of its month
+        self.partition = partition  # an hour's or a month's folder (``YYYY-MM-DD/HH``, ``YYYY-MM``); None: a day
+        self.dest = open_folder(location, day, storage_options, partition)
         self.fs = self.dest.fs
         self.sample_size = sample_size
         self.seed = seed
@@ -78,6 +81,11 @@ class DayUnderCheck:
     @property
     def url(self) -> str:
         return self.dest.url
+
+    @property
+    def name(self) -> str:
+        """The partition in messages: the day, ``YYYY-MM-DDTHH`` for an hour, ``YYYY-MM`` for a bundle."""
+        return (self.partition or self.day.isoformat()).replace("/", "T")
 
     # prerequisites: each raises Skip naming the check that reported the problem
     def need_manifest(self) -> Manifest:
@@ -160,9 +168,15 @@ class DayUnderCheck:
                 pass
 
 
-def open_folder(location: str, day: date, storage_options: dict | None) -> DayFolder:
-    """The day's folder, read only (``dayfolder.open_day_folder``), or a VerifyError."""
+def open_folder(location: str, day: date, storage_options: dict | None, partition: str | None = None) -> DayFolder:
+    """The day's folder, read only (``dayfolder.open_day_folder``), or a VerifyError. With
+    ``partition``: that folder under the dataset root ``location``, or ``location`` itself when it
+    ends with the partition's path."""
     try:
+        if partition is not None:
+            root = str(location).rstrip("/")
+            root = root[: -len(partition)].rstrip("/") or "/" if root.endswith(partition) else root
+            return DayFolder(root, day, storage_options_for(location, storage_options), partition=partition)
         return open_day_folder(location, day, storage_options)
     except ValueError as exc:
         raise VerifyError(str(exc)) from None

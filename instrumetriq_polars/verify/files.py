@@ -30,13 +30,13 @@ def check_files(ctx: DayUnderCheck, check: CheckResult) -> None:
     if not any(infos.values()):
         there = _info(ctx, ctx.dest.folder) is not None
         what = "holds neither data.parquet nor manifest.json" if there else "does not exist"
-        check.errors.append(f"nothing published: {ctx.url} {what}; run the export for {ctx.day}")
+        check.errors.append(f"nothing published: {ctx.url} {what}; run the export for {ctx.name}")
         check.figures.update(data_size_bytes=None, manifest_size_bytes=None)
         return
     missing = {
         DATA_NAME: f"data.parquet is missing from {ctx.url}: the manifest describes a file that is not there; {REEXPORT}",
         MANIFEST_NAME: f"manifest.json is missing from {ctx.url}: the day is not published (an export was interrupted "
-                       f"before its last step); run the export for {ctx.day} again",
+                       f"before its last step); run the export for {ctx.name} again",
     }
     sizes = []
     for name, info in infos.items():
@@ -69,9 +69,9 @@ def _leftovers(ctx: DayUnderCheck, check: CheckResult) -> None:
     if found:
         files = some([f"{name} ({size:,} B)" if isinstance(size, int) else name for name, size in sorted(found)], 4)
         check.warnings.append(
-            f"{ctx.url} holds {plural(len(found), 'temporary file')} of an export: {files}; an export of {ctx.day} is "
+            f"{ctx.url} holds {plural(len(found), 'temporary file')} of an export: {files}; an export of {ctx.name} is "
             f"running now, or one was killed. The published files are not affected; if no export is running, delete "
-            f"them, or run the export of {ctx.day} again: it removes those of runs that are gone"
+            f"them, or run the export of {ctx.name} again: it removes those of runs that are gone"
         )
 
 
@@ -95,10 +95,14 @@ def check_manifest(ctx: DayUnderCheck, check: CheckResult) -> None:
         check.errors.append(f"{exc}; {REEXPORT}")
         return
     ctx.manifest, ctx.manifest_data = manifest, data
-    if manifest.date_utc != ctx.day.isoformat():
-        check.errors.append(f"manifest.json is for date_utc {manifest.date_utc}, but the folder is {ctx.day}: the manifest belongs to another day")
-    if manifest.archive_day != ctx.day.strftime("%Y%m%d"):
-        check.errors.append(f"manifest.json names archive_day {manifest.archive_day}, expected {ctx.day:%Y%m%d}")
+    where = ctx.partition or ctx.day.isoformat()
+    if manifest.partition_path != where:
+        kind = "date_utc" if manifest.partition == "day" else manifest.partition
+        check.errors.append(f"manifest.json is for {kind} {manifest.partition_path}, but the folder is {where}: "
+                            f"the manifest belongs to another {'day' if ctx.partition is None else 'partition'}")
+    expected_archive = ctx.day.strftime("%Y%m" if manifest.partition == "month" else "%Y%m%d")
+    if manifest.archive_day != expected_archive:
+        check.errors.append(f"manifest.json names archive_day {manifest.archive_day}, expected {expected_archive}")
     if manifest.layout not in LAYOUTS:
         check.errors.append(f"manifest.json has layout {manifest.layout!r}, expected one of {', '.join(LAYOUTS)}")
     else:
@@ -214,6 +218,28 @@ def _lineage(ctx: DayUnderCheck, check: CheckResult, manifest: Manifest) -> str:
     return "; archive_day and the count of each archive_hour agree"
 
 
+_NOT_OVER = {
+    "day": "exported before the UTC day was over (day_over_at_export false): entries archived after "
+           "the export are missing; export the day again with --force after 00:00 UTC",
+    "hour": "exported before the hour was complete (day_over_at_export false): entries archived after the export "
+            "are missing; export the hour again once it is complete",
+    "month": "a month-to-date bundle (day_over_at_export false): the month's later days are not in it; bundle it again",
+}
+
+
+def _check_bundle_days(m, check: CheckResult) -> None:
+    """A bundle's days: their rows add up to row_count; missing and partial days are warnings."""
+    rows = sum(s.get("rows", 0) for s in m.source_files if isinstance(s, dict))
+    if rows != m.row_count:
+        check.errors.append(f"source_files lists {rows} rows over the days, row_count is {m.row_count}; bundle the month again with --force")
+    if m.missing_days:
+        check.warnings.append(f"partial bundle: {plural(len(m.missing_days), 'day')} not published when it was built: "
+                              f"{some(m.missing_days)}")
+    partial = [s.get("date") for s in m.source_files if isinstance(s, dict) and s.get("is_partial") is True]
+    if partial:
+        check.warnings.append(f"partial bundle: {plural(len(partial), 'partial day')} in it: {some(partial)}")
+
+
 @_check("hours", "hours completeness: hours_found, missing_hours, is_partial")
 def check_hours(ctx: DayUnderCheck, check: CheckResult) -> None:
     m = ctx.need_manifest()
@@ -224,9 +250,9 @@ def check_hours(ctx: DayUnderCheck, check: CheckResult) -> None:
                          day_over_at_export=data.get("day_over_at_export", True))
     if m.hours_found + len(missing) != m.hours_expected:
         check.errors.append(f"hours_found {m.hours_found} + {len(missing)} missing_hours is not hours_expected {m.hours_expected}")
-    hours = [hour_key(h) for h in range(m.hours_expected)]
+    hours = [hour_key(h) for h in m.expected_hours]  # 00-23, or an hour's own
     if len(set(missing)) != len(missing) or not set(missing) <= set(hours):
-        check.errors.append(f"missing_hours {missing} has repeated hours or hours outside 00-{hours[-1]}")
+        check.errors.append(f"missing_hours {missing} has repeated hours or hours outside {hours_text(hours)}")
     found = set(hours) - set(missing)
     keys = set(m.rows_by_hour)
     if keys != found:
@@ -247,7 +273,8 @@ def check_hours(ctx: DayUnderCheck, check: CheckResult) -> None:
     if m.bad_line_count:
         check.warnings.append(f"{plural(m.bad_line_count, 'input line')} not exported (listed in the manifest's bad_lines)")
     if not m.day_over_at_export:
-        check.warnings.append("exported before the UTC day was over (day_over_at_export false): entries archived after "
-                              "the export are missing; export the day again with --force after 00:00 UTC")
+        check.warnings.append(_NOT_OVER.get(m.partition, _NOT_OVER["day"]))
+    if m.partition == "month":
+        _check_bundle_days(m, check)
     check.summary = f"{m.hours_found}/{m.hours_expected} hours, is_partial {json.dumps(m.is_partial)}"
 

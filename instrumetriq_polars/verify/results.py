@@ -45,6 +45,12 @@ class VerifyResult:
     checks: list[CheckResult]
     layout: str | None = None
     seconds: float = 0.0
+    label: str | None = None  # an hour's or a bundle's partition (YYYY-MM-DD/HH, YYYY-MM); None: the day
+
+    @property
+    def name(self) -> str:
+        """What was verified: the day, ``YYYY-MM-DDTHH`` for an hour, ``YYYY-MM`` for a bundle."""
+        return self.label.replace("/", "T") if self.label else self.day.isoformat()
 
     @property
     def errors(self) -> list[str]:
@@ -92,7 +98,7 @@ class VerifyResult:
             parts.append(f"{figures['data_size_bytes'] / 1e6:.1f} MB")
         passed = sum(c.status == PASS for c in self.checks)
         parts.append(f"{passed}/{len(self.checks)} checks passed")
-        lines = [f"{self.day} {self.status}: {', '.join(parts)} ({self.location})"]
+        lines = [f"{self.name} {self.status}: {', '.join(parts)} ({self.location})"]
         for check in self.checks:
             lines += [f"  FAIL {check.name}: {e}" for e in check.errors]
             lines += [f"  WARN {check.name}: {w}" for w in check.warnings]
@@ -100,7 +106,7 @@ class VerifyResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "date": self.day.isoformat(), "location": self.location, "status": self.status, "layout": self.layout,
+            "date": self.name, "location": self.location, "status": self.status, "layout": self.layout,
             "errors": self.errors, "warnings": self.warnings, "seconds": round(self.seconds, 3),
             "checks": [c.to_dict() for c in self.checks], "figures": self.figures,
         }

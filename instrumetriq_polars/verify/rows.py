@@ -188,12 +188,12 @@ def check_content(ctx: DayUnderCheck, check: CheckResult) -> None:
         added = as_instant(row["meta__added_ts"])
         if added is None:
             odd.add("meta.added_ts is missing or not an ISO 8601 timestamp", index, row["meta__added_ts"])
-        elif added.astimezone(timezone.utc).date() != ctx.day:
+        elif not ctx.day <= added.astimezone(timezone.utc).date() <= ctx.last_day:
             outside += 1
         instant = added or as_instant(row["snapshot_ts"])
         if instant is not None:
             dated += 1
-            if not ctx.day - ONE_DAY <= instant.astimezone(timezone.utc).date() <= ctx.day + ONE_DAY:
+            if not ctx.day - ONE_DAY <= instant.astimezone(timezone.utc).date() <= ctx.last_day + ONE_DAY:
                 far.append((index, format_instant(instant)))
         duration = row["meta__duration_sec"]
         if duration is not None and duration > LONG_DURATION_SEC:

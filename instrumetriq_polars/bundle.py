@@ -1,0 +1,173 @@
+"""Monthly bundles: a month's published days ``DAILY/YYYY-MM-DD/`` -> one ``MONTHLY/YYYY-MM/``
+(data.parquet + manifest.json), published like a day (``export._write_and_publish``).
+
+The days are streamed: ``pl.scan_parquet`` over their files (``dataset``'s scan of the listed
+days, so only days that count are read) sunk into the hashing writer, never collected; the
+schema is stable, so a bundle is a concatenation in date order. The manifest lists every day
+read (``source_files``: date, parquet_sha256, rows, is_partial) and every day of the month (to
+date) that is not published (``missing_days``). A bundle is partial when a day is missing, a day
+is partial, or the month is not over (a month-to-date bundle of the current month). A bundle
+follows its days: when the days read (or their data) changed since it was built, the next run
+rebuilds it without ``--force``; when they did not, it is "already published" and nothing is read.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+import time
+import warnings
+from collections import Counter
+from datetime import date, timedelta
+
+import polars as pl
+
+from .archive import utc_today
+from .dataset import DayEntry, _scan_entries, list_days
+from .errors import ArchiveError, DamagedDayError, ManifestError
+from .export import ExportResult, _write_and_publish
+from .manifest import MAX_BAD_LINE_RECORDS, Manifest, utc_now_iso
+from .pipeline import ROW_GROUP_SIZE
+from .publish import ALREADY, DayDestination
+from .storage import storage_options_for
+from .version import __version__
+
+DEFAULT_DAILY_DIR = "output/tier3_daily"
+DEFAULT_MONTHLY_DIR = "output/tier3_monthly"
+#: R2 keys of the bundles: s3://BUCKET/tier3/monthly/YYYY-MM/
+R2_MONTHLY_PREFIX = "tier3/monthly"
+_MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
+
+
+def parse_month(text: str | date) -> date:
+    """``YYYY-MM`` -> the month's first day; anything else is refused."""
+    if isinstance(text, date):
+        return text.replace(day=1)
+    if not isinstance(text, str) or not _MONTH.fullmatch(text):
+        raise ArchiveError(f"invalid month {text!r}: expected YYYY-MM")
+    return date(int(text[:4]), int(text[5:]), 1)
+
+
+def month_days(month: date, today: date | None = None) -> tuple[list[date], bool]:
+    """The days a bundle of ``month`` covers, and whether the month is over: all of them for a
+    past month; the days before ``today`` (UTC) for the current one (month to date)."""
+    today = today or utc_today()
+    last = month.replace(day=calendar.monthrange(month.year, month.month)[1])
+    if today <= month:
+        raise ArchiveError(f"cannot bundle {month:%Y-%m}: no day of it is over yet (today is {today} UTC)")
+    end = min(last, today - timedelta(days=1))
+    return [month + timedelta(days=i) for i in range((end - month).days + 1)], last < today
+
+
+def bundle_month(
+    month: str | date,
+    daily: str = DEFAULT_DAILY_DIR,
+    out: str = DEFAULT_MONTHLY_DIR,
+    *,
+    force: bool = False,
+    storage_options: dict | None = None,
+    daily_storage_options: dict | None = None,
+    today: date | None = None,
+) -> ExportResult:
+    """Bundle the published days of ``month`` under ``daily`` into ``{out}/YYYY-MM/``. Raises
+    ``DatasetError`` when no day of the month is published, or the days are of different export
+    formats; ``DamagedDayError`` when a day's file does not hold its manifest's rows."""
+    started = time.perf_counter()
+    first = parse_month(month)
+    days, over = month_days(first, today)
+    daily_options = storage_options_for(daily, daily_storage_options)
+    entries = list_days(daily, days[0], days[-1], storage_options=daily_options)
+    published = [e for e in entries if e.published]
+    missing = [e.day.isoformat() for e in entries if not e.published]
+    destination = DayDestination(out, first, storage_options_for(out, storage_options), partition=f"{first:%Y-%m}")
+    sources = [_source(e) for e in published]
+    in_place = _published_bundle(destination)
+    if not force and in_place is not None and _same_days(in_place, sources, missing, over):
+        return ExportResult(in_place, destination.url, ALREADY, time.perf_counter() - started)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the days not read are the manifest's missing_days
+        plan = _scan_entries(daily, entries, f"bundle {first:%Y-%m} from {daily}", daily_options, False)
+    _check_rows(plan, published)
+
+    def write(fileobj) -> None:
+        plan.sink_parquet(fileobj, compression="zstd", row_group_size=ROW_GROUP_SIZE)
+
+    def finish(written) -> Manifest:
+        return _manifest(first, published, sources, missing, over, written)
+
+    # a bundle follows its days: other days (or other data of a day) replace it without --force
+    manifest, status = _write_and_publish(destination, write, finish, force=True)
+    return ExportResult(manifest, destination.url, status, time.perf_counter() - started)
+
+
+def _source(entry: DayEntry) -> dict:
+    m = entry.manifest
+    return {"date": m.date_utc, "file": f"{m.date_utc}/data.parquet", "parquet_sha256": m.parquet_sha256,
+            "size_bytes": m.parquet_size_bytes, "rows": m.row_count, "is_partial": m.is_partial}
+
+
+def _published_bundle(destination: DayDestination) -> Manifest | None:
+    """The bundle in place, when its manifest is readable and its data of the stated size."""
+    raw = destination.read_manifest_bytes()
+    if raw is None:
+        return None
+    try:
+        manifest = Manifest.from_json(raw)
+    except ManifestError:
+        return None
+    return manifest if destination.size(destination.data_path) == manifest.parquet_size_bytes else None
+
+
+def _same_days(manifest: Manifest, sources: list[dict], missing: list[str], over: bool) -> bool:
+    return manifest.source_files == sources and manifest.missing_days == missing and manifest.day_over_at_export == over
+
+
+def _check_rows(plan: pl.LazyFrame, published: list[DayEntry]) -> None:
+    """The days' files hold the rows their manifests state (their footers are read, not their data)."""
+    stated = sum(e.manifest.row_count for e in published)
+    found = plan.select(pl.len()).collect().item()
+    if found != stated:
+        raise DamagedDayError(f"the days' data.parquet files hold {found} rows, their manifests say {stated}: a day was changed "
+                              "after its export; run verify on the month's days and re-export the damaged one with --force",
+                              published[0].data_url, found, stated)
+
+
+def _manifest(first: date, published: list[DayEntry], sources: list[dict], missing: list[str], over: bool, written) -> Manifest:
+    days = [e.manifest for e in published]
+    by_hour: Counter[str] = Counter()
+    versions: Counter[str] = Counter()
+    unknown: Counter[str] = Counter()
+    mistyped: Counter[str] = Counter()
+    for m in days:
+        by_hour.update(m.rows_by_hour)
+        versions.update(m.schema_versions)
+        unknown.update(m.unknown_fields)
+        mistyped.update(m.mistyped_fields)
+    instants = [t for m in days for t in (m.min_added_ts, m.max_added_ts) if t]
+    bad_lines = [b for m in days for b in m.bad_lines][:MAX_BAD_LINE_RECORDS]
+    row_count = sum(m.row_count for m in days)
+    return Manifest(
+        date_utc=f"{first:%Y-%m}", archive_day=f"{first:%Y%m}", row_count=row_count,
+        parquet_sha256=written.sha256, parquet_size_bytes=written.size, layout=days[0].layout,
+        schema_fingerprint=days[0].schema_fingerprint, column_count=days[0].column_count,
+        # per hour of the day, over the month's days: an hour is missing when no day has it
+        hours_found=len(by_hour), missing_hours=[h for h in range(24) if f"{h:02d}" not in by_hour],
+        rows_by_hour={key: by_hour[key] for key in sorted(by_hour)}, source_files=sources,
+        schema_versions=dict(sorted(versions.items())),
+        min_added_ts=min(instants, default=None), max_added_ts=max(instants, default=None),
+        lines_read=sum(m.lines_read for m in days), lines_exported=row_count,
+        bad_line_count=sum(m.bad_line_count for m in days), bad_lines=bad_lines,
+        unknown_fields=dict(sorted(unknown.items())), mistyped_fields=dict(sorted(mistyped.items())),
+        exporter={"name": "instrumetriq_polars", "version": __version__, "polars": pl.__version__},
+        stdlib_json_lines=sum(m.stdlib_json_lines for m in days), day_over_at_export=over,
+        partition="month", missing_days=missing, partition_basis="daily_partitions_of_the_month",
+        export_version=days[0].export_version, created_ts_utc=utc_now_iso(),
+    )
+
+
+def monthly_root(bucket: str) -> str:
+    return f"s3://{bucket}/{R2_MONTHLY_PREFIX}"
+
+
+__all__ = ["DEFAULT_DAILY_DIR", "DEFAULT_MONTHLY_DIR", "R2_MONTHLY_PREFIX", "bundle_month", "month_days", "monthly_root",
+           "parse_month"]

@@ -1,0 +1,131 @@
+"""``verify``: days, hours and monthly bundles."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from datetime import date
+
+import fsspec
+
+from ..errors import ConfigError, InstrumetriqError
+from ..bundle import monthly_root, parse_month
+from ..hourly import hour_text, hourly_root
+from ..storage import load_settings
+from ..dayfolder import partition_date
+from ..verify import render_report, split_day_folder, unreadable_result, verify_day, verify_hour, verify_month
+from .common import UsageError, _dates, _hours
+
+
+def _partitions(args: argparse.Namespace) -> list[tuple[str, Callable]] | None:
+    """verify's hours (``--hour``, ``--from-hour/--to-hour``) or months (``--month``), each with its
+    verify function; None when days are asked for."""
+    hours = _hours(args)
+    months = sorted({parse_month(m) for m in args.month or []})
+    if sum(map(bool, (hours, months, args.date or args.from_date or args.to_date))) > 1:
+        raise UsageError("give days, hours or months, not several kinds at once")
+    if hours:
+        return [(hour_text(h), verify_hour) for h in sorted(set(hours))]
+    return [(f"{m:%Y-%m}", verify_month) for m in months] or None
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    human = sys.stderr if args.json else sys.stdout
+    try:
+        partitions = _partitions(args)
+    except InstrumetriqError as exc:
+        raise UsageError(str(exc)) from None
+    if partitions is not None:
+        return _verify_partitions(args, partitions, human)
+    try:
+        location, folder_day = _command_location(args)
+        given = args.date or args.from_date or args.to_date
+        dates = _dates(args) if given or folder_day is None else [folder_day]
+        if folder_day is not None and dates != [folder_day]:
+            raise InstrumetriqError(
+                f"{location} is the day folder of {folder_day}; to verify other dates, give its parent (the dataset root)")
+        if args.sample_size < 1:
+            raise InstrumetriqError(f"--sample-size must be at least 1, not {args.sample_size}")
+    except ConfigError:
+        raise  # not a usage error: the command line is right, the settings are missing (exit 1)
+    except InstrumetriqError as exc:
+        raise UsageError(str(exc)) from None
+    results = []
+    for day in dates:
+        try:
+            result = verify_day(day, location, against_archive=args.against_archive, sample_size=args.sample_size, seed=args.seed)
+        except InstrumetriqError as exc:
+            if args.debug:
+                raise
+            result = unreadable_result(day, location, exc)
+        results.append(result)
+        print(result.summary(), file=human)
+    failed = sum(not r.ok for r in results)
+    if len(results) > 1:
+        print(f"{len(results) - failed} of {len(results)} days passed", file=human)
+    report = args.report  # none by default: the dataset root holds only day folders
+    if report:
+        try:
+            with fsspec.open(report, "w", encoding="utf-8") as out:  # any fsspec URL; its folder is created
+                out.write(render_report(results))
+        except OSError as exc:
+            print(f"error: cannot write the report {report}: {exc}", file=sys.stderr)
+            return 1
+        print(f"report: {report}", file=human)
+    if args.json:
+        print(json.dumps({"passed": len(results) - failed, "failed": failed, "report": report,
+                          "days": [r.to_dict() for r in results]}, indent=2, default=str))
+    return 1 if failed else 0
+
+
+def _verify_partitions(args: argparse.Namespace, partitions: list[tuple[str, Callable]], human) -> int:
+    """verify of hours or bundles: ``--local``/``--path`` is the hourly or monthly root (or one
+    partition folder); ``--r2`` the R2 hourly or monthly root."""
+    if args.r2:
+        bucket = load_settings().bucket
+        location = hourly_root(bucket) if partitions[0][1] is verify_hour else monthly_root(bucket)
+    else:
+        location = args.local if args.local is not None else args.path
+        if args.local is not None and not os.path.isdir(location):
+            raise UsageError(f"--local {location} is not a directory; give the dataset root or one partition folder")
+    results = []
+    for name, verify in partitions:
+        try:
+            result = verify(name, location, against_archive=args.against_archive, sample_size=args.sample_size, seed=args.seed)
+        except InstrumetriqError as exc:
+            if args.debug:
+                raise
+            result = unreadable_result(partition_date(name.replace("T", "/")), location, exc)
+        results.append(result)
+        print(result.summary(), file=human)
+    failed = sum(not r.ok for r in results)
+    if args.report:
+        with fsspec.open(args.report, "w", encoding="utf-8") as out:
+            out.write(render_report(results))
+    if args.json:
+        print(json.dumps({"passed": len(results) - failed, "failed": failed, "report": args.report,
+                          "days": [r.to_dict() for r in results]}, indent=2, default=str))
+    return 1 if failed else 0
+
+
+def _command_location(args) -> tuple[str, date | None]:
+    """(location, date named by a day folder). A day folder is told from a dataset root by
+    ``verify.split_day_folder``; a local dataset root must exist."""
+    if args.r2:
+        return load_settings().day_root, None  # ConfigError when the settings are missing
+    flag, location = ("--local", args.local) if args.local is not None else ("--path", args.path)
+    root, folder_day = split_day_folder(location)
+    if "://" in root and not root.startswith("file://"):
+        if args.local is not None:
+            raise InstrumetriqError(f"--local takes a local folder, not {location}: use --path for URLs")
+        return location, folder_day
+    local_root = root.removeprefix("file://")
+    if not os.path.isdir(local_root):
+        where = f"{flag} {location}" + (f": its dataset root {local_root}" if folder_day else "")
+        what = "is not a directory" if os.path.exists(local_root) else "does not exist"
+        raise InstrumetriqError(
+            f"{where} {what}; check the path: give the dataset root (the folder holding the YYYY-MM-DD day folders) or one day folder")
+    return location, folder_day

@@ -1,0 +1,140 @@
+"""``export`` and ``status``: the daily dataset (Tier 3), run by cron."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+
+from .. import interrupt, storage
+from ..errors import InstrumetriqError, Interrupted
+from ..export import DEFAULT_OUT_DIR, default_archive
+from ..log import bar
+from ..status import healthy, status
+from ..run import (
+    FAILED, INTERRUPTED, catch_up_days, check_archive_root, export_worker, keep_local, run_day, run_days, run_parallel, summary_lines,
+)
+from ..storage import load_settings
+from .common import UsageError, _dates, _err, _hour_printer, _log, _reporter
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    log = _log(args)
+    if args.catch_up is not None:
+        if args.date or args.from_date or args.to_date:
+            raise UsageError("--catch-up N picks the days itself: give it without --date, --from-date or --to-date")
+        try:
+            dates = catch_up_days(args.catch_up)
+        except InstrumetriqError as exc:
+            raise UsageError(str(exc)) from None
+    else:
+        dates = _dates(args)
+    if args.jobs < 1:
+        raise UsageError(f"--jobs takes a number of processes of at least 1, not {args.jobs}")
+    archive = args.archive_path or default_archive()
+    remote_out = "://" in args.out_dir and not args.out_dir.startswith("file://")
+    if args.dry_run and remote_out:
+        raise UsageError(f"--dry-run writes local files only, but --out-dir is {args.out_dir}")
+    if args.dry_run and args.upload:
+        log.warning("--dry-run writes local files only: --upload ignored")
+    upload = args.upload and not args.dry_run
+    if upload and remote_out:
+        raise UsageError(f"--upload exports to a local folder, then uploads it; --out-dir must be local, not {args.out_dir}")
+    if args.keep_local is not None and not upload:
+        raise UsageError("--keep-local removes local days once their upload is verified: it needs --upload")
+    if args.keep_local is not None and args.keep_local < 0:
+        raise UsageError(f"--keep-local takes a number of days of at least 0, not {args.keep_local}")
+    # the R2 settings are checked once, before any work, when something needs them
+    needs_r2 = upload or storage.is_s3_url(archive) or storage.is_s3_url(args.out_dir)
+    settings = storage.load_settings() if needs_r2 else None
+    upload_to = settings.day_root if upload else None
+    check_archive_root(archive)  # one error for a wrong root, not one per day
+    options = dict(archive=archive, out=args.out_dir, layout=args.layout, allow_incomplete=args.allow_incomplete,
+                   force=args.force, upload_to=upload_to, catch_up=args.catch_up is not None)
+    if args.catch_up is not None:
+        log.info(f"catch-up: {dates[0]} to {dates[-1]} ({len(dates)} days before today UTC)")
+
+    report = _reporter(args, log)
+
+    with interrupt.stop_on_signals():
+        try:
+            if args.jobs > 1 and len(dates) > 1:
+                log.info(f"exporting {len(dates)} days from {archive} in {min(args.jobs, len(dates))} processes")
+                outcomes = run_parallel(dates, export_worker, options, min(args.jobs, len(dates)), report=report)
+            else:
+                def work(day):
+                    index = dates.index(day)
+                    log.info(f"exporting {day} from {archive}")
+                    log.progress(f"{bar(0, 24)} day {index + 1}/{len(dates)} {day}")
+                    return run_day(day, **options, progress=_hour_printer(log, index, len(dates)))
+                outcomes = run_days(dates, work, report=report)
+        except Interrupted as stop:  # --jobs: the days that ended were reported; say what did not run
+            ended = {o.day for o in stop_outcomes} if (stop_outcomes := getattr(stop, "outcomes", None)) else set()
+            rest = [str(d) for d in dates if d not in ended]
+            if rest:
+                _err(f"interrupted; not started or stopped before publishing: {', '.join(rest)} ({signal.Signals(stop.signum).name})", None, log)
+            return 128 + stop.signum
+        stopped = next((o for o in outcomes if o.status == INTERRUPTED), None)
+        if stopped is not None:
+            return 128 + stopped.signum
+        if args.keep_local is not None:
+            keep_local(args.out_dir, args.keep_local, upload_to, log=log.info)
+    if len(dates) > 1 or args.quiet:
+        for line in summary_lines(outcomes):
+            log.summary(line)
+    return 1 if any(o.status == FAILED for o in outcomes) else 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    log = _log(args)
+    try:
+        if args.days is not None and (args.date or args.from_date or args.to_date):
+            raise UsageError("--days N picks the days itself: give it without --date, --from-date or --to-date")
+        dates = catch_up_days(args.days) if args.days is not None else _dates(args) if (args.date or args.from_date or args.to_date) else catch_up_days(7)
+    except UsageError:
+        raise
+    except InstrumetriqError as exc:
+        raise UsageError(str(exc).replace("--catch-up", "--days")) from None
+    if args.r2:
+        location = load_settings().day_root
+    else:
+        location = args.path or args.out_dir or DEFAULT_OUT_DIR
+    archive = args.archive_path
+    if archive is None:
+        archive = default_archive()
+        try:
+            check_archive_root(archive)
+        except InstrumetriqError:
+            log.warning(f"no archive at {archive} (the default): days are compared with nothing; give --archive-path")
+            archive = None
+    else:
+        check_archive_root(archive)
+    rows = []
+    for first, last in _runs(dates):
+        rows += status(location, first, last, archive=archive)
+    rows = [row for row in rows if row.day in set(dates)]
+    ok = healthy(rows)
+    if args.json:
+        print(json.dumps({"location": location, "archive": archive, "ok": ok, "days": [r.to_dict() for r in rows]}, indent=2))
+    else:
+        for row in rows:
+            print(row.line())
+    counts = {}
+    for row in rows:
+        counts[row.state] = counts.get(row.state, 0) + 1
+    changed = sum(bool(row.archive_changed) for row in rows)
+    log.summary(f"{len(rows)} days: " + ", ".join(f"{n} {state}" for state, n in counts.items())
+                + (f", {changed} with the archive changed since export" if changed else "")
+                + ("" if ok else "; not every day with an archive is published complete"))
+    return 0 if ok else 1
+
+
+def _runs(dates: list) -> list[tuple]:
+    """Consecutive dates grouped into (first, last) ranges: one listing per range."""
+    runs = []
+    for day in sorted(dates):
+        if runs and (day - runs[-1][1]).days == 1:
+            runs[-1] = (runs[-1][0], day)
+        else:
+            runs.append((day, day))
+    return runs
