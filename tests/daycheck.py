@@ -55,7 +55,8 @@ def assert_stderr_lines(stderr: str) -> None:
 
 def check_published(day: Path) -> tuple[dict, pq.ParquetFile]:
     """The published day agrees with itself: the manifest is strict UTF-8 JSON (orjson refuses
-    lone surrogates), and describes the data file (sha256, size, rows, rows per hour, hours);
+    lone surrogates), and describes the data file (sha256, size, rows, rows per hour as its
+    ``archive_hour`` column counts them, hours as "HH" like the keys of ``rows_by_hour``);
     every ``_extra`` is JSON (read as the README says: Python's json keeps a lone surrogate's
     ``\\ud800`` escape, which strict readers refuse). Returns the manifest and the data file."""
     raw = (day / "manifest.json").read_bytes()
@@ -71,7 +72,9 @@ def check_published(day: Path) -> tuple[dict, pq.ParquetFile]:
     assert [s["hour"] for s in sources] == sorted({s["hour"] for s in sources})  # one file per hour
     assert {f"{s['hour']:02d}": s["rows"] for s in sources} == manifest["rows_by_hour"]
     assert manifest["hours_found"] == len(sources) == 24 - len(manifest["missing_hours"])
-    assert not {f"{h:02d}" for h in manifest["missing_hours"]} & manifest["rows_by_hour"].keys()
+    assert all(type(h) is str for h in manifest["missing_hours"]) and not set(manifest["missing_hours"]) & manifest["rows_by_hour"].keys()
+    hours = parquet.read(columns=["archive_hour"]).column("archive_hour").value_counts().to_pylist()
+    assert {f"{c['values']:02d}": c["counts"] for c in hours} == {h: n for h, n in manifest["rows_by_hour"].items() if n}
     assert manifest["bad_line_count"] == sum(s["bad_lines"] for s in sources) == len(manifest["bad_lines"])
     assert manifest["lines_read"] == sum(s["lines_read"] for s in sources)
     assert manifest["is_partial"] == bool(manifest["missing_hours"] or manifest["bad_line_count"] or not manifest["day_over_at_export"])

@@ -117,10 +117,11 @@ def test_archive_path_defaults_to_environment(small_archive, tmp_path, monkeypat
 def test_schema_command(capsys):
     assert main(["schema", "--json"]) == 0
     columns = json.loads(capsys.readouterr().out)
-    assert len(columns) == 277 and columns["meta__added_ts"] == "String"
+    assert len(columns) == 279 and columns["meta__added_ts"] == "Datetime(time_unit='us', time_zone='UTC')"
+    assert (columns["archive_day"], columns["archive_hour"]) == ("Date", "Int8")
     assert columns["twitter_sentiment_windows__last_cycle__tag_counts"] == "Map(String, Int64)"
     assert main(["schema", "--layout", "nested"]) == 0
-    assert capsys.readouterr().out.startswith("# layout=nested columns=13 fingerprint=sha256:")
+    assert capsys.readouterr().out.startswith("# layout=nested columns=15 fingerprint=sha256:")
 
 
 def test_demo_runs_as_a_module(tmp_path):
@@ -136,7 +137,7 @@ def test_demo_runs_as_a_module(tmp_path):
     assert manifest["row_count"] == 48 and manifest["bad_line_count"] == 0
     # then the day read back, each figure checked against the file as pyarrow reads it
     table = pq.read_table(folder / "data.parquet")
-    instants = [datetime.fromisoformat(ts) for ts in table.column("snapshot_ts").to_pylist()]
+    instants = table.column("snapshot_ts").to_pylist()  # typed: instants in UTC
     btc = [dict(pairs)["btc"] for pairs in table.column("twitter_sentiment_windows__last_cycle__tag_counts").to_pylist()
            if pairs is not None and "btc" in dict(pairs)]
     hours = [str(manifest["rows_by_hour"][f"{hour:02d}"]) for hour in range(24)]

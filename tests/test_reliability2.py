@@ -145,7 +145,7 @@ def test_a_folder_named_like_an_hour_file_is_a_missing_hour(capsys, archive, tmp
     assert messages == [f"warning: {FOLDER}/05.jsonl.gz/: a folder, not a file; hour 05 is missing; "
                         "ignored, listed in the manifest's ignored_files"]
     manifest, _ = check_published(tmp_path / "out" / DATE)
-    assert manifest["ignored_files"] == ["05.jsonl.gz/"] and manifest["missing_hours"] == [5]
+    assert manifest["ignored_files"] == ["05.jsonl.gz/"] and manifest["missing_hours"] == ["05"]
 
 
 def test_one_hour_is_read_from_one_file_even_when_the_storage_lists_it_twice(monkeypatch, archive, tmp_path):
@@ -413,7 +413,7 @@ def test_an_hour_name_that_is_not_a_readable_file_is_a_missing_hour_and_the_mess
     assert messages[0].startswith(f"warning: {FOLDER}/05.jsonl.gz: {why}")
     assert messages[0].endswith("; hour 05 is missing; ignored, listed in the manifest's ignored_files")
     manifest, _ = check_published(tmp_path / "out" / DATE)
-    assert manifest["missing_hours"] == [5] and "05.jsonl.gz" in manifest["ignored_files"]
+    assert manifest["missing_hours"] == ["05"] and "05.jsonl.gz" in manifest["ignored_files"]
 
 
 def test_no_readable_hour_file_at_all_says_why(tmp_path):
