@@ -43,15 +43,19 @@ time.sleep(300)
 PAUSED_EXPORT = r"""
 import os, sys, time
 from instrumetriq_polars import cli
-report_hour = cli._print_hour
-def paused(report):
-    report_hour(report)
-    if report.hour == 12:
-        print("paused", flush=True)
-        while not os.path.exists(os.environ["GO"]):
-            time.sleep(0.02)
-cli._print_hour = paused
-sys.exit(cli.main(sys.argv[1:]))
+from instrumetriq_polars.cli import days
+make_printer = days._hour_printer
+def paused_printer(*args, **kwargs):
+    report_hour = make_printer(*args, **kwargs)
+    def paused(report):
+        report_hour(report)
+        if report.hour == 12:
+            print("paused", flush=True)
+            while not os.path.exists(os.environ["GO"]):
+                time.sleep(0.02)
+    return paused
+days._hour_printer = paused_printer
+cli.run(sys.argv[1:])
 """
 
 

@@ -116,14 +116,18 @@ def test_sigterm_before_each_file_change(world, scenario):  # noqa: F811 - the f
 DRIVER = r"""
 import os, signal, sys
 from instrumetriq_polars import cli, publish
+from instrumetriq_polars.cli import days
 point, sent = os.environ["SIGNAL_AT"], getattr(signal, os.environ["SIGNAL"])
 if point.startswith("hour "):
-    show, hour = cli._print_hour, int(point.split()[1])
-    def progress(report):
-        if report.hour == hour:
-            os.kill(os.getpid(), sent)
-        show(report)
-    cli._print_hour = progress
+    make_printer, hour = days._hour_printer, int(point.split()[1])
+    def printer(*args, **kwargs):
+        show = make_printer(*args, **kwargs)
+        def progress(report):
+            if report.hour == hour:
+                os.kill(os.getpid(), sent)
+            show(report)
+        return progress
+    days._hour_printer = printer
 elif point == "upload":
     write_data = publish.DayDestination.write_data
     def signalled(self, write):
@@ -137,7 +141,7 @@ elif point == "published":
         publish_day(self, *args)
         os.kill(os.getpid(), sent)
     publish.DayDestination.publish = signalled
-sys.exit(cli.main(sys.argv[1:]))
+cli.run(sys.argv[1:])
 """
 
 DAY2 = date(2026, 1, 16)

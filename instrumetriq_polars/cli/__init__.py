@@ -11,10 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
-from .. import storage
+from .. import interrupt, storage
 from ..version import __version__
 from ..archive import parse_date
 from ..dataset import day_summary
@@ -200,6 +202,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # outside ``export`` (whose stop is handled there): verify, demo
         _err("interrupted")
         return 130
+
+
+def run(argv: Sequence[str] | None = None) -> NoReturn:
+    """The program: ``main``, then exit with its status. Once ``main`` has returned, the run's
+    outcome is reported and nothing is left to stop, so a SIGINT or SIGTERM that lands while the
+    interpreter shuts down (Polars' threads take ~50 ms) is ignored: without this it killed the
+    process with a traceback and turned a finished run's status into -2 (measured)."""
+    code = main(argv)
+    for signum in interrupt.SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    sys.exit(code)
 
 
 def _closed_stdout() -> int:
