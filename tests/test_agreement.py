@@ -3,7 +3,9 @@
 
 One synthetic entry is mutated in every way below, each mutation on its own archive line: every
 declared leaf set to null, a wrong type, an empty or blank string, an unparseable timestamp (every
-string field gets one), NaN and +-Infinity in every float field, an integer beyond 64 bits; every
+string field gets one; every timestamp field gets text that is no instant, 7 fraction digits, an
+impossible date, a date alone, a number, and instants spelled without an offset or with another
+one), NaN and +-Infinity in every float field, an integer beyond 64 bits; every
 block made empty, only nulls, only unknown keys, only mistyped values, or given an unknown key. The
 day is exported with --allow-incomplete (lines the export refuses become bad lines), then the
 mutations it exported are exported again as a complete day and verified, with the cross-check.
@@ -44,6 +46,11 @@ def _leaf_values(spec: Field) -> dict[str, object]:
         values.update({"-1": -1, "2**70": 2**70, "a float": 1.5})
     elif spec.type_name == "string":
         values.update({"empty": "", "blank": " ", "not a timestamp": "not-a-time", "a number": 7})
+    elif spec.type_name == "timestamp":
+        values.update({"empty": "", "blank": " ", "not a timestamp": "not-a-time", "a number": 1767225600,
+                       "7 fraction digits": "2026-01-15T05:00:00.1234567Z", "an impossible date": "2026-02-30T00:00:00Z",
+                       "a date alone": "2026-01-15", "without an offset": "2026-01-15 05:00:00.25",
+                       "with another offset": "2026-01-15T07:00:00+02:00"})
     elif spec.type_name == "bool":
         values.update({"a string": "true"})
     return values
@@ -69,6 +76,10 @@ def mutations(entry: dict) -> dict[str, dict]:
                 nan_item = {k: float("nan") for k, v in item.items() if isinstance(v, float)}
                 out[f"{name}[0] NaN"] = _set(entry, where, [{**item, **nan_item}, *node[key][1:]])
                 out[f"{name}[0] unknown key"] = _set(entry, where, [{**item, UNKNOWN: 1}, *node[key][1:]])
+                for field, spec in child_spec["[]"].items():  # each way a sample's timestamp can be
+                    if spec.type_name == "timestamp":
+                        for label, value in _leaf_values(spec).items():
+                            out[f"{name}.{field} = {label}"] = _set(entry, where, [{**item, field: value}, *node[key][1:]])
             elif isinstance(node[key], dict):
                 block = node[key]
                 out[f"{name} = {{}}"] = _set(entry, where, {})
@@ -124,7 +135,8 @@ def test_the_sweep_covers_every_kind(sweep):
     _, _, cases, names, exported, first = sweep
     assert len(names) > 1000
     assert first.manifest.bad_line_count == len(names) - len(exported) < len(names)
-    for kind in ("= NaN", "= -Infinity", "= not a timestamp", "only unknown keys", "only nulls", "symbol = empty"):
+    for kind in ("= NaN", "= -Infinity", "= not a timestamp", "only unknown keys", "only nulls", "symbol = empty",
+                 "meta.added_ts = 7 fraction digits", "spot_prices.ts = an impossible date"):
         assert any(kind in name for name in names), kind
 
 
