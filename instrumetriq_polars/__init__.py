@@ -16,7 +16,7 @@ from .errors import (
     StorageError,
     VerifyError,
 )
-from .dataset import DatasetWarning, DayEntry, list_days, scan
+from .dataset import DatasetWarning, DayEntry, list_days, list_partitions, scan
 from .export import ExportResult, HourReport, export_day, export_days, upload_day
 from .hourly import export_hour
 from .manifest import Manifest
@@ -29,5 +29,5 @@ __all__ = [
     "DatasetWarning", "DayEntry", "ExportResult", "FIELDS", "FLAT_SCHEMA", "HourReport", "InstrumetriqError",
     "Interrupted", "LockHeldError", "Manifest", "ManifestChangedError", "ManifestError", "NESTED_SCHEMA",
     "PublishError", "StorageError", "VerifyError", "__version__", "describe", "export_day", "export_days", "export_hour",
-    "fingerprint", "list_days", "scan", "schema_for", "upload_day", "VerifyResult", "verify_day",
+    "fingerprint", "list_days", "list_partitions", "scan", "schema_for", "upload_day", "VerifyResult", "verify_day",
 ]

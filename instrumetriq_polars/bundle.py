@@ -14,7 +14,6 @@ rebuilds it without ``--force``; when they did not, it is "already published" an
 from __future__ import annotations
 
 import calendar
-import re
 import time
 import warnings
 from collections import Counter
@@ -24,6 +23,7 @@ import polars as pl
 
 from .archive import utc_today
 from .dataset import DayEntry, _scan_entries, list_days
+from .partitions import parse_month
 from .errors import ArchiveError, DamagedDayError, ManifestError
 from .export import ExportResult, _write_and_publish
 from .manifest import MAX_BAD_LINE_RECORDS, Manifest, utc_now_iso
@@ -36,16 +36,6 @@ DEFAULT_DAILY_DIR = "output/tier3_daily"
 DEFAULT_MONTHLY_DIR = "output/tier3_monthly"
 #: R2 keys of the bundles: s3://BUCKET/tier3/monthly/YYYY-MM/
 R2_MONTHLY_PREFIX = "tier3/monthly"
-_MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
-
-
-def parse_month(text: str | date) -> date:
-    """``YYYY-MM`` -> the month's first day; anything else is refused."""
-    if isinstance(text, date):
-        return text.replace(day=1)
-    if not isinstance(text, str) or not _MONTH.fullmatch(text):
-        raise ArchiveError(f"invalid month {text!r}: expected YYYY-MM")
-    return date(int(text[:4]), int(text[5:]), 1)
 
 
 def month_days(month: date, today: date | None = None) -> tuple[list[date], bool]:

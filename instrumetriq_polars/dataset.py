@@ -1,50 +1,57 @@
-"""The read side: which days under a dataset root are published, and a Polars scan over them.
+"""The read side: which partitions under a dataset root are published, and a Polars scan over them.
 
-A day *counts* (is read) when its ``manifest.json`` parses, is the manifest of its folder's date,
+A root holds one tier (``partitions.py``): days ``YYYY-MM-DD/`` (Tier 3), hours ``YYYY-MM-DD/HH/``
+(Tier 2) or monthly bundles ``YYYY-MM/``; the tier is told from what the root holds (or given as
+``tier=``), and a root holding several is refused. A partition *counts* (is read) when its
+``manifest.json`` parses, is the manifest of its folder (its ``partition`` kind and period),
 declares a layout and export version this package writes with a schema fingerprint declared for
 them (``schema.known_fingerprints``), and ``data.parquet`` lies beside it with the size the manifest
-states. Any other day is skipped by ``scan`` with a ``DatasetWarning`` naming it and why, or, with
-``strict=True``, stops the scan with a ``DatasetError``. A glob such as ``ROOT/*/data.parquet``
+states. Any other partition is skipped by ``scan`` with a ``DatasetWarning`` naming it and why, or,
+with ``strict=True``, stops the scan with a ``DatasetError``. A glob such as ``ROOT/*/data.parquet``
 has no such check: it also reads a day that an export is publishing, or was killed publishing
 (its data is there, its manifest is not).
 
-Cost of ``list_days``: one recursive listing of the root (on S3 one ListObjectsV2 without a
-delimiter, 1,000 keys a page: a year of days is about one request) and one read of each manifest
-in the range (s3fs fetches them concurrently); sizes come from the listing, data is never read.
+Cost of ``list_partitions``: one recursive listing of the root (on S3 one ListObjectsV2 without a
+delimiter, 1,000 keys a page: a year of days is about one request, a year of hours about 18) and
+one read of each manifest in the range (s3fs fetches them concurrently); sizes come from the
+listing, data is never read.
 """
 
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime
 
 import fsspec
 import polars as pl
 
 from .archive import parse_date
-from .dayfolder import DATA_NAME, MANIFEST_NAME, DayFolder, split_day_folder, storage_errors
+from .dayfolder import DATA_NAME, MANIFEST_NAME, DayFolder, storage_errors
 from .errors import ConfigError, DatasetError, InstrumetriqError
 from .manifest import Manifest, format_instant
+from .partitions import HOURLY, MONTHLY, Tier, bound, detect, get_tier, hint_of, parse_listing, runs_text, split_partition_folder
 from .schema import LAYOUTS, SEPARATOR, known_fingerprints
 from .storage import display_path, is_local, is_s3_url, storage_options_for
 
 #: The states of a day in a range; only PUBLISHED days are read.
 PUBLISHED = "published"
-MISSING = "missing"            # no day folder at all
-UNPUBLISHED = "unpublished"    # a day folder without manifest.json
-BAD_MANIFEST = "bad manifest"  # manifest.json unreadable, incomplete, or of another date
+MISSING = "missing"            # no partition folder at all
+UNPUBLISHED = "unpublished"    # a partition folder without manifest.json
+BAD_MANIFEST = "bad manifest"  # manifest.json unreadable, incomplete, or of another partition
 FOREIGN = "foreign"            # a layout or schema fingerprint this package does not declare
 DAMAGED = "damaged"            # data.parquet missing, or not of the size the manifest states
 
 
 class DatasetWarning(UserWarning):
-    """Days of the range that ``scan`` skipped (not published, foreign, damaged)."""
+    """Partitions of the range that ``scan`` skipped (not published, foreign, damaged)."""
 
 
 @dataclass(frozen=True)
 class DayEntry:
-    """One day of a range: its folder and whether it counts; ``reason`` says why not."""
+    """One partition of a range (a day, an hour or a month): its folder and whether it counts;
+    ``reason`` says why not. ``day`` is the partition's (first) day; ``key`` orders it in its tier
+    (a date, or an hour's start), ``name`` names it (``2026-01-15``, ``2026-01-15T05``, ``2026-01``)."""
 
     day: date
     folder: DayFolder
@@ -53,6 +60,12 @@ class DayEntry:
     manifest: Manifest | None = None
     #: Bytes of data.parquet as the listing saw them; None when there is none.
     data_size: int | None = None
+    key: date | datetime | None = None
+    unit: str = "day"
+
+    @property
+    def name(self) -> str:
+        return self.folder.label.replace("/", "T")
 
     @property
     def published(self) -> bool:
@@ -71,75 +84,109 @@ class DayEntry:
 
 def list_days(location: str, start: str | date | None = None, end: str | date | None = None, *,
               storage_options: dict | None = None) -> list[DayEntry]:
-    """The days from ``start`` to ``end`` (both inclusive, dates or ``YYYY-MM-DD``) under the
-    dataset root ``location``, in date order, each with its state. An open end is the first or
-    last day folder; a day of the range without a folder is MISSING. Without ``start`` and ``end``:
-    every day folder under the root. ``location`` may be one day folder (``ROOT/YYYY-MM-DD``): that
-    day. ``s3://`` locations without ``storage_options`` use the R2 settings.
+    """The days from ``start`` to ``end`` of a daily root (``list_partitions`` with tier "daily";
+    a root of hours or bundles is a ``DatasetError``)."""
+    return list_partitions(location, start, end, tier="daily", storage_options=storage_options)
 
-    Raises ``DatasetError`` for a bad date or range, or a root that does not exist (locally: no
-    such folder; on an object store: nothing under the prefix); ``StorageError`` when the storage
-    fails."""
+
+def list_partitions(location: str, start=None, end=None, *, tier: str | None = None,
+                    storage_options: dict | None = None) -> list[DayEntry]:
+    """The partitions from ``start`` to ``end`` (both inclusive) under the dataset root
+    ``location``, in order, each with its state. The root's tier is what it holds (``tier``, when
+    given, must be it; a root holding nothing is of ``tier``, else of the bounds' form, else daily).
+    Bounds: days ``YYYY-MM-DD`` or dates (daily); hours ``YYYY-MM-DDTHH`` or datetimes, or days (an
+    hourly start is the day's hour 00, an end its hour 23); months ``YYYY-MM``, or any day of one
+    (monthly). An open end is the first or last partition folder; a partition of the range without
+    a folder is MISSING. Without ``start`` and ``end``: every partition folder under the root.
+    ``location`` may be one partition folder (``ROOT/YYYY-MM-DD``, ``ROOT/YYYY-MM-DD/HH``,
+    ``ROOT/YYYY-MM``): that partition (the day folder of an hourly root: its hours). ``s3://``
+    locations without ``storage_options`` use the R2 settings.
+
+    Raises ``DatasetError`` for a bad bound or range, a root of several tiers or of another tier
+    than ``tier``, or a root that does not exist (locally: no such folder; on an object store:
+    nothing under the prefix); ``StorageError`` when the storage fails."""
     location = str(location)
-    root, named = split_day_folder(location)
-    first, last = _bound(start, "start"), _bound(end, "end")
-    if named is not None:
-        if (first or named) != named or (last or named) != named:
-            raise DatasetError(f"{location} is the day folder of {named}; give the dataset root {root} to read other days")
-        first = last = named
-    if first and last and last < first:
-        raise DatasetError(f"end {last} is before start {first}")
+    wanted = get_tier(tier)
+    root, kind, named = split_partition_folder(location)
     options = storage_options_for(location, storage_options)
     fs, root_path = fsspec.core.url_to_fs(root, **(options or {}))
     root_path = root_path.rstrip("/")
-    folders = _day_folders(fs, root_path)
-    present = [day for day in sorted(folders) if (not first or day >= first) and (not last or day <= last)]
+    listing = _listing(fs, root_path)
+    hint = {"hour": HOURLY, "month": MONTHLY}.get(kind) or hint_of(start, end)
+    found = detect(listing, wanted, hint, display_path(fs, root_path))
+    first, last = bound(found, start, "start", False), bound(found, end, "end", True)
+    if kind is not None:
+        low, high = _named_range(found, kind, named, location, root)
+        if any(b is not None and not low <= b <= high for b in (first, last)):
+            raise DatasetError(f"{location} is the {kind} folder of {named if kind == 'day' else found.label(named)}; "
+                               f"give the dataset root {root} to read other {found.unit}s")
+        first, last = first or low, last or high
+    if first and last and last < first:
+        raise DatasetError(f"end {found.label(last)} is before start {found.label(first)}")
+    folders = listing.folders(found)
+    present = [key for key in sorted(folders) if (not first or key >= first) and (not last or key <= last)]
+    keys = present
     if first or last:
         low, high = first or (present[0] if present else None), last or (present[-1] if present else None)
-        days = [low + timedelta(days=i) for i in range((high - low).days + 1)] if low and high else []
-    else:
-        days = present
-    manifests = _read_manifests(fs, [f"{root_path}/{day}/{MANIFEST_NAME}" for day in days if MANIFEST_NAME in folders.get(day, {})])
-    return [_entry(DayFolder(root_path, day, fs=fs), folders.get(day), manifests) for day in days]
+        keys = []
+        while low and high and low <= high:
+            keys.append(low)
+            low = found.step(low)
+    manifests = _read_manifests(fs, [f"{root_path}/{found.path(key)}/{MANIFEST_NAME}" for key in keys
+                                     if MANIFEST_NAME in folders.get(key, {})])
+    return [_entry(found, key, DayFolder(root_path, found.first_day(key), fs=fs, partition=found.path(key)), folders.get(key), manifests)
+            for key in keys]
 
 
-def scan(location: str, start: str | date | None = None, end: str | date | None = None, *,
+def _named_range(tier: Tier, kind: str, named, location: str, root: str) -> tuple:
+    """The keys a partition folder given as the location stands for."""
+    if kind == tier.unit:
+        return named, named
+    if kind == "day" and tier is HOURLY:
+        return tier.bound(named, False), tier.bound(named, True)
+    raise DatasetError(f"{location} is a {kind} folder, but its root {root} holds {tier.name} partitions; "
+                       f"give the {tier.name} root or one of its {tier.unit} folders")
+
+
+def scan(location: str, start=None, end=None, *, tier: str | None = None,
          storage_options: dict | None = None, strict: bool = False) -> pl.LazyFrame:
-    """A ``pl.LazyFrame`` over the published days from ``start`` to ``end`` (``list_days``), read
-    by ``pl.scan_parquet`` from the days' ``data.parquet`` files, in date order.
+    """A ``pl.LazyFrame`` over the published partitions from ``start`` to ``end``
+    (``list_partitions``: days, hours or monthly bundles, as the root holds), read by
+    ``pl.scan_parquet`` from their ``data.parquet`` files, in order.
 
-    Days that do not count are skipped with one ``DatasetWarning`` naming each (with
-    ``strict=True``: ``DatasetError``, nothing read). Also ``DatasetError``: no day of the range
-    is published (an empty frame would hide a wrong root, range or credentials), or the published
-    days are of more than one export format (layout, export version), whose columns differ.
-    ``s3://`` locations without ``storage_options`` use the R2 settings; fsspec/s3fs options are
-    translated for Polars' own object store reader (``polars_storage_options``)."""
+    Partitions that do not count are skipped with one ``DatasetWarning`` naming each (with
+    ``strict=True``: ``DatasetError``, nothing read). Also ``DatasetError``: no partition of the
+    range is published (an empty frame would hide a wrong root, range or credentials), or the
+    published ones are of more than one export format (layout, export version), whose columns
+    differ. ``s3://`` locations without ``storage_options`` use the R2 settings; fsspec/s3fs
+    options are translated for Polars' own object store reader (``polars_storage_options``)."""
     options = storage_options_for(location, storage_options)
-    entries = list_days(location, start, end, storage_options=options)
+    entries = list_partitions(location, start, end, tier=tier, storage_options=options)
     return _scan_entries(location, entries, _where(location, start, end), options, strict)
 
 
 def _scan_entries(location: str, entries: list[DayEntry], where: str, options: dict | None, strict: bool) -> pl.LazyFrame:
-    """``scan`` once the days are listed (``where`` names the call in messages)."""
+    """``scan`` once the partitions are listed (``where`` names the call in messages)."""
     skipped = [entry for entry in entries if not entry.published]
     published = [entry for entry in entries if entry.published]
+    unit = entries[0].unit if entries else "day"
     if not published:
-        found = _skipped_text(skipped, len(entries)) if entries else "no day folder"
-        raise DatasetError(f"{where}: no published day to read ({found}); check the location and the dates")
+        found = _skipped_text(skipped, len(entries)) if entries else f"no {unit} folder"
+        raise DatasetError(f"{where}: no published {unit} to read ({found}); check the location and the dates")
     if skipped and strict:
         raise DatasetError(f"{where}: {_skipped_text(skipped, len(entries))}; strict=True reads a range only "
-                           "when every day of it is published: export those days, or narrow the range")
+                           f"when every {unit} of it is published: export those {unit}s, or narrow the range")
     if skipped:
-        warnings.warn(f"{where}: {_skipped_text(skipped, len(entries))}; reading the published days only",
+        warnings.warn(f"{where}: {_skipped_text(skipped, len(entries))}; reading the published {unit}s only",
                       DatasetWarning, stacklevel=3)  # the caller of scan
     formats = {}
     for entry in published:
-        formats.setdefault(entry.export_format, []).append(entry.day)
+        formats.setdefault(entry.export_format, []).append(entry)
     if len(formats) > 1:
-        parts = "; ".join(f"layout {layout}, {version}: {_days_text(days)}" for (layout, version), days in formats.items())
+        parts = "; ".join(f"layout {layout}, {version}: {_names_text(group)}" for (layout, version), group in formats.items())
         raise DatasetError(
-            f"{where}: the days are of different export formats, whose columns differ ({parts}); "
-            "scan each part on its own (start=, end=), or re-export the odd days with --force in one layout")
+            f"{where}: the {unit}s are of different export formats, whose columns differ ({parts}); "
+            f"scan each part on its own (start=, end=), or re-export the odd {unit}s with --force in one layout")
     polars_options = polars_storage_options(location, options)
     return pl.scan_parquet([entry.data_url for entry in published], storage_options=polars_options,
                            hive_partitioning=False, glob=False)
@@ -241,33 +288,21 @@ def _bound(value, name: str) -> date | None:
         raise DatasetError(f"{name}: {exc}") from None
 
 
-def _day_folders(fs, root_path: str) -> dict[date, dict[str, int]]:
-    """Day folder date -> {file name: size} of the files directly in it, from one listing."""
+def _listing(fs, root_path: str):
+    """The root's partition folders and their files (``partitions.parse_listing``), from one listing."""
     url = display_path(fs, root_path)
     with storage_errors(f"could not list {url}", url):
-        # locally two levels are enough; on an object store a depth limit would list each folder
-        # on its own, while an unlimited find is one flat listing of the prefix
+        # locally three levels are enough (hour files); on an object store a depth limit would
+        # list each folder on its own, while an unlimited find is one flat listing of the prefix
         # s3fs' find keeps the folder listings it had, and its cat_file looks a file up in them
         # first: a listing left by an earlier call would hide a manifest written since (a test)
         fs.invalidate_cache()
-        found = fs.find(root_path, maxdepth=2 if is_local(fs) else None, withdirs=True, detail=True)
+        found = fs.find(root_path, maxdepth=3 if is_local(fs) else None, withdirs=True, detail=True)
     if not found:
         raise DatasetError(f"dataset root {url} does not exist (nothing is there); check the location")
     if found.get(root_path, {}).get("type") == "file":
-        raise DatasetError(f"dataset root {url} is a file, not a folder of YYYY-MM-DD day folders")
-    folders: dict[date, dict[str, int]] = {}
-    for path, info in found.items():
-        parts = path[len(root_path) + 1:].split("/") if path.startswith(root_path + "/") else []
-        if not parts or len(parts) > 2:
-            continue
-        try:
-            day = parse_date(parts[0])
-        except InstrumetriqError:
-            continue  # verify_report.md, other folders: not days
-        files = folders.setdefault(day, {})
-        if len(parts) == 2 and info.get("type") == "file":
-            files[parts[1]] = info.get("size")
-    return folders
+        raise DatasetError(f"dataset root {url} is a file, not a folder of partition folders (YYYY-MM-DD, YYYY-MM-DD/HH or YYYY-MM)")
+    return parse_listing(found, root_path)
 
 
 def _read_manifests(fs, paths: list[str]) -> dict[str, bytes | None]:
@@ -288,27 +323,28 @@ def _read_manifests(fs, paths: list[str]) -> dict[str, bytes | None]:
     return out
 
 
-def _entry(folder: DayFolder, files: dict[str, int] | None, manifests: dict[str, bytes | None]) -> DayEntry:
-    """The state of one day from its folder's listing and its manifest's bytes."""
+def _entry(tier: Tier, key, folder: DayFolder, files: dict[str, int] | None, manifests: dict[str, bytes | None]) -> DayEntry:
+    """The state of one partition from its folder's listing and its manifest's bytes."""
     if files is None:
-        return DayEntry(folder.day, folder, MISSING, "no day folder")
+        return DayEntry(folder.day, folder, MISSING, f"no {tier.unit} folder", key=key, unit=tier.unit)
     data_size = files.get(DATA_NAME)
     raw = manifests.get(folder.manifest_path)
     if raw is None:
         reason = ("data.parquet without manifest.json: being published, or its export was killed"
                   if data_size is not None else "no manifest.json")
-        return DayEntry(folder.day, folder, UNPUBLISHED, reason, data_size=data_size)
+        return DayEntry(folder.day, folder, UNPUBLISHED, reason, data_size=data_size, key=key, unit=tier.unit)
 
     def entry(state: str, reason: str = "") -> DayEntry:
-        return DayEntry(folder.day, folder, state, reason, manifest, data_size)
+        return DayEntry(folder.day, folder, state, reason, manifest, data_size, key, tier.unit)
 
     manifest = None
     try:
         manifest = Manifest.from_json(raw)
     except InstrumetriqError as exc:  # not JSON, fields missing or mistyped (manifest.py decides)
         return entry(BAD_MANIFEST, str(exc))
-    if manifest.date_utc != folder.day.isoformat():
-        return entry(BAD_MANIFEST, f"manifest.json is for {manifest.date_utc}, not for its folder's date")
+    if manifest.partition != tier.unit or manifest.partition_path != folder.label:
+        of = manifest.partition_path.replace("/", "T") if manifest.partition == "day" else f"the {manifest.partition} {manifest.partition_path.replace('/', 'T')}"
+        return entry(BAD_MANIFEST, f"manifest.json is for {of}, not for its folder's {'date' if tier.unit == 'day' else tier.unit}")
     if manifest.layout not in LAYOUTS:
         return entry(FOREIGN, f"layout {manifest.layout!r} is not one this package writes")
     if manifest.format_version is None:
@@ -336,25 +372,27 @@ def _where(location: str, start, end) -> str:
 
 def _skipped_text(skipped: list[DayEntry], total: int) -> str:
     """'3 of 31 days not read: 2026-01-05..2026-01-06 (missing: no day folder); ...': consecutive
-    days in the same state, for the same reason, are one range."""
+    partitions in the same state, for the same reason, are one range."""
     runs: list[list[DayEntry]] = []
     for entry in skipped:
         last = runs[-1][-1] if runs else None
-        if last and (last.state, last.reason) == (entry.state, entry.reason) and entry.day == last.day + timedelta(days=1):
+        if last and (last.state, last.reason) == (entry.state, entry.reason) and _next(entry, last):
             runs[-1].append(entry)
         else:
             runs.append([entry])
-    text = "; ".join(f"{_days_text([e.day for e in run])} ({run[0].state}: {run[0].reason})" for run in runs)
-    return f"{len(skipped)} of {total} days not read: {text}"
+    text = "; ".join(f"{_names_text(run)} ({run[0].state}: {run[0].reason})" for run in runs)
+    return f"{len(skipped)} of {total} {skipped[0].unit}s not read: {text}"
 
 
-def _days_text(days: list[date]) -> str:
-    """Dates in order as text, each run of consecutive days as 'first..last':
+def _tier_of(entry: DayEntry) -> Tier:
+    return get_tier({"day": "daily", "hour": "hourly", "month": "monthly"}[entry.unit])
+
+
+def _next(entry: DayEntry, before: DayEntry) -> bool:
+    return entry.key == _tier_of(before).step(before.key)
+
+
+def _names_text(entries: list[DayEntry]) -> str:
+    """The entries' names in order, each run of consecutive ones as 'first..last':
     '2026-01-01..2026-01-10, 2026-01-15'."""
-    runs: list[list[date]] = []
-    for day in days:
-        if runs and day == runs[-1][-1] + timedelta(days=1):
-            runs[-1].append(day)
-        else:
-            runs.append([day])
-    return ", ".join(f"{run[0]}..{run[-1]}" if len(run) > 1 else str(run[0]) for run in runs)
+    return runs_text([e.key for e in entries], _tier_of(entries[0])) if entries else ""

@@ -1,5 +1,7 @@
-"""What is published: one row per day of a range, from the dataset's manifests and one listing of
-each archive day folder; no data file is read.
+"""What is published: one row per partition of a range (a day, an hour of Tier 2, or a monthly
+bundle), from the dataset's manifests and one listing of each archive day folder; no data file is
+read. Hours are compared with their archive hour file (one listing per archive day); bundles with
+no archive (their source is the daily dataset: ``verify --month`` checks them against their days).
 
 States (``DayStatus.state``):
 
@@ -8,24 +10,26 @@ States (``DayStatus.state``):
   before the day was over);
 - "unpublished": a day folder that does not publish a readable day (no manifest, damaged,
   unreadable or foreign manifest: ``reason``);
-- "missing": no day folder, and the archive has the day;
-- "no archive": no day folder, and no archive folder for the day.
+- "missing": no day folder, and the archive has the day (for an hour: its hour file; a missing
+  bundle is always "missing");
+- "no archive": no day folder, and no archive folder for the day (for an hour: no hour file).
 
 ``archive_changed``: the archive day's hour files (names and sizes, one listing) differ from the
 manifest's ``source_files`` (``export.archive_changes``, the rule the cheap skip uses); None when
 the archive was not looked at or has no folder for the day.
 
-``healthy(rows)`` is the exit status's rule: every day that has an archive folder is published
-complete (and, when the archive was looked at, from the archive as it is now).
+``healthy(rows)`` is the exit status's rule: every day (or hour) that has an archive folder (hour
+file) is published complete (and, when the archive was looked at, from the archive as it is now);
+every bundle asked for is published and not partial.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import date, datetime
 
-from .archive import open_archive_day
-from .dataset import PUBLISHED as LISTED_PUBLISHED, DayEntry, list_days
+from .archive import ArchiveDay, open_archive_day
+from .dataset import PUBLISHED as LISTED_PUBLISHED, DayEntry, list_partitions
 from .errors import ArchiveError
 from .export import archive_changes
 from .manifest import hour_key
@@ -47,6 +51,10 @@ class DayStatus:
     archive: bool | None = None
     archive_changed: bool | None = None
     changes: list[str] = field(default_factory=list)
+    #: the partition's name: 2026-01-15 (a day), 2026-01-15T05 (an hour), 2026-01 (a bundle)
+    partition: str | None = None
+    #: the partition's order in its tier: the day, the hour's start or the month's first day
+    key: date | datetime | None = None
 
     @property
     def ok(self) -> bool:
@@ -56,11 +64,17 @@ class DayStatus:
     def to_dict(self) -> dict:
         data = asdict(self)
         data["day"] = self.day.isoformat()
+        data["partition"] = self.name
+        data["key"] = str(self.key) if self.key is not None else None
         data["ok"] = self.ok
         return data
 
+    @property
+    def name(self) -> str:
+        return self.partition or self.day.isoformat()
+
     def line(self) -> str:
-        parts = [f"{self.day}", f"{self.state:<11}"]
+        parts = [self.name, f"{self.state:<11}"]
         if self.rows is not None:
             parts.append(f"{self.rows:>7} rows {self.size_bytes / 1e6:7.1f} MB  exported {self.exported_at} ({self.export_version})")
         if self.archive_changed:
@@ -70,43 +84,60 @@ class DayStatus:
         return "  ".join(parts)
 
 
-def status(location: str, start: str | date | None = None, end: str | date | None = None, *,
+def status(location: str, start=None, end=None, *, tier: str | None = None,
            archive: str | None = None, storage_options: dict | None = None,
            archive_storage_options: dict | None = None) -> list[DayStatus]:
-    """One ``DayStatus`` per day from ``start`` to ``end`` under the dataset root ``location``
-    (``dataset.list_days``: one listing, the manifests in the range), each compared with its
-    archive day folder under ``archive`` when given (one listing per day)."""
-    entries = list_days(location, start, end, storage_options=storage_options)
+    """One ``DayStatus`` per partition from ``start`` to ``end`` under the dataset root
+    ``location`` (``dataset.list_partitions``: one listing, the manifests in the range; days, hours
+    or bundles as the root holds, or ``tier``), each day or hour compared with its archive day
+    folder under ``archive`` when given (one listing per archive day)."""
+    entries = list_partitions(location, start, end, tier=tier, storage_options=storage_options)
     archive_options = storage_options_for(archive, archive_storage_options) if archive else None
-    return [_day_status(entry, archive, archive_options) for entry in entries]
+    days: dict[date, ArchiveDay | ArchiveError] = {}
+    return [_day_status(entry, archive if entry.unit != "month" else None, archive_options, days) for entry in entries]
 
 
 def healthy(rows: list[DayStatus]) -> bool:
     return all(row.ok for row in rows)
 
 
-def _day_status(entry: DayEntry, archive: str | None, archive_options: dict | None) -> DayStatus:
+def _archive_of(entry: DayEntry, archive: str, options: dict | None, days: dict) -> ArchiveDay:
+    """The archive day of the entry (listed once per day), restricted to the hour of an hour."""
+    if entry.day not in days:
+        try:
+            days[entry.day] = open_archive_day(archive, entry.day, options)
+        except ArchiveError as exc:
+            days[entry.day] = exc
+    found = days[entry.day]
+    if isinstance(found, ArchiveError):
+        raise found
+    return found.only_hour(entry.key.hour) if entry.unit == "hour" else found
+
+
+def _day_status(entry: DayEntry, archive: str | None, archive_options: dict | None, days: dict) -> DayStatus:
     archive_day, has_archive = None, None
     if archive is not None:
         try:
-            archive_day = open_archive_day(archive, entry.day, archive_options)
+            archive_day = _archive_of(entry, archive, archive_options, days)
             has_archive = True
         except ArchiveError as exc:
-            has_archive = not str(exc).startswith("no archive folder")
+            has_archive = not str(exc).startswith(("no archive folder", "no hour file"))
     m = entry.manifest
+    named = dict(partition=entry.name, key=entry.key)
     if entry.state == LISTED_PUBLISHED and m is not None:
         row = DayStatus(entry.day, PARTIAL if m.is_partial else PUBLISHED, _partial_reason(m) if m.is_partial else "",
-                        m.row_count, m.parquet_size_bytes, m.created_ts_utc, m.export_version, has_archive)
+                        m.row_count, m.parquet_size_bytes, m.created_ts_utc, m.export_version, has_archive, **named)
         if archive_day is not None:
             row.changes = archive_changes(archive_day, m)
             row.archive_changed = bool(row.changes)
         return row
     if entry.state == "missing":
         if has_archive is False:
-            return DayStatus(entry.day, NO_ARCHIVE, archive=False)
-        return DayStatus(entry.day, MISSING, "" if has_archive else "archive not looked at", archive=has_archive)
+            return DayStatus(entry.day, NO_ARCHIVE, archive=False, **named)
+        why = "" if has_archive or entry.unit == "month" else "archive not looked at"
+        return DayStatus(entry.day, MISSING, why, archive=has_archive, **named)
     reason = entry.state + (f": {entry.reason}" if entry.reason else "")
-    return DayStatus(entry.day, UNPUBLISHED, reason, archive=has_archive)
+    return DayStatus(entry.day, UNPUBLISHED, reason, archive=has_archive, **named)
 
 
 def _partial_reason(m) -> str:
@@ -116,6 +147,11 @@ def _partial_reason(m) -> str:
                    f"{' ...' if len(m.missing_hours) > 6 else ''})")
     if m.bad_line_count:
         why.append(f"{m.bad_line_count} bad lines")
+    if m.missing_days:
+        why.append(f"{len(m.missing_days)} days not published when bundled ({', '.join(m.missing_days[:4])}"
+                   f"{' ...' if len(m.missing_days) > 4 else ''})")
+    if any(isinstance(s, dict) and s.get("is_partial") is True for s in m.source_files):
+        why.append("holds partial days")
     if not m.day_over_at_export:
-        why.append("exported before the day was over")
+        why.append(f"exported before the {m.partition} was over")
     return "; ".join(why)

@@ -144,7 +144,7 @@ def test_bad_locations_are_one_line_errors(mixed_root, tmp_path):
     assert str(error.value) == f"dataset root {tmp_path}/nowhere does not exist (nothing is there); check the location"
     with pytest.raises(DatasetError) as error:
         list_days(str(mixed_root / "verify_report.md"))
-    assert str(error.value) == f"dataset root {mixed_root}/verify_report.md is a file, not a folder of YYYY-MM-DD day folders"
+    assert str(error.value) == f"dataset root {mixed_root}/verify_report.md is a file, not a folder of partition folders (YYYY-MM-DD, YYYY-MM-DD/HH or YYYY-MM)"
     with pytest.raises(DatasetError) as error:
         scan(f"{mixed_root}/2026-01-10", "2026-01-10", "2026-01-11")
     assert str(error.value) == f"{mixed_root}/2026-01-10 is the day folder of 2026-01-10; give the dataset root {mixed_root} to read other days"

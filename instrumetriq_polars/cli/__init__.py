@@ -96,15 +96,23 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--quiet", action="store_true", help="errors and the final summary only")
     export.set_defaults(func=cmd_export)
 
-    stat = sub.add_parser("status", help="one row per day: published, partial, unpublished, missing or no archive (exit 1 unless all is published)",
+    stat = sub.add_parser("status", help="one row per day, hour or bundle: published, partial, unpublished, missing or no archive (exit 1 unless all is published)",
                           description="What is published, from the manifests and one listing of each archive day folder. "
-                                      "Exit 0 when every day that has an archive is published complete, 1 otherwise, 2 for usage errors.")
+                                      "Exit 0 when every day (hour) that has an archive is published complete and every bundle asked for "
+                                      "is published and not partial, 1 otherwise, 2 for usage errors.")
     _add_date_options(stat)
     stat.add_argument("--days", type=int, metavar="N", help="the N days before today UTC (the default: 7)")
+    stat.add_argument("--hour", action="append", metavar="YYYY-MM-DDTHH", help="hour of Tier 2 (repeatable; the root is the hourly one)")
+    stat.add_argument("--from-hour", metavar="YYYY-MM-DDTHH", help="first hour of a range (with --to-hour)")
+    stat.add_argument("--to-hour", metavar="YYYY-MM-DDTHH", help="last hour of a range (inclusive)")
+    stat.add_argument("--hours", type=int, metavar="N", help="the N latest complete hours (UTC)")
+    stat.add_argument("--month", action="append", metavar="YYYY-MM", help="monthly bundle (repeatable; the root is the monthly one)")
     where = stat.add_mutually_exclusive_group()
-    where.add_argument("--out-dir", type=_location, metavar="DIR", help=f"dataset root, local or fsspec URL (default: {DEFAULT_OUT_DIR})")
+    where.add_argument("--out-dir", type=_location, metavar="DIR",
+                       help=f"dataset root, local or fsspec URL (default: {DEFAULT_OUT_DIR}; hours: {DEFAULT_HOURLY_OUT}; months: {DEFAULT_MONTHLY_DIR})")
     where.add_argument("--path", type=_location, metavar="URL", help="dataset root at any fsspec location")
-    where.add_argument("--r2", action="store_true", help=f"the R2 dataset s3://BUCKET/{storage.R2_PREFIX}")
+    where.add_argument("--r2", action="store_true",
+                       help=f"the R2 dataset s3://BUCKET/{storage.R2_PREFIX} (hours: {R2_HOURLY_PREFIX}; months: {R2_MONTHLY_PREFIX})")
     stat.add_argument("--archive-path", type=_location, metavar="PATH", help=f"archive root to compare with (default: ${ARCHIVE_ENV} or the server path, when it exists)")
     stat.add_argument("--json", action="store_true", help="machine-readable rows on stdout")
     stat.set_defaults(func=cmd_status)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+from datetime import timedelta
 
 from .. import interrupt, storage
 from ..errors import InstrumetriqError, Interrupted
@@ -15,7 +16,10 @@ from ..run import (
     FAILED, INTERRUPTED, catch_up_days, check_archive_root, export_worker, keep_local, run_day, run_days, run_parallel, summary_lines,
 )
 from ..storage import load_settings
-from .common import UsageError, _dates, _err, _hour_printer, _log, _reporter
+from ..bundle import DEFAULT_MONTHLY_DIR, monthly_root
+from ..hourly import DEFAULT_HOURLY_OUT, ONE_HOUR, catch_up_hours, hourly_root
+from ..partitions import parse_month
+from .common import UsageError, _dates, _err, _hour_printer, _hours, _log, _reporter
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -88,6 +92,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     log = _log(args)
     try:
+        keys = _status_partitions(args)
+    except UsageError:
+        raise
+    except InstrumetriqError as exc:
+        raise UsageError(str(exc)) from None
+    if keys is not None:
+        return _status_tier(args, log, *keys)
+    try:
         if args.days is not None and (args.date or args.from_date or args.to_date):
             raise UsageError("--days N picks the days itself: give it without --date, --from-date or --to-date")
         dates = catch_up_days(args.days) if args.days is not None else _dates(args) if (args.date or args.from_date or args.to_date) else catch_up_days(7)
@@ -99,23 +111,62 @@ def cmd_status(args: argparse.Namespace) -> int:
         location = load_settings().day_root
     else:
         location = args.path or args.out_dir or DEFAULT_OUT_DIR
+    return _report_status(args, log, location, "daily", dates, lambda d: d + timedelta(days=1), _status_archive(args, log))
+
+
+def _status_partitions(args: argparse.Namespace) -> tuple[str, list] | None:
+    """("hourly", hour starts) or ("monthly", months) when hours or months are asked for; None for days."""
+    hours = _hours(args)
+    if args.hours is not None:
+        hours += catch_up_hours(args.hours)
+    months = sorted({parse_month(m) for m in args.month or []})
+    days = args.date or args.from_date or args.to_date or args.days is not None
+    if sum(map(bool, (hours, months, days))) > 1:
+        raise UsageError("give days, hours or months, not several kinds at once")
+    if hours:
+        return "hourly", sorted(set(hours))
+    return ("monthly", months) if months else None
+
+
+def _status_tier(args: argparse.Namespace, log, tier: str, keys: list) -> int:
+    """``status`` of hours (Tier 2) or monthly bundles: ``--out-dir``/``--path`` is the hourly or
+    monthly root (default the tier's local root), ``--r2`` the tier's R2 root."""
+    if args.r2:
+        bucket = load_settings().bucket
+        location = hourly_root(bucket) if tier == "hourly" else monthly_root(bucket)
+    else:
+        location = args.path or args.out_dir or (DEFAULT_HOURLY_OUT if tier == "hourly" else DEFAULT_MONTHLY_DIR)
+    archive = _status_archive(args, log) if tier == "hourly" else None
+    step = (lambda h: h + ONE_HOUR) if tier == "hourly" else (lambda m: (m + timedelta(days=31)).replace(day=1))
+    return _report_status(args, log, location, tier, keys, step, archive)
+
+
+def _status_archive(args: argparse.Namespace, log) -> str | None:
     archive = args.archive_path
     if archive is None:
         archive = default_archive()
         try:
             check_archive_root(archive)
         except InstrumetriqError:
-            log.warning(f"no archive at {archive} (the default): days are compared with nothing; give --archive-path")
+            log.warning(f"no archive at {archive} (the default): partitions are compared with nothing; give --archive-path")
             archive = None
     else:
         check_archive_root(archive)
+    return archive
+
+
+def _report_status(args: argparse.Namespace, log, location: str, tier: str, keys: list, step, archive: str | None) -> int:
+    """One listing per run of consecutive partitions, the rows printed (or ``--json``), the summary
+    logged; exit 0 when ``status.healthy``."""
     rows = []
-    for first, last in _runs(dates):
-        rows += status(location, first, last, archive=archive)
-    rows = [row for row in rows if row.day in set(dates)]
+    for first, last in _runs(keys, step):
+        rows += status(location, first, last, tier=tier, archive=archive)
+    wanted = set(keys)
+    rows = [row for row in rows if (row.day if tier == "daily" else row.key) in wanted]
     ok = healthy(rows)
+    unit = {"daily": "day", "hourly": "hour", "monthly": "month"}[tier]
     if args.json:
-        print(json.dumps({"location": location, "archive": archive, "ok": ok, "days": [r.to_dict() for r in rows]}, indent=2))
+        print(json.dumps({"location": location, "archive": archive, "ok": ok, "tier": tier, "days": [r.to_dict() for r in rows]}, indent=2))
     else:
         for row in rows:
             print(row.line())
@@ -123,18 +174,19 @@ def cmd_status(args: argparse.Namespace) -> int:
     for row in rows:
         counts[row.state] = counts.get(row.state, 0) + 1
     changed = sum(bool(row.archive_changed) for row in rows)
-    log.summary(f"{len(rows)} days: " + ", ".join(f"{n} {state}" for state, n in counts.items())
+    complete = f"every {unit} with an archive is published complete" if tier != "monthly" else "every month is bundled complete"
+    log.summary(f"{len(rows)} {unit}s: " + ", ".join(f"{n} {state}" for state, n in counts.items())
                 + (f", {changed} with the archive changed since export" if changed else "")
-                + ("" if ok else "; not every day with an archive is published complete"))
+                + ("" if ok else f"; not {complete}"))
     return 0 if ok else 1
 
 
-def _runs(dates: list) -> list[tuple]:
-    """Consecutive dates grouped into (first, last) ranges: one listing per range."""
+def _runs(keys: list, step) -> list[tuple]:
+    """Consecutive partitions grouped into (first, last) ranges: one listing per range."""
     runs = []
-    for day in sorted(dates):
-        if runs and (day - runs[-1][1]).days == 1:
-            runs[-1] = (runs[-1][0], day)
+    for key in sorted(keys):
+        if runs and key == step(runs[-1][1]):
+            runs[-1] = (runs[-1][0], key)
         else:
-            runs.append((day, day))
+            runs.append((key, key))
     return runs
