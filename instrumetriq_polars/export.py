@@ -15,7 +15,7 @@ from . import interrupt
 from .version import __version__
 from .archive import ArchiveDay, check_date_guard, check_hours_guard, open_archive_day, parse_date
 from .decode import BadLine
-from .errors import BadInputError, DamagedDayError, InstrumetriqError
+from .errors import BadInputError, DamagedDayError, InstrumetriqError, LockHeldError
 from .source import Account, ArchiveDayScan, HourReport
 from .lock import lock_day
 from .dayfolder import DayFolder
@@ -93,11 +93,25 @@ def export_day(
     if not force:
         in_place = unchanged_publication(archive_day, DayFolder(out, day, out_options), layout)
         if in_place is not None and (not in_place.manifest.is_partial or (allow_incomplete and in_place.manifest.day_over_at_export == day_over)):
+            _clean_leftovers(DayDestination(out, day, out_options))
             return ExportResult(in_place.manifest, in_place.url, ALREADY, time.perf_counter() - started,
                                 warnings=archive_day.warnings(), skipped_read=True)
     destination = DayDestination(out, day, out_options)
     return export_archive(archive_day, destination, layout=layout, allow_incomplete=allow_incomplete, force=force,
                           progress=progress, period_over=day_over, started=started)
+
+
+def _clean_leftovers(destination: DayDestination) -> None:
+    """What killed runs left in a day that is skipped as already published goes too (inside the
+    lock, as on every run); when another export of the day holds the lock, that run cleans up."""
+    try:
+        lock = lock_day(destination)
+    except LockHeldError:
+        return
+    try:
+        destination.clean_stale_temps(locked=lock.held)
+    finally:
+        lock.release()
 
 
 def export_archive(archive_day: ArchiveDay, destination: DayDestination, *, layout: str, allow_incomplete: bool, force: bool,

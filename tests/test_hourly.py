@@ -140,7 +140,7 @@ def test_cli_exports_hours_and_ranges(archive, tmp_path, capfd):
                             "--hour", HOUR, "--archive-path", str(archive), "--out-dir", str(out))
     assert code == 0, err
     assert [line.split(":")[0] for line in stdout.splitlines()] == ["2026-01-15T05", "2026-01-15T22", "2026-01-15T23"]
-    assert "3 of 3 hours exported" in err
+    assert "3 hours: 3 exported, 0 completed, 0 already published, 0 skipped, 0 failed" in err
     assert sorted(os.listdir(out / "2026-01-15")) == ["05", "22", "23"]
     code, _, err = run(capfd, "export-hourly", "--hour", "2026-01-15T25", "--archive-path", str(archive), "--out-dir", str(out))
     assert code == 2 and err.strip() == "error: invalid hour '2026-01-15T25': expected YYYY-MM-DDTHH (UTC), e.g. 2026-01-15T05"

@@ -56,7 +56,7 @@ def manifest(sha: str = A, size: int = 1000, partial: bool = False, **fields) ->
     m = Manifest(
         date_utc=DATE, archive_day=DAY.strftime("%Y%m%d"), row_count=10, parquet_sha256=sha, parquet_size_bytes=size,
         layout="flat", schema_fingerprint="f", column_count=1, hours_found=23 if partial else 24,
-        missing_hours=[13] if partial else [], rows_by_hour={}, source_files=[], schema_versions={}, min_added_ts=None,
+        missing_hours=["13"] if partial else [], rows_by_hour={}, source_files=[], schema_versions={}, min_added_ts=None,
         max_added_ts=None, lines_read=10, lines_exported=10, bad_line_count=0, bad_lines=[], unknown_fields={},
         mistyped_fields={}, exporter={}, created_ts_utc="2026-01-16T00:05:00Z",
     )

@@ -139,7 +139,7 @@ def test_data_of_another_day_with_its_manifest_edited(tmp_path, version):
     result = verify_day(DAY, str(root))
     if version == 2:
         assert result.status == "FAIL" and result.errors == [
-            "row_count: archive_day holds 2026-01-10, not only 2026-01-15: rows of another archive day are in this file; "
+            "row_count: archive_day holds 2026-01-10, outside 2026-01-15: rows of another archive day are in this file; "
             "re-export the day with --force"], result.summary()
     else:
         assert result.status == "WARN", result.summary()

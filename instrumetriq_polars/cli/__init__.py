@@ -55,7 +55,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .synthetic import write_archive_day
+    from ..synthetic import write_archive_day
 
     day = parse_date(args.date)
     archive = f"{args.dir}/archive"
