@@ -19,7 +19,7 @@ from fsspec.implementations.local import LocalFileSystem
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from instrumetriq_polars import ArchiveError, export_day
+from instrumetriq_polars import ArchiveError, export_day, verify_day
 from instrumetriq_polars.archive import open_archive_day
 from instrumetriq_polars.cli import main
 from instrumetriq_polars.decode import MAX_DEPTH, BadLine, deep_json
@@ -326,6 +326,17 @@ def test_the_issues_deep_unknown_field_through_the_cli(capsys, archive, tmp_path
     assert code == 0 and messages == [] and stdout.startswith(f"{DATE}: published: {ROWS} rows, 24/24 hours")
     manifest, _ = check_published(tmp_path / "out" / DATE)
     assert manifest["unknown_fields"] == {"deep": 3}
+
+
+def test_verify_against_the_archive_compares_the_deepest_lines_without_recursion_errors(archive, tmp_path):
+    """The cross-check parses and compares source lines as deep as the export reads (it recursed
+    past Python's limit: a false FAIL ... RecursionError)."""
+    for depth, hour in ((1000, 2), (1020, 3)):
+        line, _ = deep_line("unknown field", "arrays", depth, stdlib=False)
+        edit_first_line(archive, hour, line)
+    export_day(DAY, str(archive), str(tmp_path / "out"))
+    result = verify_day(DAY, str(tmp_path / "out"), against_archive=str(archive), sample_size=10_000)
+    assert result.status != "FAIL", result.errors
 
 
 def test_deep_json_restores_the_recursion_limit_with_threads_inside():

@@ -10,7 +10,7 @@ import math
 from datetime import datetime
 
 from ..archive import open_archive_day
-from ..decode import BadLine, gunzip
+from ..decode import BadLine, deep_json, gunzip
 from ..errors import InstrumetriqError
 from ..instants import as_instant, parse_instants
 from ..manifest import hour_key
@@ -69,7 +69,8 @@ def check_archive(ctx: DayUnderCheck, check: CheckResult) -> None:
     if ctx.flat is None:
         check.warnings.append("rows not compared: data.parquet rows could not be read (see check 'parquet')")
         return
-    _compare_sample(ctx, check, sources)
+    with deep_json():  # rows may nest as deep as the export reads (decode.MAX_DEPTH); the comparison recurses
+        _compare_sample(ctx, check, sources)
 
 
 def _compare_sample(ctx: DayUnderCheck, check: CheckResult, sources: dict[int, tuple[str, int, bytes, int]]) -> None:
