@@ -3,9 +3,12 @@
 The frames enter the plan through ``register_io_source``, one hour at a time as the plan pulls
 them (measured: a 24-hour day's peak RSS is 1.1-1.2x a 6-hour day's; README "Benchmarks"). The
 plan's batches are written by pyarrow's ``ParquetWriter``, in row groups of ``ROW_GROUP_SIZE``
-rows: Polars' own sink cannot choose a column's encoding, and wrote the timestamps as PLAIN int64,
-which zstd leaves at ~3.3 bytes a value (the real-shaped day: 5.8 MB for the ~1.8M ``spot_prices``
-timestamps); DELTA_BINARY_PACKED stores them in 0.14 MB (README "The dataset").
+rows: Polars' own sink cannot choose a column's encoding, and wrote the timestamps as PLAIN int64.
+Measured on the ~1.8M ``spot_prices`` timestamps of the real-shaped day (one value's microseconds
+repeated over an entry's samples, no instant shared between entries): PLAIN + zstd 6.1 MB (the
+text was 1.7 MB), DELTA_BINARY_PACKED 0.14 MB, BYTE_STREAM_SPLIT 0.56 MB; on the real sample (147
+entries, whose samples share their instants across symbols): PLAIN 25 KB, DELTA 261 KB,
+BYTE_STREAM_SPLIT 26 KB. BYTE_STREAM_SPLIT is small on both (README "The dataset").
 """
 
 from __future__ import annotations
@@ -114,13 +117,14 @@ def _write_group(writer: pq.ParquetWriter, held: list[pl.DataFrame], rows: int, 
 
 def _writer(out: IO[bytes], schema: pa.Schema) -> pq.ParquetWriter:
     """pyarrow's writer with the encodings Polars' sink used, except for the timestamps:
-    dictionary encoding where it may pay (text, integers, booleans), PLAIN for floats, and
-    DELTA_BINARY_PACKED for every timestamp column (DuckDB, Spark, pandas and Polars read it)."""
+    dictionary encoding where it may pay (text, integers, booleans), PLAIN for floats (measured:
+    BYTE_STREAM_SPLIT doubled them), and BYTE_STREAM_SPLIT for every timestamp column (pyarrow,
+    pandas, Polars, DuckDB and Spark read it: tests/test_readers.py)."""
     leaves = _leaf_columns(schema)
     instants = [path for path, kind in leaves.items() if pa.types.is_timestamp(kind)]
     dictionary = [path for path, kind in leaves.items() if not (pa.types.is_timestamp(kind) or pa.types.is_floating(kind))]
     return pq.ParquetWriter(out, schema, compression="zstd", compression_level=ZSTD_LEVEL, use_dictionary=dictionary,
-                            column_encoding=dict.fromkeys(instants, "DELTA_BINARY_PACKED"), write_statistics=True)
+                            column_encoding=dict.fromkeys(instants, "BYTE_STREAM_SPLIT"), write_statistics=True)
 
 
 def _leaf_columns(schema: pa.Schema) -> dict[str, pa.DataType]:

@@ -10,7 +10,7 @@ import re
 import shutil
 import warnings
 from collections import Counter
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import duckdb
@@ -209,6 +209,15 @@ def test_spark_recipe(base):
         assert result["df"].count() == len(expected["symbol"])
         types = {field.name: field.dataType.typeName() for field in result["df"].schema.fields}
         assert (types["archive_day"], types["archive_hour"], types["snapshot_ts"]) == ("date", "byte", "timestamp")
+        # the timestamps' encoding (BYTE_STREAM_SPLIT) decoded: the instants, in microseconds
+        micros = result["df"].selectExpr("sum(unix_micros(snapshot_ts)) AS s", "sum(archive_hour) AS h").collect()[0]
+        epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+        assert micros["s"] == sum((t - epoch) // timedelta(microseconds=1) for t in expected["snapshot_ts"])
+        assert micros["h"] == sum(expected["archive_hour"])
+        samples = result["df"].selectExpr("explode(spot_prices) AS p").selectExpr("count(*) AS n", "max(unix_micros(p.ts)) AS last").collect()[0]
+        tables = [pq.read_table(f, columns=["spot_prices"]) for f in sorted(base.glob("output/tier3_daily/*/data.parquet"))]
+        stamps = [item["ts"] for table in tables for row in table.column("spot_prices").to_pylist() if row for item in row]
+        assert samples["n"] == len(stamps) and samples["last"] == (max(stamps) - epoch) // timedelta(microseconds=1)
         assert result["btc_rows"] == sum(c is not None for c in expected["btc"]) > 0
         with pytest.raises(Exception, match="FAILED_READ_FILE|not a Parquet file|Could not read footer"):
             spark.read.parquet(str(base / "output" / "tier3_daily")).count()  # the README: not the root
