@@ -208,8 +208,8 @@ def column(path: str, layout: str) -> pl.Expr:
 
 def day_summary(location: str, day: str | date, *, key: str = "btc", storage_options: dict | None = None) -> list[str]:
     """Lines a newcomer can check against a published day, read back through ``scan``: rows and
-    columns read (and the manifest's row count), rows per archive hour (the manifest's
-    ``rows_by_hour``, which export version 2's ``archive_hour`` column counts too), the span of
+    columns read (and the manifest's row count), rows per archive hour (counted from the
+    ``archive_hour`` column; version 1 days, which have none: the manifest's ``rows_by_hour``), the span of
     ``snapshot_ts``, and one MAP lookup, ``tag_counts[key]`` of the last cycle."""
     day = _bound(day, "day")
     options = storage_options_for(location, storage_options)
@@ -224,12 +224,16 @@ def day_summary(location: str, day: str | date, *, key: str = "btc", storage_opt
         pl.len().alias("rows"), snapshot.min().alias("first"), snapshot.max().alias("last"),
         tags.count().alias("with_key"), tags.sum().alias("key_total"),
     ).collect().row(0, named=True)
-    counts = [str(manifest.rows_by_hour.get(f"{hour:02d}", "-")) for hour in range(24)]  # "-": a missing hour
+    if "archive_hour" in frame.collect_schema():  # export version 2: the rows say which hour file they came from
+        by_hour, source = dict(frame.group_by("archive_hour").len().collect().iter_rows()), "the archive_hour column"
+    else:
+        by_hour, source = {int(h): n for h, n in manifest.rows_by_hour.items()}, "manifest.json rows_by_hour"
+    counts = [str(by_hour.get(hour, 0)) if f"{hour:02d}" in manifest.rows_by_hour else "-" for hour in range(24)]  # "-": a missing hour
     width = max(map(len, counts))
     return [
         f"read back through scan: {figures['rows']} rows, {len(frame.collect_schema())} columns "
         f"(manifest.json: {manifest.row_count} rows, layout {manifest.layout})",
-        "rows per archive hour (manifest.json rows_by_hour):",
+        f"rows per archive hour ({source}):",
         *(f"  {first:02d}-{first + 11:02d}: " + " ".join(c.rjust(width) for c in counts[first:first + 12]) for first in (0, 12)),
         f"snapshot_ts from {format_instant(figures['first'])} to {format_instant(figures['last'])}",
         f"twitter_sentiment_windows.last_cycle.tag_counts[{key!r}]: in {figures['with_key']} of {figures['rows']} rows, "

@@ -143,7 +143,7 @@ def test_demo_runs_as_a_module(tmp_path):
     hours = [str(manifest["rows_by_hour"][f"{hour:02d}"]) for hour in range(24)]
     assert run.stdout.splitlines()[2:] == [
         f"read back through scan: {table.num_rows} rows, {table.num_columns} columns (manifest.json: 48 rows, layout flat)",
-        "rows per archive hour (manifest.json rows_by_hour):",
+        "rows per archive hour (the archive_hour column):",
         "  00-11: " + " ".join(hours[:12]),
         "  12-23: " + " ".join(hours[12:]),
         f"snapshot_ts from {format_instant(min(instants))} to {format_instant(max(instants))}",

@@ -322,7 +322,7 @@ def test_day_summary_reads_either_layout_and_shows_missing_hours(tmp_path, templ
     write_archive_day(archive, date(2026, 1, 10), entries_per_hour=1, hours=[h for h in range(24) if h not in (3, 17)])
     export_day("2026-01-10", str(archive), str(root), allow_incomplete=True)
     assert day_summary(str(root), "2026-01-10")[1:4] == [
-        "rows per archive hour (manifest.json rows_by_hour):",
+        "rows per archive hour (the archive_hour column):",
         "  00-11: 1 1 1 - 1 1 1 1 1 1 1 1",
         "  12-23: 1 1 1 1 1 - 1 1 1 1 1 1",
     ]
