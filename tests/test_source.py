@@ -5,16 +5,23 @@ give the rows an eager filter gives."""
 from __future__ import annotations
 
 import gzip
+import hashlib
+import io
 import json
+import os
+import subprocess
+import sys
 from collections import Counter
 
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 
 import instrumetriq_polars.export as export_module
+import instrumetriq_polars.pipeline as pipeline
 from instrumetriq_polars import export_day
 from instrumetriq_polars.archive import open_archive_day
-from instrumetriq_polars.pipeline import frame_source, lazy_day, lazy_entries
+from instrumetriq_polars.pipeline import frame_source, lazy_day, lazy_entries, sink
 from instrumetriq_polars.source import ArchiveDayScan
 
 from .conftest import DAY
@@ -96,3 +103,53 @@ def test_a_filter_on_a_column_the_projection_leaves_out(small_archive):
     # the IO source as Polars may call it: a predicate on a column that is not projected
     out = pl.concat(frame_source(lambda: iter(frames))(["symbol"], late, None, None))
     assert out.columns == ["symbol"] and out["symbol"].to_list() == expected
+
+
+def _sink_bytes(frames: list[pl.DataFrame], layout: str = "flat") -> bytes:
+    out = io.BytesIO()
+    sink(lazy_day(lambda: iter(frames), layout), out)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("layout", ["flat", "nested"])
+def test_row_groups_hold_exactly_row_group_size_rows_whatever_the_batches(small_archive, monkeypatch, layout):
+    """Rows are written in groups of ROW_GROUP_SIZE (the last smaller), and the same rows give the
+    same bytes however they arrive: hour by hour, in one frame, or in odd slices."""
+    monkeypatch.setattr(pipeline, "ROW_GROUP_SIZE", 10)
+    hours = list(ArchiveDayScan(open_archive_day(str(small_archive), DAY)).frames())
+    every = pl.concat(hours)
+    odd = [every.slice(start, 7) for start in range(0, every.height, 7)]
+    written = {name: _sink_bytes(frames, layout) for name, frames in (("hours", hours), ("one", [every]), ("odd", odd))}
+    assert written["hours"] == written["one"] == written["odd"]
+    meta = pq.ParquetFile(io.BytesIO(written["hours"])).metadata
+    assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [10] * 7 + [2]  # 72 rows
+    assert pl.read_parquet(io.BytesIO(written["hours"])).equals(lazy_day(lambda: iter(hours), layout).collect())
+
+
+def test_timestamp_columns_are_byte_stream_split(small_archive, tmp_path):
+    """The encoding that keeps typed timestamps small (README "The dataset"); an empty day is a
+    valid file of the declared schema."""
+    export_day(DAY, str(small_archive), str(tmp_path / "out"))
+    meta = pq.ParquetFile(tmp_path / "out" / DAY.isoformat() / "data.parquet").metadata
+    encodings = {meta.row_group(0).column(i).path_in_schema: meta.row_group(0).column(i).encodings for i in range(meta.num_columns)}
+    stamps = [path for path in encodings if path in ("snapshot_ts", "meta__added_ts", "spot_prices.list.element.ts")]
+    assert len(stamps) == 3 and all("BYTE_STREAM_SPLIT" in encodings[path] for path in stamps)
+    assert "BYTE_STREAM_SPLIT" not in encodings["spot_prices.list.element.mid"]
+    empty = _sink_bytes([])
+    assert pl.read_parquet(io.BytesIO(empty)).schema == pl.Schema(pl.read_parquet_schema(tmp_path / "out" / DAY.isoformat() / "data.parquet"))
+
+
+def test_the_same_day_gives_the_same_bytes_with_any_number_of_threads(small_archive, tmp_path):
+    """Polars' batches may come in another order of completion with more threads; the file may not."""
+    code = ("import sys; from instrumetriq_polars import export_day; "
+            "print(export_day('2026-01-15', sys.argv[1], sys.argv[2], layout=sys.argv[3]).manifest.parquet_sha256)")
+    for layout in ("flat", "nested"):
+        shas = set()
+        for threads in ("1", "4"):
+            env = {**os.environ, "POLARS_MAX_THREADS": threads}
+            run = subprocess.run([sys.executable, "-c", code, str(small_archive), str(tmp_path / f"{layout}-{threads}"), layout],
+                                 capture_output=True, text=True, env=env, check=True)
+            data = (tmp_path / f"{layout}-{threads}" / DAY.isoformat() / "data.parquet").read_bytes()
+            assert run.stdout.strip() == hashlib.sha256(data).hexdigest()
+            shas.add(run.stdout.strip())
+        assert len(shas) == 1
