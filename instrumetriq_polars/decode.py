@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from .columnar import LaneRead, read_lane
 from .text import one_line
 
 try:  # isal's gunzip is 2-3x faster than zlib's (measured in benchmarks/)
@@ -77,6 +78,16 @@ class DecodedHour:
     bad_lines: list[BadLine] = field(default_factory=list)
     lines_read: int = 0  # non-blank lines seen
     stdlib_lines: set[int] = field(default_factory=set)  # line numbers decoded by json.loads
+    lane: LaneRead | None = None  # lines whose list of objects the columnar lane read (``take_lane``)
+
+    def take_lane(self, column: str, item_type) -> None:
+        """Let the columnar lane read ``column`` of the lines it can (columnar.py); ``entries()`` then
+        decodes those lines' remainders, and ``lane_items`` gives their lists."""
+        self.lane = read_lane(self.raw_lines, column, item_type)
+
+    def lane_items(self, line: int):
+        """The items the lane read for ``line`` (a pyarrow StructArray), or None."""
+        return None if self.lane is None else self.lane.items.get(line - 1)
 
     def entries(self) -> Iterator[tuple[int, dict]]:
         """Each entry with its 1-based line number; what is not an entry goes to ``bad_lines``."""
@@ -87,6 +98,10 @@ class DecodedHour:
             if not line or line.isspace():
                 continue
             self.lines_read += 1
+            value = self._from_lane(number - 1) if self.lane is not None else None
+            if value is not None:
+                yield number, value
+                continue
             try:
                 value = loads(line)
             except orjson.JSONDecodeError as exc:
@@ -101,10 +116,29 @@ class DecodedHour:
                 continue
             yield number, value
 
-    def exact_entry(self, line: int) -> dict:
-        """The entry on ``line`` decoded by the standard library (exact integers)."""
+    def _from_lane(self, index: int) -> dict | None:
+        """The entry of line ``index`` from its remainder, if the lane read its list and orjson reads
+        the remainder as an object whose list is the placeholder put there (which proves the cut
+        was at the root object's key); otherwise None, and the line is read whole."""
+        lane = self.lane
+        remainder = lane.remainders.get(index)
+        if remainder is None:
+            return None
+        try:
+            value = orjson.loads(remainder)
+        except orjson.JSONDecodeError:
+            value = None
+        if type(value) is dict and value.get(lane.column) == [] and type(value[lane.column]) is list:
+            return value
+        lane.drop(index)
+        return None
+
+    def exact_entry(self, line: int, whole: bool = False) -> dict:
+        """The entry on ``line`` decoded by the standard library (exact integers); a line the lane
+        read, from its remainder (its list is the lane's: ``[]``), unless ``whole``."""
+        text = self.lane.remainders.get(line - 1) if self.lane is not None and not whole else None
         with deep_json():
-            return json.loads(self.raw_lines[line - 1].decode("utf-8"))
+            return json.loads((text or self.raw_lines[line - 1]).decode("utf-8"))
 
 
 _allowance = threading.Lock()

@@ -100,7 +100,7 @@ class ListColumn:
     def __init__(self, column: str) -> None:
         self.column = column
         self._item_type = _item_type(column)
-        self._staged_type = _staged(self._item_type)
+        self.staged_type = _staged(self._item_type)  # as entries' items are converted: timestamps as text
         self._float_fields = [i for i, field in enumerate(self._item_type) if pa.types.is_floating(field.type)]
         self._parts: list[pa.StructArray] = []
         self._lengths: list[int | None] = []  # per entry; None: NULL
@@ -115,11 +115,16 @@ class ListColumn:
             self._parts.append(items)
         return value is None or items is not None
 
+    def add_items(self, items: pa.StructArray) -> None:
+        """Append one entry's items as the columnar lane read them (``staged_type``)."""
+        self._lengths.append(len(items))
+        self._parts.append(items)
+
     def _convert(self, value: list, cast: bool = False) -> pa.StructArray | None:
         """The items of one entry (staged), or None when they do not fit the declared type;
         with ``cast``, also when a timestamp among them is no instant."""
         try:
-            items = pa.array(value, type=self._staged_type)  # refuses an int beyond 2**53 in a float field
+            items = pa.array(value, type=self.staged_type)  # refuses an int beyond 2**53 in a float field
             _refuse_booleans_in_float_fields(value, items, self._float_fields)
             if cast:
                 self._cast(items)
@@ -174,7 +179,7 @@ class ListColumn:
     def _items(self) -> pa.StructArray:
         """The hour's samples in one array, once every entry was added (the parts are freed)."""
         if self._concatenated is None:
-            self._concatenated = pa.concat_arrays(self._parts) if self._parts else pa.array([], type=self._staged_type)
+            self._concatenated = pa.concat_arrays(self._parts) if self._parts else pa.array([], type=self.staged_type)
             self._parts = []
         return self._concatenated
 

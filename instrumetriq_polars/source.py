@@ -154,6 +154,8 @@ def _read_entries(decoded: DecodedHour, with_lists: bool, timestamps: list[str] 
     read = _HourRead(HourEntries(decoded.file), lists=list_columns() if with_lists else {})
     hour, account, mistyped, lists = read.hour, read.account, read.mistyped, read.lists
     label = decoded.file
+    for column, builder in lists.items():  # the one list of objects an entry ends with (columnar.py)
+        decoded.take_lane(column, builder.staged_type)
     for line_number, entry in decoded.entries():
         try:
             entry, extra, moved = _normalize(decoded, line_number, entry, account, timestamps)
@@ -161,8 +163,11 @@ def _read_entries(decoded: DecodedHour, with_lists: bool, timestamps: list[str] 
             decoded.bad_lines.append(BadLine(label, line_number, str(exc)))
             continue
         for column, builder in lists.items():
-            if not builder.add(entry.pop(column, None)):  # kept exactly as archived, in _extra
-                extra = add_to_extra(extra, column, decoded.exact_entry(line_number)[column])
+            value, items = entry.pop(column, None), decoded.lane_items(line_number)
+            if items is not None:
+                builder.add_items(items)
+            elif not builder.add(value):  # kept exactly as archived, in _extra
+                extra = add_to_extra(extra, column, decoded.exact_entry(line_number, whole=True)[column])
                 account.mistyped_fields[column] += 1
                 moved = [*moved, column]
         hour.entries.append(entry)
@@ -173,7 +178,7 @@ def _read_entries(decoded: DecodedHour, with_lists: bool, timestamps: list[str] 
     for column, builder in lists.items():
         for row in builder.rows_to_recheck():  # floats that may be integers orjson rounded; no instants
             line_number = hour.lines[row]
-            exact = decoded.exact_entry(line_number)[column]
+            exact = decoded.exact_entry(line_number, whole=True)[column]
             if not builder.replace(row, exact):
                 hour.extras[row] = add_to_extra(hour.extras[row], column, exact)
                 account.mistyped_fields[column] += 1
