@@ -28,9 +28,15 @@ Fairness choices:
   the same CPU as being given the day gunzipped by isal (this project's and the floor's gunzip)
   as one blob (3.3 s vs 3.5 s of CPU for the read, medians of 4 runs each on a busy machine), and
   380 MB instead of 560 MB of peak RSS. ``--polars-gunzip isal`` times the blob route (the one of the issue's table).
-- Polars is given ``instrumetriq_polars.schema.NESTED_SCHEMA`` without ``_extra``: it accepts the
-  schema whole, Map columns included. The parent pickles it for the child, so the Polars process
+- Polars is given the declared nested schema without ``_extra``, as export version 1 declared it:
+  timestamps as text. Given version 2's ``Datetime`` columns, ``read_ndjson`` parses each
+  timestamp itself and took ~23 s instead of ~2 s on the real-shaped day (measured): the text
+  schema is the peer's fast route, and the one its users would keep. It accepts the schema
+  whole, Map columns included. The parent pickles it for the child, so the Polars process
   imports Polars only, not this project (whose import pulls in pyarrow).
+- Run it in a virtual environment holding the project and DuckDB only (``pip install -e
+  '.[bench]'``), as the cron's: with pandas installed, pyarrow imports it at its first array
+  (+~33 MB of RSS and ~0.2 s of start-up for every command that imports pyarrow).
 - "wall" is the whole process (start-up and imports included, as the cron pays them), seen from
   the parent, except for the in-process row: the ``export_day`` call timed inside its process.
   "x floor" divides by the floor's whole process. The floor's and the peers' own timed parts are
@@ -248,10 +254,11 @@ def main() -> int:
         parser.error(f"unknown day {', '.join(sorted(unknown))}; choose from {', '.join(DAYS)}")
     import pickle
 
-    from instrumetriq_polars.schema import EXTRA_COLUMN, NESTED_SCHEMA
+    from instrumetriq_polars.schema import EXTRA_COLUMN, schema_for
 
     args.data.mkdir(parents=True, exist_ok=True)
-    (args.data / SCHEMA_PICKLE).write_bytes(pickle.dumps({k: v for k, v in NESTED_SCHEMA.items() if k != EXTRA_COLUMN}))
+    peer_schema = {k: v for k, v in schema_for("nested", version=1).items() if k != EXTRA_COLUMN}
+    (args.data / SCHEMA_PICKLE).write_bytes(pickle.dumps(peer_schema))
     archives = {name: prepare(name, args) for name in days}
 
     started = time.perf_counter()
