@@ -21,7 +21,7 @@ from datetime import date, datetime
 import polars as pl
 
 from .archive import ArchiveDay, HourFile
-from .decode import BadLine, DecodedHour, decode_gunzipped, gunzip
+from .decode import BadLine, DecodedHour, HourText, decode_gunzipped, open_hour
 from .errors import ArchiveError
 from .frames import ListColumn, build_hour_frame, list_columns
 from .instants import are_instants
@@ -98,9 +98,9 @@ class HourEntries:
 
 @dataclass
 class BuiltHour:
-    """One hour file, built: its frame, its progress report and its share of the manifest."""
+    """One hour file, built (its frames are yielded as they are built): its progress report and
+    its share of the manifest."""
 
-    frame: pl.DataFrame
     report: HourReport
     account: Account
 
@@ -135,17 +135,18 @@ class _HourRead:
     lists: dict[str, ListColumn] = field(default_factory=dict)
 
 
-def _read(label: str, gunzipped: tuple[bytes, BadLine | None], with_lists: bool) -> _HourRead:
+def _read(label: str, gunzipped: tuple[bytes, BadLine | None], with_lists: bool, first_line: int = 1) -> _HourRead:
     """The hour's entries, normalised. Its timestamps are tested at once, when the hour is read;
     only when one is not an instant (rare: never in the real archive) is the hour read again, each
     timestamp then parsed by ``normalize``, which moves those that are not to ``_extra`` (and
     rejects an entry whose ``snapshot_ts`` is not). With ``with_lists``, each entry's lists of
-    objects are taken out of it into ``ListColumn`` builders as it is read."""
+    objects are taken out of it into ``ListColumn`` builders as it is read. ``gunzipped`` may be
+    one chunk of the hour's text (``HourText.chunks``) whose first line is ``first_line``."""
     text, damage = gunzipped
     timestamps: list[str] = []
-    read = _read_entries(decode_gunzipped(text, damage, label), with_lists, timestamps)
+    read = _read_entries(decode_gunzipped(text, damage, label, first_line), with_lists, timestamps)
     if not are_instants(timestamps):
-        read = _read_entries(decode_gunzipped(text, damage, label), with_lists, None)
+        read = _read_entries(decode_gunzipped(text, damage, label, first_line), with_lists, None)
     return read
 
 
@@ -205,13 +206,20 @@ def _normalize(decoded: DecodedHour, line: int, entry: dict, account: Account,
     return entry, result.extra, result.mistyped
 
 
-def build_hour(hour_file: HourFile, label: str, gunzipped: tuple[bytes, BadLine | None], day: date) -> BuiltHour:
-    """Decode, normalise and build one hour file (``gunzipped``: its text and gzip damage) of the
-    archive ``day``."""
-    started = time.perf_counter()
+@dataclass
+class _Part:
+    """One chunk of an hour file, built: its frame, figures and mistyped paths (path -> lines)."""
+
+    frame: pl.DataFrame
+    account: Account
+    mistyped: dict[str, list[int]]
+
+
+def _build_part(label: str, chunk: tuple[int, bytes, BadLine | None], lineage: tuple[date, int]) -> _Part:
+    """Decode, normalise and build one chunk of an hour file (``HourText.chunks``)."""
+    first_line, text, damage = chunk
     with gc_paused():
-        read = _read(label, gunzipped, with_lists=True)
-        del gunzipped
+        read = _read(label, (text, damage), with_lists=True, first_line=first_line)
         hour, account, mistyped = read.hour, read.account, read.mistyped
 
         def on_untyped(row: int, column: str) -> None:
@@ -219,36 +227,61 @@ def build_hour(hour_file: HourFile, label: str, gunzipped: tuple[bytes, BadLine 
             mistyped.setdefault(column, []).append(hour.lines[row])
             hour.extras[row] = move_to_extra(hour.entries[row], column, hour.extras[row])
 
-        frame = build_hour_frame(hour.entries, hour.extras, read.lists, on_untyped, (day, hour_file.hour))
+        frame = build_hour_frame(hour.entries, hour.extras, read.lists, on_untyped, lineage)
         account.note_entries(hour.entries)
         account.note_frame(frame)
         # Freed before the GC is back on: alive then, the hour's fresh dicts would all be scanned by
         # the next collections (measured: 24 collections, 0.08 s a day; none with this line).
         hour.entries.clear()
+    return _Part(frame, account, mistyped)
+
+
+def build_hour(hour_file: HourFile, label: str, text: HourText, day: date) -> Iterator[tuple[pl.DataFrame, BuiltHour | None]]:
+    """Decode, normalise and build one hour file of the archive ``day`` (``text``: its text, whole
+    or in chunks): one frame per chunk, each yielded with None but the last, which is yielded with
+    the hour's ``BuiltHour`` (its report and account cover every chunk). The last frame is held
+    back until the chunk after it is built, to know that it is the last (a chunk's frame holds
+    ~1/30 of its text's size)."""
+    account, mistyped = Account(), {}
+    rows, seconds, held = 0, 0.0, None
+    for chunk in text.chunks():
+        started = time.perf_counter()
+        part = _build_part(label, chunk, (day, hour_file.hour))
+        account.add(part.account)
+        for path, numbers in part.mistyped.items():
+            mistyped.setdefault(path, []).extend(numbers)
+        rows += part.frame.height
+        seconds += time.perf_counter() - started
+        if held is not None:
+            yield held, None
+        held = part.frame
+        del part
     notes = [_mistyped_note(label, path, numbers) for path, numbers in mistyped.items()]
-    report = HourReport(hour_file.hour, label, hour_file.size, frame.height, account.lines_read,
-                        account.bad_lines, time.perf_counter() - started, notes)
-    return BuiltHour(frame, report, account)
+    report = HourReport(hour_file.hour, label, hour_file.size, rows, account.lines_read,
+                        account.bad_lines, seconds, notes)
+    yield held, BuiltHour(report, account)
 
 
-def _built_hours(day: ArchiveDay) -> Iterator[BuiltHour]:
-    """The day's hours, built, in hour order. The next hour file is read and gunzipped in a thread
-    while this one is built: isal releases the GIL while it inflates (measured: ~5% off the export)."""
+def _built_hours(day: ArchiveDay) -> Iterator[tuple[pl.DataFrame, BuiltHour | None]]:
+    """The day's hours, built, in hour order, as ``build_hour`` yields them. The next hour file is
+    read and opened (``decode.open_hour``: gunzipped, or checked when it is larger than a chunk)
+    in a thread while this one is built: isal releases the GIL while it inflates (measured: ~5%
+    off the export)."""
     files = day.hour_files
 
-    def read(hour_file: HourFile) -> tuple[bytes, BadLine | None]:
-        return gunzip(fetch_hour(day, hour_file), hour_label(day, hour_file))
+    def read(hour_file: HourFile) -> HourText:
+        return open_hour(fetch_hour(day, hour_file), hour_label(day, hour_file))
 
     if not files:
         return
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gunzip") as reader:
         next_read = reader.submit(read, files[0])
         for index, hour_file in enumerate(files):
-            gunzipped = next_read.result()
+            text = next_read.result()
             if index + 1 < len(files):
                 next_read = reader.submit(read, files[index + 1])
-            yield build_hour(hour_file, hour_label(day, hour_file), gunzipped, day.day)
-            del gunzipped
+            yield from build_hour(hour_file, hour_label(day, hour_file), text, day.day)
+            del text
 
 
 class ArchiveDayScan:
@@ -280,12 +313,13 @@ class ArchiveDayScan:
         return self._pull()
 
     def _pull(self) -> Iterator[pl.DataFrame]:
-        for built in _built_hours(self.day):
-            self._account.add(built.account)
-            self._hours.append(built.report)
-            if self._progress:
-                self._progress(built.report)
-            yield built.frame
+        for frame, built in _built_hours(self.day):
+            if built is not None:  # the hour's last frame
+                self._account.add(built.account)
+                self._hours.append(built.report)
+                if self._progress:
+                    self._progress(built.report)
+            yield frame
         self._complete = True
 
     def result(self) -> tuple[Account, list[HourReport]]:
