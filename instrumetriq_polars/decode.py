@@ -255,7 +255,7 @@ def _inflate(data: bytes, piece: int) -> Iterator[bytes]:
             rest = stream.unconsumed_tail
             if out:
                 yield out
-            elif not rest or len(rest) == before:  # the stream ends early
+            elif not stream.eof and (not rest or len(rest) == before):  # the stream ends early
                 raise _Damaged
         rest = stream.unused_data
 
