@@ -174,12 +174,15 @@ def gunzip(data: bytes, file: str) -> tuple[bytes, BadLine | None]:
     return b"".join(out), None
 
 
-#: The most decompressed text of an hour file read at once, in bytes. A larger hour is read in
-#: line-aligned chunks of at most this size (a single longer line is a chunk of its own), each built
-#: into its own frame, so that the export's memory does not grow with the hour. Measured: see
-#: ``HourText``.
-CHUNK_BYTES = 8 << 20
-#: Decompressed bytes asked of one inflate call while an oversized hour is streamed.
+#: An hour file with at most this much decompressed text (bytes) is read whole, as one chunk; a
+#: larger one is read in line-aligned chunks of at most ``CHUNK_BYTES`` (a single longer line is a
+#: chunk of its own), each built into its own frame, so that the export's memory does not grow
+#: with the hour. Two sizes, measured (README "Memory"): a usual hour (~9.4 MB of text) read in
+#: 4 MiB chunks cost ~10 ms a chunk (0.7 s a day), so usual hours stay whole; and the 20x hour
+#: read in 16 MiB chunks peaked ~60 MB above 4 MiB chunks.
+WHOLE_HOUR_BYTES = 16 << 20
+CHUNK_BYTES = 4 << 20
+#: Decompressed bytes asked of one inflate call.
 _PIECE = 1 << 20
 
 
@@ -191,7 +194,7 @@ class _Damaged(Exception):
 class HourText:
     """One hour file's text, read chunk by chunk (``chunks``).
 
-    An hour whose text fits in ``limit`` bytes, or whose gzip data is damaged, is held whole as
+    An hour whose text fits in ``WHOLE_HOUR_BYTES``, or whose gzip data is damaged, is held whole as
     ``gunzip`` returns it (``whole``: its text and damage), and is one chunk: ``gunzip``'s damage
     semantics stay whole. An intact larger hour holds only its compressed bytes (~13x smaller than
     its text on the archive's hours), inflated again chunk by chunk as it is read. Why it is checked
@@ -203,7 +206,7 @@ class HourText:
     whole, as before chunks."""
 
     file: str
-    limit: int
+    chunk_bytes: int  # the size of the chunks of an hour that is not held whole
     whole: tuple[bytes, BadLine | None] | None = None
     compressed: bytes | None = None
 
@@ -214,29 +217,29 @@ class HourText:
         if self.whole is not None:
             yield 1, *self.whole
             return
-        for first, text in _line_chunks(_inflate(self.compressed, _PIECE), self.limit):
+        for first, text in _line_chunks(_inflate(self.compressed, _PIECE), self.chunk_bytes):
             yield first, text, None
 
 
 def open_hour(data: bytes, file: str) -> HourText:
     """The hour file ``data`` as ``HourText``, in one inflate pass that keeps at most
-    ``CHUNK_BYTES`` of text: an hour that fits is held whole; a larger one is inflated to its end
-    (its output discarded) to find out whether it is intact."""
-    limit = CHUNK_BYTES
+    ``WHOLE_HOUR_BYTES`` of text: an hour that fits is held whole; a larger one is inflated to its
+    end (its output discarded, 1 MiB at a time) to find out whether it is intact."""
+    limit, chunk_bytes = WHOLE_HOUR_BYTES, CHUNK_BYTES
     kept: list[bytes] | None = []
     size = 0
     try:
-        for piece in _inflate(data, limit + 1):
+        for piece in _inflate(data, _PIECE):
             size += len(piece)
             if kept is not None and size > limit:
                 kept = None
             elif kept is not None:
                 kept.append(piece)
     except _Damaged:
-        return HourText(file, limit, whole=gunzip(data, file))  # whatever its size: as before chunks
+        return HourText(file, chunk_bytes, whole=gunzip(data, file))  # whatever its size: as before chunks
     if kept is None:
-        return HourText(file, limit, compressed=data)
-    return HourText(file, limit, whole=(b"".join(kept), None))
+        return HourText(file, chunk_bytes, compressed=data)
+    return HourText(file, chunk_bytes, whole=(b"".join(kept), None))
 
 
 def _inflate(data: bytes, piece: int) -> Iterator[bytes]:

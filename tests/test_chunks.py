@@ -1,5 +1,5 @@
 """Hours read in chunks (decode.HourText, source.build_hour): an hour whose text is larger than
-decode.CHUNK_BYTES is built chunk by chunk, and the day comes out exactly as when every hour is
+decode.WHOLE_HOUR_BYTES is built in chunks of at most decode.CHUNK_BYTES, and the day comes out exactly as when every hour is
 read whole: the same data.parquet bytes, the same manifest, the same bad lines; damaged gzip data
 keeps gunzip's semantics whatever the hour's size."""
 
@@ -92,6 +92,7 @@ def _export(archive, out, monkeypatch, limit: int | None):
     with monkeypatch.context() as patch:
         patch.setattr(source, "_build_part", spy)
         if limit is not None:
+            patch.setattr(decode, "WHOLE_HOUR_BYTES", limit)
             patch.setattr(decode, "CHUNK_BYTES", limit)
         reports = []
         result = export_day(DAY, str(archive), str(out), allow_incomplete=True, progress=reports.append)
@@ -144,6 +145,7 @@ def test_damaged_hours_of_any_size_are_read_as_gunzip_reads_them(monkeypatch):
     """Damage found at the end of an oversized hour: no chunk of it was handed out; the hour is
     read whole, exactly as gunzip reads it."""
     text = _text([json.dumps(e).encode() for e in _entries(3, 4, 3)])
+    monkeypatch.setattr(decode, "WHOLE_HOUR_BYTES", 1000)
     monkeypatch.setattr(decode, "CHUNK_BYTES", 1000)
     for name, blob in _damaged_blobs(text).items():
         opened = open_hour(blob, "x")
@@ -154,13 +156,15 @@ def test_damaged_hours_of_any_size_are_read_as_gunzip_reads_them(monkeypatch):
 def test_intact_hours_are_streamed_only_when_larger_than_a_chunk(monkeypatch):
     text = _text([json.dumps(e).encode() for e in _entries(3, 4, 3)])
     members = gzip.compress(text[:5], mtime=0) + gzip.compress(b"", mtime=0) + gzip.compress(text[5:], mtime=0)
+    monkeypatch.setattr(decode, "CHUNK_BYTES", 150_000)
     for blob in (gzip.compress(text, mtime=0), members):
-        monkeypatch.setattr(decode, "CHUNK_BYTES", len(text))
+        monkeypatch.setattr(decode, "WHOLE_HOUR_BYTES", len(text))
         assert open_hour(blob, "x").whole == (text, None) == gunzip(blob, "x")
-        monkeypatch.setattr(decode, "CHUNK_BYTES", len(text) - 1)
+        monkeypatch.setattr(decode, "WHOLE_HOUR_BYTES", len(text) - 1)
         opened = open_hour(blob, "x")
         assert opened.whole is None and opened.compressed is blob  # only the compressed bytes are kept
-        assert b"\n".join(chunk for _, chunk, _ in opened.chunks()) == text
+        chunks = [chunk for _, chunk, _ in opened.chunks()]
+        assert b"\n".join(chunks) == text and len(chunks) == 4 and max(map(len, chunks)) <= 150_000
     assert open_hour(b"", "x").whole == (b"", None) == gunzip(b"", "x")
 
 
