@@ -177,9 +177,10 @@ def gunzip(data: bytes, file: str) -> tuple[bytes, BadLine | None]:
 #: An hour file with at most this much decompressed text (bytes) is read whole, as one chunk; a
 #: larger one is read in line-aligned chunks of at most ``CHUNK_BYTES`` (a single longer line is a
 #: chunk of its own), each built into its own frame, so that the export's memory does not grow
-#: with the hour. Two sizes, measured (README "Memory"): a usual hour (~9.4 MB of text) read in
-#: 4 MiB chunks cost ~10 ms a chunk (0.7 s a day), so usual hours stay whole; and the 20x hour
-#: read in 16 MiB chunks peaked ~60 MB above 4 MiB chunks.
+#: with the hour. Two sizes, measured (README "Memory"): usual hours (~9.4 MB of text) read in
+#: 4 MiB chunks cost the real-shaped day 0.6-1.9 s more CPU (3 runs; ~10 ms a chunk) for no lower
+#: peak, so hours up to ~1.7x the usual stay whole; and the 20x hour read in 16 MiB chunks peaked
+#: 60-90 MB above 4 MiB chunks (frames built, no sink), 2 MiB chunks no lower than 4.
 WHOLE_HOUR_BYTES = 16 << 20
 CHUNK_BYTES = 4 << 20
 #: Decompressed bytes asked of one inflate call, and compressed bytes given to it (measured on the
@@ -204,7 +205,7 @@ class HourText:
     first (``open_hour``): chunks are exported as they come, so damage found late would come after
     lines of the damaged member were exported, whereas ``gunzip`` drops a corrupt member's output
     whole and keeps a truncated stream only up to its last complete line. The check is one more
-    inflate of the oversized hour only (measured: ~0.13 s for the 187 MB of text of the 20x hour,
+    inflate of the oversized hour only (measured: 0.08 s for the 187 MB of text of the 20x hour,
     in the reader thread while the hour before it is built); a damaged oversized hour is read
     whole, as before chunks."""
 
