@@ -119,12 +119,14 @@ def fetch_hour(day: ArchiveDay, hour_file: HourFile) -> bytes:
         raise ArchiveError(f"could not read {hour_label(day, hour_file)}: {describe_error(exc)}") from exc
 
 
-def read_hour(label: str, gunzipped: tuple[bytes, BadLine | None]) -> tuple[HourEntries, Account]:
-    """Decode and normalise one hour exactly as the export does (the verifier's cross-check reads
-    the archive through this). ``gunzipped``: ``decode.gunzip``'s result for the hour file."""
-    with gc_paused():
-        read = _read(label, gunzipped, with_lists=False)
-    return read.hour, read.account
+def read_hour(label: str, text: HourText) -> Iterator[tuple[int, bytes, HourEntries, Account]]:
+    """Decode and normalise one hour exactly as the export does, chunk by chunk as the export reads
+    it (the verifier's cross-check reads the archive through this): each chunk's first line number,
+    text, entries and account. ``text``: ``decode.open_hour``'s result for the hour file."""
+    for first_line, chunk, damage in text.chunks():
+        with gc_paused():
+            read = _read(label, (chunk, damage), with_lists=False, first_line=first_line)
+        yield first_line, chunk, read.hour, read.account
 
 
 @dataclass

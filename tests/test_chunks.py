@@ -211,3 +211,30 @@ def test_each_inflate_call_is_given_a_bounded_slice_of_the_input(monkeypatch):
     opened = open_hour(blob, "x")
     assert b"\n".join(chunk for _, chunk, _ in opened.chunks()) == text
     assert len(given) > 2 * len(blob) // decode._FEED and max(given) <= decode._FEED
+
+
+def test_the_cross_check_reads_the_archive_in_the_same_chunks(damaged_day, tmp_path, monkeypatch):
+    """verify --against-archive reads an oversized hour chunk by chunk too: the same rows, bad
+    lines and rows per hour, and every row compared with its own source line."""
+    from instrumetriq_polars.verify import verify_day
+
+    export_day(DAY, str(damaged_day), str(tmp_path / "out"), allow_incomplete=True)
+    whole = verify_day(DAY.isoformat(), str(tmp_path / "out"), against_archive=str(damaged_day), sample_size=10_000)
+    read = []
+    reader = source.read_hour
+
+    def spy(label, text):
+        for first_line, *rest in reader(label, text):
+            read.append((label[-11:-9], first_line))
+            yield first_line, *rest
+
+    monkeypatch.setattr(decode, "WHOLE_HOUR_BYTES", 50_000)
+    monkeypatch.setattr(decode, "CHUNK_BYTES", 50_000)
+    monkeypatch.setattr("instrumetriq_polars.verify.crosscheck.read_hour", spy)
+    chunked = verify_day(DAY.isoformat(), str(tmp_path / "out"), against_archive=str(damaged_day), sample_size=10_000)
+    assert [first for hour, first in read if hour == "05"] == list(range(1, PER_HOUR + 2))
+    check, reference = chunked.check("archive"), whole.check("archive")
+    assert check.status == reference.status == "PASS" and not check.errors
+    figures = ("archive_rows", "archive_rows_by_hour", "archive_bad_lines")
+    assert {k: check.figures[k] for k in figures} == {k: reference.figures[k] for k in figures}
+    assert check.figures["archive_rows"] == sum(check.figures["archive_rows_by_hour"].values()) > 4 * PER_HOUR
