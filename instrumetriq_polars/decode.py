@@ -78,6 +78,7 @@ class DecodedHour:
     bad_lines: list[BadLine] = field(default_factory=list)
     lines_read: int = 0  # non-blank lines seen
     stdlib_lines: set[int] = field(default_factory=set)  # line numbers decoded by json.loads
+    first_line: int = 1  # the hour file's number of raw_lines[0] (a chunk of the hour: HourText.chunks)
     lane: LaneRead | None = None  # lines whose list of objects the columnar lane read (``take_lane``)
 
     def take_lane(self, column: str, item_type) -> None:
@@ -87,18 +88,18 @@ class DecodedHour:
 
     def lane_items(self, line: int):
         """The items the lane read for ``line`` (a pyarrow StructArray), or None."""
-        return None if self.lane is None else self.lane.items.get(line - 1)
+        return None if self.lane is None else self.lane.items.get(line - self.first_line)
 
     def entries(self) -> Iterator[tuple[int, dict]]:
         """Each entry with its 1-based line number; what is not an entry goes to ``bad_lines``."""
-        lines, loads = self.raw_lines, orjson.loads
-        for number, line in enumerate(lines, 1):
+        lines, loads, first = self.raw_lines, orjson.loads, self.first_line
+        for number, line in enumerate(lines, first):
             if line.startswith(_BOM):  # an encoding mark, not content (RFC 8259 8.1); json.loads on bytes skips it too
-                line = lines[number - 1] = line[len(_BOM):]
+                line = lines[number - first] = line[len(_BOM):]
             if not line or line.isspace():
                 continue
             self.lines_read += 1
-            value = self._from_lane(number - 1) if self.lane is not None else None
+            value = self._from_lane(number - first) if self.lane is not None else None
             if value is not None:
                 yield number, value
                 continue
@@ -136,9 +137,10 @@ class DecodedHour:
     def exact_entry(self, line: int, whole: bool = False) -> dict:
         """The entry on ``line`` decoded by the standard library (exact integers); a line the lane
         read, from its remainder (its list is the lane's: ``[]``), unless ``whole``."""
-        text = self.lane.remainders.get(line - 1) if self.lane is not None and not whole else None
+        index = line - self.first_line
+        text = self.lane.remainders.get(index) if self.lane is not None and not whole else None
         with deep_json():
-            return json.loads((text or self.raw_lines[line - 1]).decode("utf-8"))
+            return json.loads((text or self.raw_lines[index]).decode("utf-8"))
 
 
 _allowance = threading.Lock()
@@ -207,26 +209,148 @@ def gunzip(data: bytes, file: str) -> tuple[bytes, BadLine | None]:
     return b"".join(out), None
 
 
+#: An hour file with at most this much decompressed text (bytes) is read whole, as one chunk; a
+#: larger one is read in line-aligned chunks of at most ``CHUNK_BYTES`` (a single longer line is a
+#: chunk of its own), each built into its own frame, so that the export's memory does not grow
+#: with the hour. Two sizes, measured (README "Memory"): usual hours (~9.4 MB of text) read in
+#: 4 MiB chunks cost the real-shaped day 0.6-1.9 s more CPU (3 runs; ~10 ms a chunk) for no lower
+#: peak, so hours up to ~1.7x the usual stay whole; and the 20x hour read in 16 MiB chunks peaked
+#: 60-90 MB above 4 MiB chunks (frames built, no sink), 2 MiB chunks no lower than 4.
+WHOLE_HOUR_BYTES = 16 << 20
+CHUNK_BYTES = 4 << 20
+#: Decompressed bytes asked of one inflate call, and compressed bytes given to it (measured on the
+#: 20x hour: fed 8 KiB at a time, its check pass took 0.08 s, 64 KiB 0.10-0.15 s, and with
+#: glibc's mmap threshold pinned at 128 KiB 0.09 against 0.15-0.17 s: its output stays below it).
+_PIECE = 1 << 20
+_FEED = 8 << 10
+
+
+class _Damaged(Exception):
+    """The gzip data is not a run of intact members (truncated, corrupt, or not gzip at all)."""
+
+
+@dataclass(frozen=True)
+class HourText:
+    """One hour file's text, read chunk by chunk (``chunks``).
+
+    An hour whose text fits in ``WHOLE_HOUR_BYTES``, or whose gzip data is damaged, is held whole as
+    ``gunzip`` returns it (``whole``: its text and damage), and is one chunk: ``gunzip``'s damage
+    semantics stay whole. An intact larger hour holds only its compressed bytes (~13x smaller than
+    its text on the archive's hours), inflated again chunk by chunk as it is read. Why it is checked
+    first (``open_hour``): chunks are exported as they come, so damage found late would come after
+    lines of the damaged member were exported, whereas ``gunzip`` drops a corrupt member's output
+    whole and keeps a truncated stream only up to its last complete line. The check is one more
+    inflate of the oversized hour only (measured: 0.08 s for the 187 MB of text of the 20x hour,
+    in the reader thread while the hour before it is built); a damaged oversized hour is read
+    whole, as before chunks."""
+
+    file: str
+    chunk_bytes: int  # the size of the chunks of an hour that is not held whole
+    whole: tuple[bytes, BadLine | None] | None = None
+    compressed: bytes | None = None
+
+    def chunks(self) -> Iterator[tuple[int, bytes, BadLine | None]]:
+        """The hour's text in chunks: (number of the chunk's first line in the hour file, its text,
+        the file's gzip damage). Each chunk but the last ends just before a newline, which belongs
+        to neither chunk; the line numbers thus continue from chunk to chunk as in the whole text."""
+        if self.whole is not None:
+            yield 1, *self.whole
+            return
+        for first, text in _line_chunks(_inflate(self.compressed, _PIECE), self.chunk_bytes):
+            yield first, text, None
+
+
+def open_hour(data: bytes, file: str) -> HourText:
+    """The hour file ``data`` as ``HourText``, in one inflate pass that keeps at most
+    ``WHOLE_HOUR_BYTES`` of text: an hour that fits is held whole; a larger one is inflated to its
+    end (its output discarded, 1 MiB at a time) to find out whether it is intact."""
+    limit, chunk_bytes = WHOLE_HOUR_BYTES, CHUNK_BYTES
+    kept: list[bytes] | None = []
+    size = 0
+    try:
+        for piece in _inflate(data, _PIECE):
+            size += len(piece)
+            if kept is not None and size > limit:
+                kept = None
+            elif kept is not None:
+                kept.append(piece)
+    except _Damaged:
+        return HourText(file, chunk_bytes, whole=gunzip(data, file))  # whatever its size: as before chunks
+    if kept is None:
+        return HourText(file, chunk_bytes, compressed=data)
+    return HourText(file, chunk_bytes, whole=(b"".join(kept), None))
+
+
+def _inflate(data: bytes, piece: int) -> Iterator[bytes]:
+    """The text of gzip ``data``, in pieces of at most ``piece`` bytes, member after member;
+    raises ``_Damaged`` unless every byte belongs to an intact member (each member's CRC and size
+    are checked at its end). The input is fed ``_FEED`` bytes at a time: each call copies the input
+    it did not consume (``unconsumed_tail``), so feeding all of it made a pass quadratic."""
+    view, pos = memoryview(data), 0
+    while pos < len(data):
+        stream, tail = _zlib.decompressobj(31), b""
+        while not stream.eof:
+            if not tail:
+                if pos >= len(data):  # the stream ends early
+                    raise _Damaged
+                tail, pos = view[pos:pos + _FEED], pos + _FEED
+            before = len(tail)
+            try:
+                out = stream.decompress(tail, piece)
+            except Exception as exc:  # noqa: BLE001 - zlib/isal raise their own error types
+                raise _Damaged from exc
+            tail = stream.unconsumed_tail
+            if out:
+                yield out
+            elif tail and len(tail) == before:  # no progress (not seen; zlib's contract rules it out)
+                raise _Damaged
+        pos = min(pos, len(data)) - len(stream.unused_data)  # the next member starts after this one
+
+
+def _line_chunks(pieces: Iterator[bytes], limit: int) -> Iterator[tuple[int, bytes]]:
+    """Cut the text that ``pieces`` make up at newlines into chunks of at most ``limit`` bytes (a
+    line longer than that is a chunk alone), each with the number of its first line. The newline
+    at a cut is left out; the last chunk is the text after the last cut (possibly empty)."""
+    buffer, first, searched = bytearray(), 1, 0  # buffer[:searched] of an overlong line holds no newline
+    for piece in pieces:
+        buffer += piece
+        while len(buffer) > limit:
+            cut = buffer.rfind(b"\n", 0, limit + 1)
+            if cut < 0:  # the first line is longer than the limit: it ends at its newline
+                cut = buffer.find(b"\n", max(searched, limit + 1))
+                if cut < 0:
+                    searched = len(buffer)
+                    break
+            with memoryview(buffer) as view, view[:cut] as head:
+                chunk = bytes(head)
+            del buffer[:cut + 1]
+            searched = 0
+            yield first, chunk
+            first += chunk.count(b"\n") + 1
+    yield first, bytes(buffer)
+
+
 def _count_lines(text: bytes) -> int:
     return text.count(b"\n")
 
 
-def decode_gunzipped(text: bytes, damage: BadLine | None, file: str) -> DecodedHour:
-    """Decode what ``gunzip`` returned (text, and the damage it found, if any)."""
-    result = decode_lines(text, file, complete=damage is None)
+def decode_gunzipped(text: bytes, damage: BadLine | None, file: str, first_line: int = 1) -> DecodedHour:
+    """Decode what ``gunzip`` returned (text, and the damage it found, if any), or one chunk of an
+    intact hour (``HourText.chunks``) whose first line is the hour's ``first_line``."""
+    result = decode_lines(text, file, complete=damage is None, first_line=first_line)
     if damage is not None:
         result.bad_lines.append(damage)
     return result
 
 
-def decode_lines(text: bytes, file: str, complete: bool = True) -> DecodedHour:
+def decode_lines(text: bytes, file: str, complete: bool = True, first_line: int = 1) -> DecodedHour:
     """Split decompressed bytes into lines, to be decoded by ``entries()``. With ``complete=False``
     the text was cut short, so a last line without its newline is not trusted (the damage is
     reported by the caller)."""
     lines = text.split(b"\n")
     if not complete and lines:
         lines.pop()  # partial line of a truncated stream
-    return DecodedHour(file, lines)
+    return DecodedHour(file, lines, first_line=first_line)
 
 
 _UNPARSEABLE, _DEEP = object(), object()

@@ -1,5 +1,7 @@
-"""The archive-day scan: the day's hour files, each read, decoded, normalised and built into a
-typed frame, in hour order; and the manifest's figures for what was read.
+"""The archive-day scan: the day's hour files, each read, decoded, normalised and built into
+typed frames (one per chunk of its text: an hour larger than ``decode.WHOLE_HOUR_BYTES`` is read
+in chunks, so that memory does not grow with the hour), in hour order; and the manifest's
+figures for what was read.
 
 ``ArchiveDayScan`` owns those figures: the frames it yields are the only way they are counted,
 and it yields them once, so a second pull (Polars running the plan again) cannot count a line
@@ -21,7 +23,7 @@ from datetime import date, datetime
 import polars as pl
 
 from .archive import ArchiveDay, HourFile
-from .decode import BadLine, DecodedHour, decode_gunzipped, gunzip
+from .decode import BadLine, DecodedHour, HourText, decode_gunzipped, open_hour
 from .errors import ArchiveError
 from .frames import ListColumn, build_hour_frame, list_columns
 from .instants import are_instants
@@ -98,9 +100,9 @@ class HourEntries:
 
 @dataclass
 class BuiltHour:
-    """One hour file, built: its frame, its progress report and its share of the manifest."""
+    """One hour file, built (its frames are yielded as they are built): its progress report and
+    its share of the manifest."""
 
-    frame: pl.DataFrame
     report: HourReport
     account: Account
 
@@ -117,12 +119,14 @@ def fetch_hour(day: ArchiveDay, hour_file: HourFile) -> bytes:
         raise ArchiveError(f"could not read {hour_label(day, hour_file)}: {describe_error(exc)}") from exc
 
 
-def read_hour(label: str, gunzipped: tuple[bytes, BadLine | None]) -> tuple[HourEntries, Account]:
-    """Decode and normalise one hour exactly as the export does (the verifier's cross-check reads
-    the archive through this). ``gunzipped``: ``decode.gunzip``'s result for the hour file."""
-    with gc_paused():
-        read = _read(label, gunzipped, with_lists=False)
-    return read.hour, read.account
+def read_hour(label: str, text: HourText) -> Iterator[tuple[int, bytes, HourEntries, Account]]:
+    """Decode and normalise one hour exactly as the export does, chunk by chunk as the export reads
+    it (the verifier's cross-check reads the archive through this): each chunk's first line number,
+    text, entries and account. ``text``: ``decode.open_hour``'s result for the hour file."""
+    for first_line, chunk, damage in text.chunks():
+        with gc_paused():
+            read = _read(label, (chunk, damage), with_lists=False, first_line=first_line)
+        yield first_line, chunk, read.hour, read.account
 
 
 @dataclass
@@ -135,17 +139,18 @@ class _HourRead:
     lists: dict[str, ListColumn] = field(default_factory=dict)
 
 
-def _read(label: str, gunzipped: tuple[bytes, BadLine | None], with_lists: bool) -> _HourRead:
+def _read(label: str, gunzipped: tuple[bytes, BadLine | None], with_lists: bool, first_line: int = 1) -> _HourRead:
     """The hour's entries, normalised. Its timestamps are tested at once, when the hour is read;
     only when one is not an instant (rare: never in the real archive) is the hour read again, each
     timestamp then parsed by ``normalize``, which moves those that are not to ``_extra`` (and
     rejects an entry whose ``snapshot_ts`` is not). With ``with_lists``, each entry's lists of
-    objects are taken out of it into ``ListColumn`` builders as it is read."""
+    objects are taken out of it into ``ListColumn`` builders as it is read. ``gunzipped`` may be
+    one chunk of the hour's text (``HourText.chunks``) whose first line is ``first_line``."""
     text, damage = gunzipped
     timestamps: list[str] = []
-    read = _read_entries(decode_gunzipped(text, damage, label), with_lists, timestamps)
+    read = _read_entries(decode_gunzipped(text, damage, label, first_line), with_lists, timestamps)
     if not are_instants(timestamps):
-        read = _read_entries(decode_gunzipped(text, damage, label), with_lists, None)
+        read = _read_entries(decode_gunzipped(text, damage, label, first_line), with_lists, None)
     return read
 
 
@@ -210,13 +215,20 @@ def _normalize(decoded: DecodedHour, line: int, entry: dict, account: Account,
     return entry, result.extra, result.mistyped
 
 
-def build_hour(hour_file: HourFile, label: str, gunzipped: tuple[bytes, BadLine | None], day: date) -> BuiltHour:
-    """Decode, normalise and build one hour file (``gunzipped``: its text and gzip damage) of the
-    archive ``day``."""
-    started = time.perf_counter()
+@dataclass
+class _Part:
+    """One chunk of an hour file, built: its frame, figures and mistyped paths (path -> lines)."""
+
+    frame: pl.DataFrame
+    account: Account
+    mistyped: dict[str, list[int]]
+
+
+def _build_part(label: str, chunk: tuple[int, bytes, BadLine | None], lineage: tuple[date, int]) -> _Part:
+    """Decode, normalise and build one chunk of an hour file (``HourText.chunks``)."""
+    first_line, text, damage = chunk
     with gc_paused():
-        read = _read(label, gunzipped, with_lists=True)
-        del gunzipped
+        read = _read(label, (text, damage), with_lists=True, first_line=first_line)
         hour, account, mistyped = read.hour, read.account, read.mistyped
 
         def on_untyped(row: int, column: str) -> None:
@@ -224,44 +236,75 @@ def build_hour(hour_file: HourFile, label: str, gunzipped: tuple[bytes, BadLine 
             mistyped.setdefault(column, []).append(hour.lines[row])
             hour.extras[row] = move_to_extra(hour.entries[row], column, hour.extras[row])
 
-        frame = build_hour_frame(hour.entries, hour.extras, read.lists, on_untyped, (day, hour_file.hour))
+        frame = build_hour_frame(hour.entries, hour.extras, read.lists, on_untyped, lineage)
         account.note_entries(hour.entries)
         account.note_frame(frame)
         # Freed before the GC is back on: alive then, the hour's fresh dicts would all be scanned by
         # the next collections (measured: 24 collections, 0.08 s a day; none with this line).
         hour.entries.clear()
+    return _Part(frame, account, mistyped)
+
+
+def build_hour(hour_file: HourFile, label: str, text: HourText, day: date) -> Iterator[tuple[pl.DataFrame, BuiltHour | None]]:
+    """Decode, normalise and build one hour file of the archive ``day`` (``text``: its text, whole
+    or in chunks): one frame per chunk, each yielded with None but the last, which is yielded with
+    the hour's ``BuiltHour`` (its report and account cover every chunk; its seconds, every chunk's
+    inflating and building). The last frame is held back until the chunk after it is built, to
+    know that it is the last (a frame is about a third of its text's size: measured, 78 MB of
+    frames for the 224 MB of text of the real-shaped day)."""
+    account, mistyped = Account(), {}
+    rows, seconds, held = 0, 0.0, None
+    chunks = text.chunks()
+    while True:
+        started = time.perf_counter()
+        chunk = next(chunks, None)
+        if chunk is None:
+            break
+        part = _build_part(label, chunk, (day, hour_file.hour))
+        account.add(part.account)
+        for path, numbers in part.mistyped.items():
+            mistyped.setdefault(path, []).extend(numbers)
+        rows += part.frame.height
+        seconds += time.perf_counter() - started
+        if held is not None:
+            yield held, None
+        held = part.frame
+        del part
     notes = [_mistyped_note(label, path, numbers) for path, numbers in mistyped.items()]
-    report = HourReport(hour_file.hour, label, hour_file.size, frame.height, account.lines_read,
-                        account.bad_lines, time.perf_counter() - started, notes)
-    return BuiltHour(frame, report, account)
+    report = HourReport(hour_file.hour, label, hour_file.size, rows, account.lines_read,
+                        account.bad_lines, seconds, notes)
+    yield held, BuiltHour(report, account)
 
 
-def _built_hours(day: ArchiveDay) -> Iterator[BuiltHour]:
-    """The day's hours, built, in hour order. The next hour file is read and gunzipped in a thread
-    while this one is built: isal releases the GIL while it inflates (measured: ~5% off the export)."""
+def _built_hours(day: ArchiveDay) -> Iterator[tuple[pl.DataFrame, BuiltHour | None]]:
+    """The day's hours, built, in hour order, as ``build_hour`` yields them. The next hour file is
+    read and opened (``decode.open_hour``: gunzipped, or only checked when its text is larger than
+    ``decode.WHOLE_HOUR_BYTES``) in a thread while this one is built: isal releases the GIL while it inflates (measured: ~5%
+    off the export)."""
     files = day.hour_files
 
-    def read(hour_file: HourFile) -> tuple[bytes, BadLine | None]:
-        return gunzip(fetch_hour(day, hour_file), hour_label(day, hour_file))
+    def read(hour_file: HourFile) -> HourText:
+        return open_hour(fetch_hour(day, hour_file), hour_label(day, hour_file))
 
     if not files:
         return
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gunzip") as reader:
         next_read = reader.submit(read, files[0])
         for index, hour_file in enumerate(files):
-            gunzipped = next_read.result()
+            text = next_read.result()
             if index + 1 < len(files):
                 next_read = reader.submit(read, files[index + 1])
-            yield build_hour(hour_file, hour_label(day, hour_file), gunzipped, day.day)
-            del gunzipped
+            yield from build_hour(hour_file, hour_label(day, hour_file), text, day.day)
+            del text
 
 
 class ArchiveDayScan:
-    """One archive day read as hour frames, with the figures of what was read.
+    """One archive day read as frames, hour after hour, with the figures of what was read.
 
-    ``frames()`` (the callable ``pipeline.lazy_day`` takes) yields each hour's frame as it is
-    built and adds the hour's account and report to the day's; ``result()`` returns them once
-    every hour was yielded. ``frames()`` may be called once: a second call raises, so the
+    ``frames()`` (the callable ``pipeline.lazy_day`` takes) yields each hour's frames (one per
+    chunk of its text: ``decode.HourText``) as they are built, and adds the hour's account and
+    report to the day's with its last frame; ``result()`` returns them once every hour was
+    yielded. ``frames()`` may be called once: a second call raises, so the
     figures of a plan Polars ran twice are never counted twice."""
 
     def __init__(self, day: ArchiveDay, progress: Callable[[HourReport], None] | None = None) -> None:
@@ -274,7 +317,7 @@ class ArchiveDayScan:
         self._lock = threading.Lock()
 
     def frames(self) -> Iterator[pl.DataFrame]:
-        """The day's hour frames, in hour order; raises RuntimeError when called a second time."""
+        """The day's frames, in hour order; raises RuntimeError when called a second time."""
         with self._lock:  # Polars may call from two threads at once (a plan that scans the day twice)
             pulled, self._pulled = self._pulled, True
         if pulled:
@@ -285,12 +328,13 @@ class ArchiveDayScan:
         return self._pull()
 
     def _pull(self) -> Iterator[pl.DataFrame]:
-        for built in _built_hours(self.day):
-            self._account.add(built.account)
-            self._hours.append(built.report)
-            if self._progress:
-                self._progress(built.report)
-            yield built.frame
+        for frame, built in _built_hours(self.day):
+            if built is not None:  # the hour's last frame
+                self._account.add(built.account)
+                self._hours.append(built.report)
+                if self._progress:
+                    self._progress(built.report)
+            yield frame
         self._complete = True
 
     def result(self) -> tuple[Account, list[HourReport]]:

@@ -10,7 +10,7 @@ import math
 from datetime import datetime
 
 from ..archive import open_archive_day
-from ..decode import BadLine, deep_json, gunzip
+from ..decode import BadLine, deep_json, open_hour
 from ..errors import InstrumetriqError
 from ..instants import as_instant, parse_instants
 from ..manifest import hour_key
@@ -22,7 +22,8 @@ from .results import CheckResult
 
 
 def check_archive(ctx: DayUnderCheck, check: CheckResult) -> None:
-    """Re-read the day's hour files: row counts with the exporter's own reader (``read_hour``), and
+    """Re-read the day's hour files: row counts with the exporter's own reader (``read_hour``, in
+    the export's chunks, so an oversized hour costs no more memory than in the export), and
     each sampled row against its source line parsed by ``json.loads``, not by the exporter."""
     try:
         options = storage_options_for(str(ctx.against_archive), ctx.archive_storage_options)
@@ -41,17 +42,18 @@ def check_archive(ctx: DayUnderCheck, check: CheckResult) -> None:
     row = 0
     for hour_file in archive_day.hour_files:
         label = hour_label(archive_day, hour_file)
-        fetched = gunzip(fetch_hour(archive_day, hour_file), label)
-        hour, account = read_hour(label, fetched)  # the exporter's reader: which lines are rows
-        bad.extend(account.bad_lines)
-        sampled = sorted(wanted.intersection(range(row, row + len(hour.lines))))
-        if sampled:
-            lines = fetched[0].split(b"\n")  # line N is lines[N - 1], as the decoder numbers them
-            for offset in sampled:
-                number = hour.lines[offset - row]
-                sources[offset] = (hour.label, number, lines[number - 1], hour_file.hour)
-        row += len(hour.lines)
-        by_hour[hour_key(hour_file.hour)] = len(hour.lines)
+        text = open_hour(fetch_hour(archive_day, hour_file), label)
+        first_row = row
+        for first_line, chunk, hour, account in read_hour(label, text):  # the exporter's reader: which lines are rows
+            bad.extend(account.bad_lines)
+            sampled = sorted(wanted.intersection(range(row, row + len(hour.lines))))
+            if sampled:
+                lines = chunk.split(b"\n")  # line N is lines[N - first_line], as the decoder numbers them
+                for offset in sampled:
+                    number = hour.lines[offset - row]
+                    sources[offset] = (hour.label, number, lines[number - first_line], hour_file.hour)
+            row += len(hour.lines)
+        by_hour[hour_key(hour_file.hour)] = row - first_row
     check.figures.update(archive_rows=row, archive_rows_by_hour=by_hour, archive_bad_lines=len(bad))
 
     if ctx.parquet is not None and ctx.parquet.metadata.num_rows != row:
