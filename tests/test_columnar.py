@@ -18,12 +18,13 @@ import random
 from datetime import date
 from pathlib import Path
 
+import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
 from instrumetriq_polars import columnar, export_day
 from instrumetriq_polars.archive import HourFile
-from instrumetriq_polars.decode import gunzip
+from instrumetriq_polars.decode import open_hour
 from instrumetriq_polars.frames import ListColumn
 from instrumetriq_polars.source import build_hour
 
@@ -131,9 +132,10 @@ def _built(text: bytes, lane: bool, monkeypatch, blob: bytes | None = None) -> t
     monkeypatch.setattr(columnar, "ENABLED", lane)
     blob = blob if blob is not None else gzip.compress(text, mtime=0)
     label = "20260115/00.jsonl.gz"
-    built = build_hour(HourFile(0, "unused", len(blob)), label, gunzip(blob, label), DAY)
+    parts = list(build_hour(HourFile(0, "unused", len(blob)), label, open_hour(blob, label), DAY))
+    built = parts[-1][1]
     out = io.BytesIO()
-    pq.write_table(built.frame.to_arrow(), out)
+    pq.write_table(pl.concat([frame for frame, _ in parts]).to_arrow(), out)
     account = built.account
     figures = (account.bad_lines, dict(account.mistyped_fields), dict(account.unknown_fields), account.lines_read,
                account.stdlib_json_lines, built.report.rows, built.report.notes)
