@@ -100,7 +100,7 @@ class ListColumn:
     def __init__(self, column: str) -> None:
         self.column = column
         self._item_type = _item_type(column)
-        self.staged_type = _staged(self._item_type)  # as entries' items are converted: timestamps as text
+        self.staged_type = staged_item_type(column)
         self._float_fields = [i for i, field in enumerate(self._item_type) if pa.types.is_floating(field.type)]
         self._parts: list[pa.StructArray] = []
         self._lengths: list[int | None] = []  # per entry; None: NULL
@@ -190,6 +190,12 @@ class ListColumn:
         offsets = pa.array(list(accumulate((n or 0 for n in self._lengths), initial=0)), pa.int32())
         nulls = pa.array([n is None for n in self._lengths], pa.bool_())  # typed: an hour may be empty
         return pl.from_arrow(pa.ListArray.from_arrays(offsets, items, mask=nulls)).alias(self.column)
+
+
+@lru_cache(maxsize=None)
+def staged_item_type(column: str) -> pa.StructType:
+    """The type the items of the list of objects ``column`` are converted to (timestamps as text)."""
+    return _staged(_item_type(column))
 
 
 def list_columns() -> dict[str, ListColumn]:

@@ -25,7 +25,7 @@ import polars as pl
 from .archive import ArchiveDay, HourFile
 from .decode import BadLine, DecodedHour, HourText, decode_gunzipped, open_hour
 from .errors import ArchiveError
-from .frames import ListColumn, build_hour_frame, list_columns
+from .frames import LIST_COLUMNS, ListColumn, build_hour_frame, list_columns, staged_item_type
 from .instants import are_instants
 from .normalize import RejectedEntry, add_to_extra, move_to_extra, normalize
 from .storage import describe_error
@@ -139,16 +139,18 @@ class _HourRead:
     lists: dict[str, ListColumn] = field(default_factory=dict)
 
 
-def _read(label: str, gunzipped: tuple[bytes, BadLine | None], with_lists: bool, first_line: int = 1) -> _HourRead:
+def _read(label: str, gunzipped: tuple[bytes, BadLine | None], with_lists: bool, first_line: int = 1,
+          decoded: DecodedHour | None = None) -> _HourRead:
     """The hour's entries, normalised. Its timestamps are tested at once, when the hour is read;
     only when one is not an instant (rare: never in the real archive) is the hour read again, each
     timestamp then parsed by ``normalize``, which moves those that are not to ``_extra`` (and
     rejects an entry whose ``snapshot_ts`` is not). With ``with_lists``, each entry's lists of
     objects are taken out of it into ``ListColumn`` builders as it is read. ``gunzipped`` may be
-    one chunk of the hour's text (``HourText.chunks``) whose first line is ``first_line``."""
+    one chunk of the hour's text (``HourText.chunks``) whose first line is ``first_line``;
+    ``decoded``: that text already split (and its lists read by the columnar lane: ``prepare``)."""
     text, damage = gunzipped
     timestamps: list[str] = []
-    read = _read_entries(decode_gunzipped(text, damage, label, first_line), with_lists, timestamps)
+    read = _read_entries(decoded or decode_gunzipped(text, damage, label, first_line), with_lists, timestamps)
     if not are_instants(timestamps):
         read = _read_entries(decode_gunzipped(text, damage, label, first_line), with_lists, None)
     return read
@@ -159,8 +161,8 @@ def _read_entries(decoded: DecodedHour, with_lists: bool, timestamps: list[str] 
     read = _HourRead(HourEntries(decoded.file), lists=list_columns() if with_lists else {})
     hour, account, mistyped, lists = read.hour, read.account, read.mistyped, read.lists
     label = decoded.file
-    for column, builder in lists.items():  # the one list of objects an entry ends with (columnar.py)
-        decoded.take_lane(column, builder.staged_type)
+    if lists and decoded.lane is None:
+        _take_lane(decoded)
     for line_number, entry in decoded.entries():
         try:
             entry, extra, moved = _normalize(decoded, line_number, entry, account, timestamps)
@@ -215,6 +217,31 @@ def _normalize(decoded: DecodedHour, line: int, entry: dict, account: Account,
     return entry, result.extra, result.mistyped
 
 
+def _take_lane(decoded: DecodedHour) -> None:
+    for column in LIST_COLUMNS:  # the one list of objects an entry ends with (columnar.py)
+        decoded.take_lane(column, staged_item_type(column))
+
+
+@dataclass
+class Chunk:
+    """One chunk of an hour file's text (``HourText.chunks``), split into lines, the lists of
+    objects of its lines read by the columnar lane (``prepare``)."""
+
+    first_line: int
+    text: bytes
+    damage: BadLine | None
+    decoded: DecodedHour
+
+
+def prepare(label: str, text: HourText) -> Iterator[Chunk]:
+    """The chunks of an hour file's text, each split and read by the columnar lane: the part of an
+    hour's work that can run ahead, in the reader thread, while the chunk before it is built."""
+    for first_line, chunk, damage in text.chunks():
+        decoded = decode_gunzipped(chunk, damage, label, first_line)
+        _take_lane(decoded)
+        yield Chunk(first_line, chunk, damage, decoded)
+
+
 @dataclass
 class _Part:
     """One chunk of an hour file, built: its frame, figures and mistyped paths (path -> lines)."""
@@ -224,11 +251,11 @@ class _Part:
     mistyped: dict[str, list[int]]
 
 
-def _build_part(label: str, chunk: tuple[int, bytes, BadLine | None], lineage: tuple[date, int]) -> _Part:
-    """Decode, normalise and build one chunk of an hour file (``HourText.chunks``)."""
-    first_line, text, damage = chunk
+def _build_part(label: str, chunk: Chunk, lineage: tuple[date, int]) -> _Part:
+    """Decode, normalise and build one chunk of an hour file (``prepare``)."""
     with gc_paused():
-        read = _read(label, (text, damage), with_lists=True, first_line=first_line)
+        read = _read(label, (chunk.text, chunk.damage), with_lists=True, first_line=chunk.first_line, decoded=chunk.decoded)
+        del chunk
         hour, account, mistyped = read.hour, read.account, read.mistyped
 
         def on_untyped(row: int, column: str) -> None:
@@ -245,16 +272,15 @@ def _build_part(label: str, chunk: tuple[int, bytes, BadLine | None], lineage: t
     return _Part(frame, account, mistyped)
 
 
-def build_hour(hour_file: HourFile, label: str, text: HourText, day: date) -> Iterator[tuple[pl.DataFrame, BuiltHour | None]]:
-    """Decode, normalise and build one hour file of the archive ``day`` (``text``: its text, whole
-    or in chunks): one frame per chunk, each yielded with None but the last, which is yielded with
+def build_hour(hour_file: HourFile, label: str, chunks: Iterator[Chunk], day: date) -> Iterator[tuple[pl.DataFrame, BuiltHour | None]]:
+    """Decode, normalise and build one hour file of the archive ``day`` (``chunks``: its text,
+    whole or in chunks, as ``prepare`` yields it): one frame per chunk, each yielded with None but the last, which is yielded with
     the hour's ``BuiltHour`` (its report and account cover every chunk; its seconds, every chunk's
     inflating and building). The last frame is held back until the chunk after it is built, to
     know that it is the last (a frame is about a third of its text's size: measured, 78 MB of
     frames for the 224 MB of text of the real-shaped day)."""
     account, mistyped = Account(), {}
     rows, seconds, held = 0, 0.0, None
-    chunks = text.chunks()
     while True:
         started = time.perf_counter()
         chunk = next(chunks, None)
@@ -277,25 +303,37 @@ def build_hour(hour_file: HourFile, label: str, text: HourText, day: date) -> It
 
 
 def _built_hours(day: ArchiveDay) -> Iterator[tuple[pl.DataFrame, BuiltHour | None]]:
-    """The day's hours, built, in hour order, as ``build_hour`` yields them. The next hour file is
-    read and opened (``decode.open_hour``: gunzipped, or only checked when its text is larger than
-    ``decode.WHOLE_HOUR_BYTES``) in a thread while this one is built: isal releases the GIL while it inflates (measured: ~5%
-    off the export)."""
-    files = day.hour_files
+    """The day's hours, built, in hour order, as ``build_hour`` yields them. The reader thread
+    runs one chunk ahead: it reads and opens the hour files (``decode.open_hour``: gunzipped, or
+    only checked when the text is larger than ``decode.WHOLE_HOUR_BYTES``) and ``prepare``s their
+    chunks, while this thread builds the chunk before. isal and pyarrow's JSON reader release the
+    GIL, so the gunzip and the columnar lane's parsing run beside the building (measured in
+    README "Benchmarks")."""
+    stream = _chunks_ahead(day)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reader") as reader:
+        ahead = reader.submit(next, stream, None)
 
-    def read(hour_file: HourFile) -> HourText:
-        return open_hour(fetch_hour(day, hour_file), hour_label(day, hour_file))
+        def hour_chunks() -> Iterator[Chunk]:
+            nonlocal ahead
+            while True:
+                item = ahead.result()
+                ahead = reader.submit(next, stream, None)
+                if item is None or item[1] is None:  # the end of the hour (or of the day)
+                    return
+                yield item[1]
 
-    if not files:
-        return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gunzip") as reader:
-        next_read = reader.submit(read, files[0])
-        for index, hour_file in enumerate(files):
-            text = next_read.result()
-            if index + 1 < len(files):
-                next_read = reader.submit(read, files[index + 1])
-            yield from build_hour(hour_file, hour_label(day, hour_file), text, day.day)
-            del text
+        for hour_file in day.hour_files:
+            yield from build_hour(hour_file, hour_label(day, hour_file), hour_chunks(), day.day)
+
+
+def _chunks_ahead(day: ArchiveDay) -> Iterator[tuple[HourFile, Chunk | None]]:
+    """Every chunk of the day's hour files, prepared, in order; (hour file, None) ends each hour.
+    Advanced by the reader thread only (one ``next`` at a time)."""
+    for hour_file in day.hour_files:
+        label = hour_label(day, hour_file)
+        for chunk in prepare(label, open_hour(fetch_hour(day, hour_file), label)):
+            yield hour_file, chunk
+        yield hour_file, None
 
 
 class ArchiveDayScan:

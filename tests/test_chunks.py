@@ -86,7 +86,7 @@ def _export(archive, out, monkeypatch, limit: int | None):
     build_part = source._build_part
 
     def spy(label, chunk, lineage):
-        built.append((label[-11:-9], chunk[0]))
+        built.append((label[-11:-9], chunk.first_line))
         return build_part(label, chunk, lineage)
 
     with monkeypatch.context() as patch:

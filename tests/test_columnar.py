@@ -26,7 +26,7 @@ from instrumetriq_polars import columnar, export_day
 from instrumetriq_polars.archive import HourFile
 from instrumetriq_polars.decode import open_hour
 from instrumetriq_polars.frames import ListColumn
-from instrumetriq_polars.source import build_hour
+from instrumetriq_polars.source import build_hour, prepare
 
 from .conftest import DAY
 from .daycheck import small_entries, write_hour
@@ -132,7 +132,7 @@ def _built(text: bytes, lane: bool, monkeypatch, blob: bytes | None = None) -> t
     monkeypatch.setattr(columnar, "ENABLED", lane)
     blob = blob if blob is not None else gzip.compress(text, mtime=0)
     label = "20260115/00.jsonl.gz"
-    parts = list(build_hour(HourFile(0, "unused", len(blob)), label, open_hour(blob, label), DAY))
+    parts = list(build_hour(HourFile(0, "unused", len(blob)), label, prepare(label, open_hour(blob, label)), DAY))
     built = parts[-1][1]
     out = io.BytesIO()
     pq.write_table(pl.concat([frame for frame, _ in parts]).to_arrow(), out)
