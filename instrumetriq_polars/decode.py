@@ -16,6 +16,9 @@ fields that value fails the schema's type check; in a float field a float that l
 (normalize.py; in ``spot_prices``, one test an hour finds them: frames.py). Either way the export
 re-decodes that one line with ``json.loads`` (``exact_entry``), so an integer is kept exact in
 ``_extra`` and a float written as such stays in its column.
+
+An hour file of more than ``WHOLE_HOUR_BYTES`` of text is read in line-aligned chunks
+(``HourText``), each a ``DecodedHour`` whose line numbers continue the hour's (``first_line``).
 """
 
 from __future__ import annotations
