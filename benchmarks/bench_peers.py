@@ -85,9 +85,9 @@ DAYS = {
 
 def child_inproc(archive: str, day: str, out: str) -> dict:
     from instrumetriq_polars import export_day
-    from instrumetriq_polars.memory import pin_mmap_threshold
+    from instrumetriq_polars.memory import tune_allocators
 
-    pin_mmap_threshold()  # as the runner does (a library user may too: README "Python API")
+    tune_allocators()  # as the runner does (a library user may too: README "Python API")
     rss_at_call = rss_now_mb()
     started = time.perf_counter()
     result = export_day(day, archive, out, allow_incomplete=True)

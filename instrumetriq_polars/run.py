@@ -31,7 +31,7 @@ from .dayfolder import DATA_NAME, MANIFEST_NAME, DayFolder
 from .errors import ArchiveError, InstrumetriqError, Interrupted
 from .export import ARCHIVE_ENV, ExportResult, HourReport, archive_changes, export_day, unchanged_publication, upload_day
 from .manifest import EXPORT_VERSION, Manifest
-from .memory import pin_mmap_threshold
+from .memory import tune_allocators
 from .storage import describe_error, display_path, storage_options_for
 
 EXPORTED, COMPLETED, ALREADY, SKIPPED, FAILED, INTERRUPTED = (
@@ -235,7 +235,7 @@ def _worker_init(stop) -> None:
     one SIGTERM to this process, once the handlers are in place (a signal sent from outside
     could land before them, while the worker still starts, and kill it)."""
     os.setpgrp()
-    pin_mmap_threshold()  # as in the runner's own process (memory.py)
+    tune_allocators()  # as in the runner's own process (memory.py)
     for signum in interrupt.SIGNALS:  # between days (stop_on_signals handles them during one)
         signal.signal(signum, _remember)
 

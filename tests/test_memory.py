@@ -1,4 +1,5 @@
-"""The runner's allocator setting (memory.py): in effect on Linux with glibc, harmless elsewhere."""
+"""The runner's allocator settings (memory.py): in effect on Linux with glibc, harmless elsewhere.
+Run in child processes: they are process-wide, and would change the pool the other tests use."""
 
 from __future__ import annotations
 
@@ -8,15 +9,22 @@ import sys
 
 import pytest
 
-from instrumetriq_polars.memory import pin_mmap_threshold
+CHECK = """
+import pyarrow as pa
+from instrumetriq_polars.memory import tune_allocators
+took = tune_allocators()
+print(took, pa.default_memory_pool().backend_name)
+"""
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc", reason="glibc only")
-def test_threshold_is_pinned_on_glibc():
-    assert pin_mmap_threshold() is True
+def test_both_settings_take_effect_on_glibc():
+    done = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "system"]
 
 
-def test_runner_starts_with_it_and_exits_cleanly(tmp_path):
+def test_runner_starts_with_them_and_runs_as_before(tmp_path):
     """The runner calls it before anything else; a command still runs as before."""
     done = subprocess.run([sys.executable, "-m", "instrumetriq_polars", "schema", "--layout", "flat"],
                           capture_output=True, text=True, timeout=120)

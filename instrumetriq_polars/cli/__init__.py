@@ -23,7 +23,7 @@ from ..dataset import day_summary
 from ..errors import InstrumetriqError
 from ..export import ARCHIVE_ENV, DEFAULT_OUT_DIR, export_day
 from ..log import Log
-from ..memory import pin_mmap_threshold
+from ..memory import tune_allocators
 from ..bundle import DEFAULT_MONTHLY_DIR, R2_MONTHLY_PREFIX
 from ..hourly import DEFAULT_HOURLY_OUT, R2_HOURLY_PREFIX
 from ..schema import LAYOUTS, describe, schema_for
@@ -219,7 +219,7 @@ def run(argv: Sequence[str] | None = None) -> NoReturn:
     interpreter shuts down (Polars' threads take ~50 ms) is ignored: without this it killed the
     process with a traceback and turned a finished run's status into -2 (measured). The
     allocator is set up for the export's buffers first (memory.py)."""
-    pin_mmap_threshold()
+    tune_allocators()
     code = main(argv)
     for signum in interrupt.SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
