@@ -62,7 +62,7 @@ import time
 from pathlib import Path
 
 from benchkit import (DEFAULT_SHARED, FULL_DAY, cached_archive, decode_floor, ensure_data, hour_files,
-                      make_shared_day, rss_now_mb, run_child, run_process)
+                      make_shared_day, rss_now_mb, run_child, run_process, shared_generator)
 
 BURST_HOUR, BURST_FACTOR = 5, 20
 SCHEMA_PICKLE = "peer-schema.pickle"  # under --data: the declared schema, handed to the Polars child
@@ -168,7 +168,7 @@ def prepare(name: str, args) -> Path:
         make_shared_day(args.shared, archive, FULL_DAY, others, args.entries_per_hour)
         make_shared_day(args.shared, archive, FULL_DAY, str(BURST_HOUR), args.entries_per_hour * BURST_FACTOR, seed=8)
 
-    return cached_archive(args.data / f"archive-burst-{args.entries_per_hour}", build)
+    return cached_archive(args.data / f"archive-burst-{args.entries_per_hour}", build, shared_generator(args.shared))
 
 
 def wall(kind: str, run: dict) -> float:

@@ -7,6 +7,7 @@ importing Polars or pyarrow it does not use.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -21,6 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 #: ../shared beside the project root (as in CI); the benchmarks take --shared for a worktree elsewhere.
 DEFAULT_SHARED = ROOT.parent / "shared"
+#: The project generator's source: its sha256 versions the cached days (it is not imported here).
+PROJECT_GENERATOR = ROOT / "instrumetriq_polars" / "synthetic.py"
 FULL_DAY = date(2026, 1, 15)
 SIX_HOUR_DAY = date(2026, 1, 16)
 
@@ -128,15 +131,18 @@ def make_shared_day(shared: Path, archive: Path, day: date, hours: str, entries_
                    check=True, stdout=subprocess.DEVNULL)
 
 
-def cached_archive(archive: Path, build) -> Path:
-    """``archive`` as ``build(archive)`` writes it, built once: a ``.complete`` marker says it was."""
+def cached_archive(archive: Path, build, generator: Path) -> Path:
+    """``archive`` as ``build(archive)`` writes it, built once per version of the ``generator``
+    script: a ``.complete`` marker holds the sha256 of the generator it was built with (an archive
+    cached by an older generator was measured once: a project day whose every line was refused)."""
     marker = archive / ".complete"
-    if not marker.exists():
-        print(f"generating benchmark archive under {archive} (once) ...", file=sys.stderr)
+    version = hashlib.sha256(generator.read_bytes()).hexdigest()
+    if not marker.exists() or marker.read_text() != version:
+        print(f"generating benchmark archive under {archive} (once per generator version) ...", file=sys.stderr)
         shutil.rmtree(archive, ignore_errors=True)
         archive.mkdir(parents=True)
         build(archive)
-        marker.write_text("ok")
+        marker.write_text(version)
     return archive
 
 
@@ -156,4 +162,5 @@ def ensure_data(data: Path, entries_per_hour: int, generator: str, shared: Path 
             write_archive_day(archive, FULL_DAY, entries_per_hour=entries_per_hour, seed=1)
             write_archive_day(archive, SIX_HOUR_DAY, entries_per_hour=entries_per_hour, hours=range(6), seed=2)
 
-    return cached_archive(data / f"archive-{generator}-{entries_per_hour}", build)
+    script = shared_generator(shared) if generator == "shared" else PROJECT_GENERATOR
+    return cached_archive(data / f"archive-{generator}-{entries_per_hour}", build, script)
