@@ -83,6 +83,16 @@ class DecodedHour:
     stdlib_lines: set[int] = field(default_factory=set)  # line numbers decoded by json.loads
     first_line: int = 1  # the hour file's number of raw_lines[0] (a chunk of the hour: HourText.chunks)
     lane: LaneRead | None = None  # lines whose list of objects the columnar lane read (``take_lane``)
+    _given: tuple[list[bytes], list[BadLine]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._given = list(self.raw_lines), list(self.bad_lines)  # the same bytes objects: no copy
+
+    def fresh(self) -> DecodedHour:
+        """The same lines and damage, not decoded yet: for a second pass (``entries()`` replaces
+        the lines it strips of a byte-order mark, and records what it found)."""
+        lines, bad_lines = self._given
+        return DecodedHour(self.file, list(lines), list(bad_lines), first_line=self.first_line)
 
     def take_lane(self, column: str, item_type) -> None:
         """Let the columnar lane read ``column`` of the lines it can (columnar.py); ``entries()`` then
@@ -232,7 +242,7 @@ class _Damaged(Exception):
     """The gzip data is not a run of intact members (truncated, corrupt, or not gzip at all)."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class HourText:
     """One hour file's text, read chunk by chunk (``chunks``).
 
@@ -252,12 +262,17 @@ class HourText:
     whole: tuple[bytes, BadLine | None] | None = None
     compressed: bytes | None = None
 
+    def _take_whole(self) -> tuple[int, bytes, BadLine | None]:
+        text, damage = self.whole
+        self.whole = None
+        return 1, text, damage
+
     def chunks(self) -> Iterator[tuple[int, bytes, BadLine | None]]:
-        """The hour's text in chunks: (number of the chunk's first line in the hour file, its text,
-        the file's gzip damage). Each chunk but the last ends just before a newline, which belongs
+        """The hour's text in chunks, once: (number of the chunk's first line in the hour file, its
+        text, the file's gzip damage); an hour held whole lets go of its text as it is handed over. Each chunk but the last ends just before a newline, which belongs
         to neither chunk; the line numbers thus continue from chunk to chunk as in the whole text."""
         if self.whole is not None:
-            yield 1, *self.whole
+            yield self._take_whole()  # not kept here: the caller frees the text once it is split
             return
         for first, text in _line_chunks(_inflate(self.compressed, _PIECE), self.chunk_bytes):
             yield first, text, None
@@ -340,20 +355,10 @@ def _count_lines(text: bytes) -> int:
 def decode_gunzipped(text: bytes, damage: BadLine | None, file: str, first_line: int = 1) -> DecodedHour:
     """Decode what ``gunzip`` returned (text, and the damage it found, if any), or one chunk of an
     intact hour (``HourText.chunks``) whose first line is the hour's ``first_line``."""
-    result = decode_lines(text, file, complete=damage is None, first_line=first_line)
-    if damage is not None:
-        result.bad_lines.append(damage)
-    return result
-
-
-def decode_lines(text: bytes, file: str, complete: bool = True, first_line: int = 1) -> DecodedHour:
-    """Split decompressed bytes into lines, to be decoded by ``entries()``. With ``complete=False``
-    the text was cut short, so a last line without its newline is not trusted (the damage is
-    reported by the caller)."""
     lines = text.split(b"\n")
-    if not complete and lines:
-        lines.pop()  # partial line of a truncated stream
-    return DecodedHour(file, lines, first_line=first_line)
+    if damage is not None and lines:
+        lines.pop()  # partial line of a truncated stream (the damage says where it was cut)
+    return DecodedHour(file, lines, [damage] if damage is not None else [], first_line=first_line)
 
 
 _UNPARSEABLE, _DEEP = object(), object()

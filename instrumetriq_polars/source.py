@@ -139,7 +139,7 @@ class _HourRead:
     lists: dict[str, ListColumn] = field(default_factory=dict)
 
 
-def _read(label: str, gunzipped: tuple[bytes, BadLine | None], with_lists: bool, first_line: int = 1,
+def _read(label: str, gunzipped: tuple[bytes, BadLine | None] | None, with_lists: bool, first_line: int = 1,
           decoded: DecodedHour | None = None) -> _HourRead:
     """The hour's entries, normalised. Its timestamps are tested at once, when the hour is read;
     only when one is not an instant (rare: never in the real archive) is the hour read again, each
@@ -148,11 +148,11 @@ def _read(label: str, gunzipped: tuple[bytes, BadLine | None], with_lists: bool,
     objects are taken out of it into ``ListColumn`` builders as it is read. ``gunzipped`` may be
     one chunk of the hour's text (``HourText.chunks``) whose first line is ``first_line``;
     ``decoded``: that text already split (and its lists read by the columnar lane: ``prepare``)."""
-    text, damage = gunzipped
+    decoded = decoded or decode_gunzipped(*gunzipped, label, first_line)
     timestamps: list[str] = []
-    read = _read_entries(decoded or decode_gunzipped(text, damage, label, first_line), with_lists, timestamps)
+    read = _read_entries(decoded, with_lists, timestamps)
     if not are_instants(timestamps):
-        read = _read_entries(decode_gunzipped(text, damage, label, first_line), with_lists, None)
+        read = _read_entries(decoded.fresh(), with_lists, None)
     return read
 
 
@@ -228,9 +228,7 @@ class Chunk:
     objects of its lines read by the columnar lane (``prepare``)."""
 
     first_line: int
-    text: bytes
-    damage: BadLine | None
-    decoded: DecodedHour
+    decoded: DecodedHour  # its lines; the text itself is not kept (~9 MB an hour, twice: one chunk ahead)
 
 
 def prepare(label: str, text: HourText) -> Iterator[Chunk]:
@@ -239,7 +237,8 @@ def prepare(label: str, text: HourText) -> Iterator[Chunk]:
     for first_line, chunk, damage in text.chunks():
         decoded = decode_gunzipped(chunk, damage, label, first_line)
         _take_lane(decoded)
-        yield Chunk(first_line, chunk, damage, decoded)
+        del chunk
+        yield Chunk(first_line, decoded)
 
 
 @dataclass
@@ -254,7 +253,7 @@ class _Part:
 def _build_part(label: str, chunk: Chunk, lineage: tuple[date, int]) -> _Part:
     """Decode, normalise and build one chunk of an hour file (``prepare``)."""
     with gc_paused():
-        read = _read(label, (chunk.text, chunk.damage), with_lists=True, first_line=chunk.first_line, decoded=chunk.decoded)
+        read = _read(label, None, with_lists=True, first_line=chunk.first_line, decoded=chunk.decoded)
         del chunk
         hour, account, mistyped = read.hour, read.account, read.mistyped
 
