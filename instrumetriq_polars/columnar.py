@@ -48,9 +48,10 @@ PLACEHOLDER = b"[]"
 #: pyarrow parses a batch in blocks of this size (measured on an hour of ~9 MB: 1-4 MiB alike,
 #: one 16 MiB block ~40% slower); a block must hold a whole line, so a longer line raises it.
 BLOCK_SIZE = 2 << 20
-#: pyarrow's own threads for one batch: off. The lane runs in the export's reader thread, beside
-#: the thread that builds frames; measured on the real-shaped day, pyarrow's threads took ~1.7x the
-#: CPU for the same wall time (2.2 s vs 1.3 s of CPU for 1.3 s), CPU the other threads need.
+#: pyarrow's own threads for one batch: on. The lane runs in the thread that builds frames, which
+#: waits for it; measured on the real-shaped day, whole CLI, 3 interleaved runs: 3.54-4.39 s with
+#: them, 4.12-4.50 s without (+10 MB of peak RSS). They cost CPU (2.2 s vs 1.3 s for the lane
+#: alone), so they pay only while a core is free, as it is here.
 THREADS = True
 #: A float of this magnitude or more may be an integer a float field cannot hold exactly.
 _EXACT_LIMIT = 2.0**53
