@@ -30,6 +30,9 @@ from .instants import are_instants
 from .normalize import RejectedEntry, add_to_extra, move_to_extra, normalize
 from .storage import describe_error
 
+#: The list of objects the columnar lane reads: the one such column, an entry's last key (columnar.py).
+(LANE_COLUMN,) = LIST_COLUMNS
+
 
 @dataclass
 class HourReport:
@@ -125,7 +128,7 @@ def read_hour(label: str, text: HourText) -> Iterator[tuple[int, bytes, HourEntr
     text, entries and account. ``text``: ``decode.open_hour``'s result for the hour file."""
     for first_line, chunk, damage in text.chunks():
         with gc_paused():
-            read = _read(label, (chunk, damage), with_lists=False, first_line=first_line)
+            read = _read(decode_gunzipped(chunk, damage, label, first_line), with_lists=False)
         yield first_line, chunk, read.hour, read.account
 
 
@@ -139,16 +142,13 @@ class _HourRead:
     lists: dict[str, ListColumn] = field(default_factory=dict)
 
 
-def _read(label: str, gunzipped: tuple[bytes, BadLine | None] | None, with_lists: bool, first_line: int = 1,
-          decoded: DecodedHour | None = None) -> _HourRead:
-    """The hour's entries, normalised. Its timestamps are tested at once, when the hour is read;
-    only when one is not an instant (rare: never in the real archive) is the hour read again, each
-    timestamp then parsed by ``normalize``, which moves those that are not to ``_extra`` (and
-    rejects an entry whose ``snapshot_ts`` is not). With ``with_lists``, each entry's lists of
-    objects are taken out of it into ``ListColumn`` builders as it is read. ``gunzipped`` may be
-    one chunk of the hour's text (``HourText.chunks``) whose first line is ``first_line``;
-    ``decoded``: that text already split (and its lists read by the columnar lane: ``prepare``)."""
-    decoded = decoded or decode_gunzipped(*gunzipped, label, first_line)
+def _read(decoded: DecodedHour, with_lists: bool) -> _HourRead:
+    """The entries of an hour file (or of one chunk of it: ``HourText.chunks``), normalised. Its
+    timestamps are tested at once, when the hour is read; only when one is not an instant (rare:
+    never in the real archive) is the hour read again (``DecodedHour.fresh``), each timestamp then
+    parsed by ``normalize``, which moves those that are not to ``_extra`` (and rejects an entry
+    whose ``snapshot_ts`` is not). With ``with_lists``, each entry's lists of objects are taken out
+    of it into ``ListColumn`` builders as it is read (the columnar lane's, or converted)."""
     timestamps: list[str] = []
     read = _read_entries(decoded, with_lists, timestamps)
     if not are_instants(timestamps):
@@ -162,7 +162,7 @@ def _read_entries(decoded: DecodedHour, with_lists: bool, timestamps: list[str] 
     hour, account, mistyped, lists = read.hour, read.account, read.mistyped, read.lists
     label = decoded.file
     if lists and decoded.lane is None:
-        _take_lane(decoded)
+        decoded.take_lane(LANE_COLUMN, staged_item_type(LANE_COLUMN))
     for line_number, entry in decoded.entries():
         try:
             entry, extra, moved = _normalize(decoded, line_number, entry, account, timestamps)
@@ -217,29 +217,17 @@ def _normalize(decoded: DecodedHour, line: int, entry: dict, account: Account,
     return entry, result.extra, result.mistyped
 
 
-def _take_lane(decoded: DecodedHour) -> None:
-    for column in LIST_COLUMNS:  # the one list of objects an entry ends with (columnar.py)
-        decoded.take_lane(column, staged_item_type(column))
-
-
-@dataclass
-class Chunk:
-    """One chunk of an hour file's text (``HourText.chunks``), split into lines (``prepare``)."""
-
-    first_line: int
-    decoded: DecodedHour  # its lines; the text itself is not kept (~9 MB an hour, twice: one chunk ahead)
-
-
-def prepare(label: str, text: HourText) -> Iterator[Chunk]:
-    """The chunks of an hour file's text, each split into lines: the part of an hour's work that
-    runs ahead, in the reader thread, while the chunk before it is built. The columnar lane runs
+def prepare(label: str, text: HourText) -> Iterator[DecodedHour]:
+    """The chunks of an hour file's text, each split into lines (the text itself is not kept: ~9 MB
+    an hour, twice with one chunk ahead): the part of an hour's work that runs ahead, in the
+    reader thread, while the chunk before it is built. The columnar lane runs
     when the chunk is built (``_read_entries``): run ahead too, it held one more chunk's Arrow
     lists and lines (measured: +15 MB of peak RSS, 304-306 vs 288-291 MB on the real-shaped day)
     for no CPU saved (3.2-3.5 s either way)."""
     for first_line, chunk, damage in text.chunks():
         decoded = decode_gunzipped(chunk, damage, label, first_line)
-        del chunk
-        yield Chunk(first_line, decoded)
+        del chunk  # (a suspended generator keeps its locals)
+        yield decoded
 
 
 @dataclass
@@ -251,10 +239,10 @@ class _Part:
     mistyped: dict[str, list[int]]
 
 
-def _build_part(label: str, chunk: Chunk, lineage: tuple[date, int]) -> _Part:
+def _build_part(label: str, chunk: DecodedHour, lineage: tuple[date, int]) -> _Part:
     """Decode, normalise and build one chunk of an hour file (``prepare``)."""
     with gc_paused():
-        read = _read(label, None, with_lists=True, first_line=chunk.first_line, decoded=chunk.decoded)
+        read = _read(chunk, with_lists=True)
         del chunk
         hour, account, mistyped = read.hour, read.account, read.mistyped
 
@@ -272,7 +260,7 @@ def _build_part(label: str, chunk: Chunk, lineage: tuple[date, int]) -> _Part:
     return _Part(frame, account, mistyped)
 
 
-def build_hour(hour_file: HourFile, label: str, chunks: Iterator[Chunk], day: date) -> Iterator[tuple[pl.DataFrame, BuiltHour | None]]:
+def build_hour(hour_file: HourFile, label: str, chunks: Iterator[DecodedHour], day: date) -> Iterator[tuple[pl.DataFrame, BuiltHour | None]]:
     """Decode, normalise and build one hour file of the archive ``day`` (``chunks``: its text,
     whole or in chunks, as ``prepare`` yields it): one frame per chunk, each yielded with None but the last, which is yielded with
     the hour's ``BuiltHour`` (its report and account cover every chunk; its seconds, every chunk's
@@ -312,7 +300,7 @@ def _built_hours(day: ArchiveDay) -> Iterator[tuple[pl.DataFrame, BuiltHour | No
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reader") as reader:
         ahead = reader.submit(next, stream, None)
 
-        def hour_chunks() -> Iterator[Chunk]:
+        def hour_chunks() -> Iterator[DecodedHour]:
             nonlocal ahead
             while True:
                 item = ahead.result()
@@ -325,7 +313,7 @@ def _built_hours(day: ArchiveDay) -> Iterator[tuple[pl.DataFrame, BuiltHour | No
             yield from build_hour(hour_file, hour_label(day, hour_file), hour_chunks(), day.day)
 
 
-def _chunks_ahead(day: ArchiveDay) -> Iterator[tuple[HourFile, Chunk | None]]:
+def _chunks_ahead(day: ArchiveDay) -> Iterator[tuple[HourFile, DecodedHour | None]]:
     """Every chunk of the day's hour files, prepared, in order; (hour file, None) ends each hour.
     Advanced by the reader thread only (one ``next`` at a time)."""
     for hour_file in day.hour_files:
