@@ -1,10 +1,20 @@
 """The columnar lane: an entry's list of flat objects (``spot_prices``, ~95% of a line's bytes) read
-straight into Arrow by pyarrow's JSON reader, the rest of the line by orjson (decode.py).
+straight into Arrow, the rest of the line by orjson (decode.py).
 
 Each line is cut at its top-level ``"spot_prices"`` key, the entry's last: the array after it (the
-*span*) goes to pyarrow, wrapped as ``{"spot_prices": <span>}`` lines of one NDJSON buffer per hour
-(or chunk), read against an explicit schema with unknown keys refused; the line with ``[]`` in
-place of the span (the *remainder*) goes to orjson. No Python object is made per sample.
+*span*) goes to Arrow, the line with ``[]`` in place of the span (the *remainder*) to orjson. No
+Python object is made per sample. A chunk's spans are read together, in three vectorised steps:
+
+1. **checked** against one regular expression (RE2, ``pyarrow.compute.match_substring_regex``)
+   that spells out the only text the lane takes: ``[{"ts":"…","mid":N,"bid":N,"ask":N,
+   "spread_bps":N},…]`` with the item type's keys in its order, each once, no blanks, numbers
+   exactly as JSON (RFC 8259) writes them, and text values of printable ASCII without a quote, a
+   backslash (so no escapes: the text is the value) or any of ``, { } [ ]``;
+2. **translated** in one ``bytes.translate`` into delimited text, a row per item: ``,`` and ``[``
+   become ``:``, ``}`` a newline, ``{`` and ``]`` go, so ``[{"ts":"X","mid":1.5}]`` becomes
+   ``:"ts":"X":"mid":1.5`` + newline (the colons inside ``"X"`` are quoted);
+3. **read** by pyarrow's CSV reader with ``:`` as the delimiter and an explicit column type per
+   value (text, or float64), the key columns skipped. A span's item count is its count of ``{``.
 
 The lane is an optimisation only: its output must be what the object lane (orjson on the whole
 line + ``frames.ListColumn``) makes of the same line, so it takes a line only when it can prove
@@ -14,45 +24,54 @@ that, and hands every other line back whole (``LaneRead`` simply does not hold i
   key), followed by ``:`` and ``[``; after the span come only ``}`` and blanks. decode.py then
   checks that orjson reads the remainder as an object whose ``spot_prices`` is the ``[]`` put
   there, which proves the key was the root object's (and the last of its name, as orjson keeps);
-- the span: ASCII only (invalid UTF-8 and lone surrogates are the object lane's to judge), and
-  read by pyarrow without error: it refuses a string, boolean, object or list in a float field,
-  a number in ``ts``, an unknown or repeated key, an item that is not an object, and text that
-  is not exactly one array (measured, pyarrow 26). A batch pyarrow refuses is split in halves
-  until the refused lines are alone;
-- the values: pyarrow reads ``NaN``/``Infinity`` (orjson refuses them: the object lane counts
-  such a line in ``stdlib_json_lines``), reads an integer of any size as a rounded float (a
-  float field refuses integers beyond 2**53 whole: ``schema.exact_float``) and ``-0`` as -0.0
-  (orjson: the integer 0), and a ``null`` item as a null object (normalize calls such a list
-  mistyped). A line whose samples hold a null item, NaN, an infinity, -0.0 or a magnitude of
-  2**53 or more is handed back.
+- the span: it matches the expression of step 1, so it is valid JSON that orjson reads as a list
+  of objects with exactly these keys, each value a string or a number; anything else (an empty
+  list, blanks, other keys or another order, ``null``, ``NaN``, escapes, non-ASCII text, ...) is
+  the object lane's. Given that grammar, the translation is exact and the CSV reader sees each
+  value's own text;
+- the values: the CSV reader rounds a number's text as orjson does (both correctly; tested
+  bit for bit on random floats), but reads ``-0`` as -0.0 (orjson: the integer 0), an integer of
+  any size as a rounded float (a float field refuses integers beyond 2**53 whole:
+  ``schema.exact_float``) and ``1e400`` as an infinity. A line whose samples hold NaN, an
+  infinity, -0.0 or a magnitude of 2**53 or more is handed back.
 
 ``ts`` is read as text: instants are decided by the one rule of instants.py, as in the object lane.
-Measured on the real-shaped day (224 MB of JSON, 2 cores): cutting ~0.25 s, pyarrow ~0.7 s, orjson
-on the remainders ~0.06 s, against ~0.9 s of orjson on whole lines plus ~1.0 s of ``ListColumn``
-conversion of their sample dicts.
+Measured on the real-shaped day (224 MB of JSON, 207 MB of spans, 2 cores, one process): the
+check ~0.3 s, the translation ~0.27 s, the CSV reader ~0.5 s (against ~1.4 s of wall and ~2.3 s
+of CPU for pyarrow's JSON reader on the same spans, the lane's reader before).
 """
 
 from __future__ import annotations
 
+import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import lru_cache
 from io import BytesIO
+from itertools import accumulate
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.json as pj
+import pyarrow.csv as pcsv
 
 #: Switch for tests (and for measuring): False sends every line through the object lane.
 ENABLED = True
 #: What replaces the span in the remainder: an empty list, so normalize sees a list of objects.
 PLACEHOLDER = b"[]"
-#: pyarrow parses a batch in blocks of this size (measured on an hour of ~9 MB: 1-4 MiB alike,
-#: one 16 MiB block ~40% slower); a block must hold a whole line, so a longer line raises it.
-BLOCK_SIZE = 2 << 20
-#: pyarrow's own threads for one batch: on. The lane runs in the thread that builds frames, which
-#: waits for it; measured on the real-shaped day, whole CLI, 3 interleaved runs: 3.54-4.39 s with
-#: them, 4.12-4.50 s without (+10 MB of peak RSS). They cost CPU (2.2 s vs 1.3 s for the lane
-#: alone), so they pay only while a core is free, as it is here.
+#: The CSV reader's block size and threads (see ``_read``'s measurements).
+BLOCK_SIZE = 1 << 20
 THREADS = True
+#: A JSON number exactly as RFC 8259 writes it (no NaN, no "+1", "01", "1." or ".5").
+_NUMBER = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
+#: A text value the lane takes: printable ASCII but for " \ , { } [ ] (the translation's own) and,
+#: in the spaced form, the blank.
+_TEXT = r'"[\x20\x21\x23-\x2b\x2d-\x5a\x5e-\x7a\x7c\x7e]*"'
+_TEXT_SPACED = r'"[\x21\x23-\x2b\x2d-\x5a\x5e-\x7a\x7c\x7e]*"'
+#: Step 2: , and [ become the delimiter, } ends a row, { and ] go (and blanks, in the spaced form).
+_TRANSLATION = bytes.maketrans(b",[}", b"::\n")
+_DROPPED = b"{]"
+_DROPPED_SPACED = b"{] "
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: A float of this magnitude or more may be an integer a float field cannot hold exactly.
 _EXACT_LIMIT = 2.0**53
 _NEGATIVE_ZERO_BITS = -(2**63)  # -0.0 seen as an int64
@@ -73,11 +92,49 @@ class LaneRead:
         self.items.pop(index, None)
 
 
+@dataclass(frozen=True)
+class _Grammar:
+    """How the spans of one item type are checked and read (steps 1 and 3)."""
+
+    item_type: pa.StructType
+    compact: str  # the pattern of a span as compact writers write it: ,"key":value
+    spaced: str  # and as Python's json.dumps writes it by default: , "key": value
+    parse: pcsv.ParseOptions
+    convert: pcsv.ConvertOptions
+    names: tuple[str, ...]  # the CSV columns: per item field, its key then its value
+    floats: tuple[int, ...]  # positions of the float fields
+
+
+@lru_cache(maxsize=None)
+def _grammar(item_type: pa.StructType) -> _Grammar | None:
+    """The grammar of a list of ``item_type`` objects, or None when the lane cannot read it (a
+    field neither text nor float64, or a key that is not a plain name)."""
+    names, types = [""], {}
+    for item in item_type:
+        if not _KEY.fullmatch(item.name) or not (pa.types.is_large_string(item.type) or pa.types.is_float64(item.type)):
+            return None
+        names += [f"key {item.name}", item.name]
+        types[item.name] = item.type
+
+    def pattern(comma: str, colon: str, text: str) -> str:
+        one = comma.join(f'"{name}"{colon}' + (_NUMBER if pa.types.is_float64(kind) else text) for name, kind in types.items())
+        return rf"^\[\{{{one}\}}(?:{comma}\{{{one}\}})*\]$"
+
+    return _Grammar(
+        item_type, compact=pattern(",", ":", _TEXT), spaced=pattern(", ", ": ", _TEXT_SPACED),
+        parse=pcsv.ParseOptions(delimiter=":", quote_char='"', double_quote=False, escape_char=False,
+                                newlines_in_values=False, ignore_empty_lines=False),
+        convert=pcsv.ConvertOptions(column_types=types, include_columns=list(types), null_values=[],
+                                    strings_can_be_null=False, quoted_strings_can_be_null=False, check_utf8=False),
+        names=tuple(names), floats=tuple(i for i, item in enumerate(item_type) if pa.types.is_floating(item.type)))
+
+
 def read_lane(lines: list[bytes], column: str, item_type: pa.StructType) -> LaneRead:
     """Cut ``lines`` at ``column`` and read the cut lists as ``list<item_type>`` (timestamps as
     text); a line that is not provably read as the object lane would is left out."""
     lane = LaneRead(column)
-    if not ENABLED:
+    grammar = _grammar(item_type) if ENABLED else None
+    if grammar is None:
         return lane
     key = b'"' + column.encode() + b'"'
     spans: list[tuple[int, memoryview]] = []
@@ -86,11 +143,8 @@ def read_lane(lines: list[bytes], column: str, item_type: pa.StructType) -> Lane
         if cut is not None:
             lane.remainders[index] = cut[0]
             spans.append((index, cut[1]))
-    schema = pa.schema([pa.field(column, pa.list_(item_type))])
-    options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error")
-    floats = [i for i, f in enumerate(item_type) if pa.types.is_floating(f.type)]
-    for batch, lists in _parse(spans, column.encode(), options):
-        _take(lane, batch, lists, floats)
+    spans, lists = _read(spans, grammar)
+    _take(lane, spans, lists, grammar.floats)
     for index in [i for i in lane.remainders if i not in lane.items]:
         del lane.remainders[index]
     return lane
@@ -114,62 +168,68 @@ def _cut(line: bytes, key: bytes) -> tuple[bytes, memoryview] | None:
     return line[:start] + PLACEHOLDER + line[end:], memoryview(line)[start:end]
 
 
-def _parse(spans: list[tuple[int, memoryview]], column: bytes, options: pj.ParseOptions):
-    """Yield (batch of spans, their lists as one ListArray per chunk) for every batch pyarrow
-    reads; a refused batch is split in two until each refused line is alone (and left out)."""
+def _read(spans: list[tuple[int, memoryview]], grammar: _Grammar) -> tuple[list[tuple[int, memoryview]], pa.ListArray | None]:
+    """The spans that match the grammar, and their lists (one per span, in order)."""
     if not spans:
-        return
-    opening, between = b'{"' + column + b'":', b'}\n{"' + column + b'":'
-    text = b"".join((opening, between.join(span for _, span in spans), b"}\n"))
-    if not text.isascii():  # (one pass over the batch; rare) non-ASCII spans are the object lane's
-        spans = [(index, span) for index, span in spans if bytes(span).isascii()]
-        yield from _parse(spans, column, options)
-        return
-    longest = max(len(span) for _, span in spans) + len(opening) + 2
-    read = pj.ReadOptions(use_threads=THREADS, block_size=max(BLOCK_SIZE, 2 * longest))
-    try:
-        table = pj.read_json(BytesIO(text), read_options=read, parse_options=options)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-        table = None
-    del text
-    if table is not None and table.num_rows == len(spans):
-        yield spans, table.column(0)
-        return
-    if len(spans) > 1:
-        half = len(spans) // 2
-        yield from _parse(spans[:half], column, options)
-        yield from _parse(spans[half:], column, options)
+        return [], None
+    data = b"".join(span for _, span in spans)
+    ends = list(accumulate(len(span) for _, span in spans))
+    whole = _binary(data, ends)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lane") as check:
+        checked = check.submit(pc.match_substring_regex, whole, grammar.compact)  # RE2 lets go of the GIL
+        text = data.translate(_TRANSLATION, _DROPPED)  # meanwhile, as if every span were compact
+        counts = [data.count(b"{", start, end) for start, end in zip((0, *ends), ends)]  # a matching span's
+        compact = checked.result()  # only braces open its items
+    if compact.false_count:  # each span that matches either form, translated on its own
+        spaced = pc.match_substring_regex(whole, grammar.spaced)
+        forms = [(span, _DROPPED if one else _DROPPED_SPACED)
+                 for span, one, other in zip(spans, compact.to_pylist(), spaced.to_pylist()) if one or other]
+        spans = [span for span, _ in forms]
+        if not spans:
+            return [], None
+        texts = [bytes(span).translate(_TRANSLATION, dropped) for (_, span), dropped in forms]
+        counts = [text.count(b"\n") for text in texts]
+        text = b"".join(texts)
+        del texts
+    del whole, data
+    read = pcsv.ReadOptions(column_names=list(grammar.names), use_threads=THREADS, block_size=BLOCK_SIZE)
+    table = pcsv.read_csv(BytesIO(text), read_options=read, parse_options=grammar.parse, convert_options=grammar.convert)
+    offsets = pa.array([0, *accumulate(counts)], pa.int32())
+    if offsets[-1].as_py() != table.num_rows:  # cannot happen for text of the grammar
+        raise AssertionError(f"columnar lane: {table.num_rows} items read, {offsets[-1]} counted")
+    values = pa.StructArray.from_arrays([table.column(item.name).combine_chunks() for item in grammar.item_type],
+                                        fields=list(grammar.item_type))
+    return spans, pa.ListArray.from_arrays(offsets, values)
 
 
-def _take(lane: LaneRead, batch: list[tuple[int, memoryview]], lists: pa.ChunkedArray, floats: list[int]) -> None:
+def _binary(data: bytes, ends: list[int]) -> pa.LargeBinaryArray:
+    """``data`` as one binary value per end offset, in order (no copy)."""
+    offsets = pa.array([0, *ends], pa.int64())
+    return pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(ends), [None, offsets.buffers()[1], pa.py_buffer(data)])
+
+
+def _take(lane: LaneRead, batch: list[tuple[int, memoryview]], lists: pa.ListArray | None, floats: tuple[int, ...]) -> None:
     """Give each line of ``batch`` its items, unless a value is one the object lane reads otherwise."""
-    row = 0
-    for chunk in lists.chunks:
-        values = chunk.flatten()
-        suspect = _suspect_rows(chunk, values, floats)
-        offsets = chunk.offsets.to_pylist()
-        for position in range(len(chunk)):
-            index = batch[row][0]
-            row += 1
-            if position in suspect:  # (never NULL: each span is an array)
-                continue
-            start = offsets[position] - offsets[0]
-            lane.items[index] = values.slice(start, offsets[position + 1] - offsets[position])
+    if lists is None:
+        return
+    values = lists.flatten()
+    suspect = _suspect_rows(lists, values, floats)
+    offsets = lists.offsets.to_pylist()
+    for position, (index, _) in enumerate(batch):
+        if position not in suspect:
+            lane.items[index] = values.slice(offsets[position], offsets[position + 1] - offsets[position])
 
 
-def _suspect_rows(lists: pa.ListArray, values: pa.StructArray, floats: list[int]) -> set[int]:
-    """Rows (positions in ``lists``) the object lane would read otherwise: with a null item, or a
-    float value that is NaN, an infinity, -0.0, or of 2**53 or more in magnitude. One pass of
-    kernels settles most hours."""
-    masks = [values.is_null()] if values.null_count else []  # a null item: normalize calls the list mistyped
+def _suspect_rows(lists: pa.ListArray, values: pa.StructArray, floats: tuple[int, ...]) -> set[int]:
+    """Rows (positions in ``lists``) the object lane would read otherwise: a float value that is
+    NaN, an infinity, -0.0, or of 2**53 or more in magnitude. One pass of kernels settles most
+    chunks."""
+    masks = []
     for index in floats:
         child = values.field(index)
-        if child.null_count == len(child):
-            continue
-        odd = pc.or_(pc.or_(pc.is_nan(child), pc.greater_equal(pc.abs(child), _EXACT_LIMIT)),
-                     pc.equal(child.view(pa.int64()), _NEGATIVE_ZERO_BITS))
-        masks.append(pc.fill_null(odd, False))
-    if not masks or not any(pc.any(mask).as_py() for mask in masks):
+        masks.append(pc.or_(pc.or_(pc.is_nan(child), pc.greater_equal(pc.abs(child), _EXACT_LIMIT)),
+                            pc.equal(child.view(pa.int64()), _NEGATIVE_ZERO_BITS)))
+    if not any(pc.any(mask).as_py() for mask in masks):
         return set()
     parents = pc.list_parent_indices(lists)
     rows: set[int] = set()

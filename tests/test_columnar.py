@@ -82,6 +82,49 @@ SPANS = {
 }
 
 
+def _full(ts: str = '"2026-01-15T00:00:01Z"', mid: str = "1.5", *, spaced: bool = False, tail: str = "") -> str:
+    """A span of two items with every key of the item type, as the lane's grammar spells them
+    (compact or spaced), the first one's ``ts`` and ``mid`` given as raw JSON text."""
+    comma, colon = (", ", ": ") if spaced else (",", ":")
+    one = comma.join(f'"{key}"{colon}{value}' for key, value in
+                     (("ts", ts), ("mid", mid), ("bid", "1.25"), ("ask", "1.75"), ("spread_bps", "2.0")))
+    other = comma.join(f'"{key}"{colon}{value}' for key, value in
+                       (("ts", '"2026-01-15T00:00:02Z"'), ("mid", "1"), ("bid", "2"), ("ask", "3"), ("spread_bps", "4e0")))
+    return f"[{{{one}{tail}}}{comma}{{{other}}}]"
+
+
+#: Texts within or just outside the grammar the lane takes (columnar.py, step 1): each in both forms.
+for _spaced in (False, True):
+    _form = "spaced" if _spaced else "compact"
+    for _name, (_ts, _mid, _tail) in {
+        "plain": ('"2026-01-15T00:00:01.123456+00:00"', "0.6234999999999999", ""),
+        "exponent": ('"2026-01-15T00:00:01Z"', "1E+2", ""), "exponent_minus": ('"x"', "-12.5e-3", ""),
+        "minus_zero_int": ('"x"', "-0", ""), "minus_zero": ('"x"', "-0.0", ""), "underflow_negative": ('"x"', "-1e-400", ""),
+        "int_2_53_plus_1": ('"x"', "9007199254740993", ""), "int_huge": ('"x"', "123456789012345678901234567890", ""),
+        "overflow": ('"x"', "1e400", ""), "subnormal": ('"x"', "5e-324", ""),
+        "long_fraction": ('"x"', "0.1000000000000000055511151231257827021181583404541015625", ""),
+        "leading_zero": ('"x"', "01", ""), "bare_point": ('"x"', "1.", ""), "point_first": ('"x"', ".5", ""),
+        "plus": ('"x"', "+1", ""), "bare_exponent": ('"x"', "1e", ""), "double_minus": ('"x"', "--1", ""),
+        "hex": ('"x"', "0x10", ""), "nan": ('"x"', "NaN", ""), "infinity": ('"x"', "-Infinity", ""),
+        "quoted_number": ('"x"', '"1.5"', ""), "true": ('"x"', "true", ""), "null": ('"x"', "null", ""),
+        "ts_comma": ('"2026-01-15,00"', "1", ""), "ts_braces": ('"{2026}"', "1", ""), "ts_brackets": ('"[2026]"', "1", ""),
+        "ts_blank": ('"2026-01-15 00:00:01"', "1", ""), "ts_empty": ('""', "1", ""), "ts_colons": ('":::"', "1", ""),
+        "ts_escaped_quote": ('"a\\"b"', "1", ""), "ts_backslash": ('"a\\\\b"', "1", ""), "ts_unicode_escape": ('"\\u0041"', "1", ""),
+        "ts_del": ('"a\x7f"', "1", ""), "ts_tab": ('"a\tb"', "1", ""), "ts_number": ("20260115", "1", ""),
+        "extra_key": ('"x"', "1", ',"extra":1'), "repeated_key": ('"x"', "1", ',"mid":2'),
+    }.items():
+        SPANS[f"{_form}_{_name}"] = _full(_ts, _mid, spaced=_spaced, tail=_tail)
+SPANS.update({
+    "order": '[{"mid":1.5,"ts":"2026-01-15T00:00:01Z","bid":1.25,"ask":1.75,"spread_bps":2.0}]',
+    "missing_key": '[{"ts":"2026-01-15T00:00:01Z","mid":1.5,"bid":1.25,"ask":1.75}]',
+    "mixed_forms": '[{"ts": "2026-01-15T00:00:01Z","mid":1.5,"bid":1.25,"ask":1.75,"spread_bps":2.0}]',
+    "two_blanks": '[{"ts":  "2026-01-15T00:00:01Z",  "mid":  1.5,  "bid":  1.25,  "ask":  1.75,  "spread_bps":  2.0}]',
+    "tab_blank": '[{"ts":\t"2026-01-15T00:00:01Z","mid":1.5,"bid":1.25,"ask":1.75,"spread_bps":2.0}]',
+    "trailing_item_comma": '[{"ts":"2026-01-15T00:00:01Z","mid":1.5,"bid":1.25,"ask":1.75,"spread_bps":2.0},]',
+    "blank_in_brackets": '[ {"ts":"2026-01-15T00:00:01Z","mid":1.5,"bid":1.25,"ask":1.75,"spread_bps":2.0} ]',
+})
+
+
 def _base(seed: int = 1) -> dict:
     entry = small_entries(1, seed)[0]
     entry.pop("spot_prices")
@@ -172,16 +215,20 @@ def test_unusual_lines_build_as_in_the_object_lane(name, monkeypatch):
 
 
 def test_lane_takes_ordinary_lines_and_hands_back_the_rest():
-    """The lane reads ordinary lines itself (so the comparisons above test it), and leaves out the
-    lines it cannot prove it reads as the object lane does."""
+    """The lane reads ordinary lines itself, written compact or spaced (so the comparisons above
+    test it), and leaves out the lines it cannot prove it reads as the object lane does (a null
+    value and an empty list included: the object lane's, at no loss)."""
     item = ListColumn("spot_prices").staged_type
-    lines = [_line(SPANS[name]) for name in ("ordinary", "compact", "nan", "int_2_53_plus_1", "minus_zero_int",
-                                             "unknown_key", "key_inside", "non_ascii", "empty")]
+    compact = '[{"ts":"2026-01-15T00:00:01Z","mid":1,"bid":2.5,"ask":-3e-2,"spread_bps":0.0}]'
+    lines = [_line(SPANS["ordinary"]), _line(compact)]
+    lines += [_line(SPANS[name]) for name in ("compact", "nan", "int_2_53_plus_1", "minus_zero_int",
+                                              "unknown_key", "key_inside", "non_ascii", "empty")]
     lines.append(_line(SPANS["ordinary"])[:-1])  # no closing brace: no cut
     lane = columnar.read_lane(lines, "spot_prices", item)
-    assert sorted(lane.items) == [0, 1, 8]
-    assert sorted(lane.remainders) == [0, 1, 8]
+    assert sorted(lane.items) == [0, 1]
+    assert sorted(lane.remainders) == [0, 1]
     assert len(lane.items[0]) == 2 and lane.items[0].field("mid").to_pylist() == [1.5, 1.5]
+    assert lane.items[1].to_pylist() == [{"ts": "2026-01-15T00:00:01Z", "mid": 1.0, "bid": 2.5, "ask": -0.03, "spread_bps": 0.0}]
     assert json.loads(lane.remainders[1])["spot_prices"] == []
 
 
@@ -239,3 +286,15 @@ def test_real_sample_has_the_same_bytes_with_and_without_the_lane(sample_archive
     with_lane = _export_sha(sample_archive, "2026-01-01", True, monkeypatch, tmp_path, "flat")
     without = _export_sha(sample_archive, "2026-01-01", False, monkeypatch, tmp_path, "flat")
     assert with_lane == without and with_lane[1]["row_count"] == 147
+
+
+def test_lane_takes_exactly_its_grammar():
+    """Which of the spans above the lane reads itself (the rest go to the object lane whole, and
+    the comparisons above show the output is the same either way)."""
+    taken = {f"{form}_{name}" for form in ("compact", "spaced")
+             for name in ("plain", "exponent", "exponent_minus", "ts_empty", "ts_colons", "long_fraction", "subnormal")}
+    taken |= {"ordinary", "compact_ts_blank"}
+    item = ListColumn("spot_prices").staged_type
+    names = sorted(SPANS)
+    lane = columnar.read_lane([_line(SPANS[name]) for name in names], "spot_prices", item)
+    assert {names[index] for index in lane.items} == taken
