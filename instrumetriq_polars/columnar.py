@@ -7,11 +7,12 @@ Python object is made per sample. A chunk's spans are read together, in three ve
 
 1. **checked** against one regular expression (RE2, ``pyarrow.compute.match_substring_regex``)
    that spells out the only text the lane takes: ``[{"ts":"…","mid":N,"bid":N,"ask":N,
-   "spread_bps":N},…]`` with the item type's keys in its order, each once, no blanks, numbers
-   exactly as JSON (RFC 8259) writes them, and text values of printable ASCII without a quote, a
-   backslash (so no escapes: the text is the value) or any of ``, { } [ ]``;
+   "spread_bps":N},…]`` with the item type's keys in its order, each once, no blanks (or, the
+   *spaced* form Python's ``json.dumps`` writes by default, one after each ``,`` and ``:``, and
+   none in text), numbers exactly as JSON (RFC 8259) writes them, and text values of printable
+   ASCII without a quote, a backslash (so no escapes: the text is the value) or any of ``, { } [ ]``;
 2. **translated** in one ``bytes.translate`` into delimited text, a row per item: ``,`` and ``[``
-   become ``:``, ``}`` a newline, ``{`` and ``]`` go, so ``[{"ts":"X","mid":1.5}]`` becomes
+   become ``:``, ``}`` a newline, ``{`` and ``]`` (and a spaced span's blanks) go, so ``[{"ts":"X","mid":1.5}]`` becomes
    ``:"ts":"X":"mid":1.5`` + newline (the colons inside ``"X"`` are quoted);
 3. **read** by pyarrow's CSV reader with ``:`` as the delimiter and an explicit column type per
    value (text, or float64), the key columns skipped. A span's item count is its count of ``{``.
@@ -36,9 +37,12 @@ that, and hands every other line back whole (``LaneRead`` simply does not hold i
   infinity, -0.0 or a magnitude of 2**53 or more is handed back.
 
 ``ts`` is read as text: instants are decided by the one rule of instants.py, as in the object lane.
-Measured on the real-shaped day (224 MB of JSON, 207 MB of spans, 2 cores, one process): the
-check ~0.3 s, the translation ~0.27 s, the CSV reader ~0.5 s (against ~1.4 s of wall and ~2.3 s
-of CPU for pyarrow's JSON reader on the same spans, the lane's reader before).
+Measured on the real-shaped day (224 MB of JSON, 207 MB of spans, 2 cores), the lane alone over
+the day's 24 hours: the check ~0.33 s (in its own thread, while this one translates), the
+translation ~0.14 s, the counts ~0.07 s, the CSV reader ~0.3 s; in all 0.74-0.78 s of wall and
+1.1-1.2 s of CPU, against 0.84-0.88 s and 1.5 s for pyarrow's JSON reader (the lane's reader
+before; same runs). Whole CLI, 5 interleaved runs: median 4.29 s and 4.0 s of user CPU against
+4.40 s and 4.4 s, peak RSS 290-313 MB against 283-298 MB (README "Against the peers").
 """
 
 from __future__ import annotations
@@ -57,7 +61,9 @@ import pyarrow.csv as pcsv
 ENABLED = True
 #: What replaces the span in the remainder: an empty list, so normalize sees a list of objects.
 PLACEHOLDER = b"[]"
-#: The CSV reader's block size and threads (see ``_read``'s measurements).
+#: The CSV reader's block size and threads. Measured, the lane alone on the real-shaped day: with
+#: threads 0.70-0.76 s of wall, without 0.83-0.96 s (same CPU); blocks of 0.5, 1 and 4 MiB alike;
+#: blocks of 96 KiB (below glibc's pinned mmap threshold, memory.py) no faster in the whole export.
 BLOCK_SIZE = 1 << 20
 THREADS = True
 #: A JSON number exactly as RFC 8259 writes it (no NaN, no "+1", "01", "1." or ".5").
