@@ -19,6 +19,7 @@ from datetime import date
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -112,6 +113,9 @@ for _spaced in (False, True):
         "ts_escaped_quote": ('"a\\"b"', "1", ""), "ts_backslash": ('"a\\\\b"', "1", ""), "ts_unicode_escape": ('"\\u0041"', "1", ""),
         "ts_del": ('"a\x7f"', "1", ""), "ts_tab": ('"a\tb"', "1", ""), "ts_number": ("20260115", "1", ""),
         "extra_key": ('"x"', "1", ',"extra":1'), "repeated_key": ('"x"', "1", ',"mid":2'),
+        "exponent_huge": ('"x"', "1e999999999999999999999", ""), "digits_5000": ('"x"', "1" * 5000, ""),
+        "fraction_5000": ('"x"', "0." + "0" * 5000 + "1", ""), "half_subnormal": ('"x"', "2.4703282292062328e-324", ""),
+        "beyond_max": ('"x"', "1.7976931348623159e308", ""),
     }.items():
         SPANS[f"{_form}_{_name}"] = _full(_ts, _mid, spaced=_spaced, tail=_tail)
 SPANS.update({
@@ -292,9 +296,25 @@ def test_lane_takes_exactly_its_grammar():
     """Which of the spans above the lane reads itself (the rest go to the object lane whole, and
     the comparisons above show the output is the same either way)."""
     taken = {f"{form}_{name}" for form in ("compact", "spaced")
-             for name in ("plain", "exponent", "exponent_minus", "ts_empty", "ts_colons", "long_fraction", "subnormal")}
+             for name in ("plain", "exponent", "exponent_minus", "ts_empty", "ts_colons", "long_fraction", "subnormal",
+                          "fraction_5000", "half_subnormal")}
     taken |= {"ordinary", "compact_ts_blank"}
     item = ListColumn("spot_prices").staged_type
     names = sorted(SPANS)
     lane = columnar.read_lane([_line(SPANS[name]) for name in names], "spot_prices", item)
     assert {names[index] for index in lane.items} == taken
+
+
+def test_a_chunk_the_csv_reader_refuses_goes_the_object_lane(monkeypatch):
+    """Should pyarrow's CSV reader refuse a chunk (not seen for text of the lane's grammar), every
+    line of it is the object lane's: no error, the same output."""
+    def refuse(*args, **kwargs):
+        raise pa.ArrowInvalid("refused")
+
+    item = ListColumn("spot_prices").staged_type
+    lines = [_line(SPANS["ordinary"]), _line(SPANS["compact_plain"])]
+    monkeypatch.setattr(columnar.pcsv, "read_csv", refuse)
+    lane = columnar.read_lane(lines, "spot_prices", item)
+    assert not lane.items and not lane.remainders
+    ordinary = _line(SPANS["ordinary"])
+    _assert_same(ordinary + b"\n" + _line(SPANS["compact_plain"]) + b"\n" + ordinary + b"\n", monkeypatch)
