@@ -204,6 +204,7 @@ def _read(spans: list[tuple[int, memoryview]], grammar: _Grammar) -> tuple[list[
                               convert_options=grammar.convert)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):  # not seen for text of the grammar
         return [], None  # (huge exponents, 5,000 digits, subnormals read alike); the object lane reads them all
+    del text  # (a chunk's size: not held while the columns are copied into one chunk each)
     offsets = pa.array([0, *accumulate(counts)], pa.int32())
     if offsets[-1].as_py() != table.num_rows:  # neither: the object lane reads them all
         return [], None
