@@ -318,3 +318,19 @@ def test_a_chunk_the_csv_reader_refuses_goes_the_object_lane(monkeypatch):
     assert not lane.items and not lane.remainders
     ordinary = _line(SPANS["ordinary"])
     _assert_same(ordinary + b"\n" + _line(SPANS["compact_plain"]) + b"\n" + ordinary + b"\n", monkeypatch)
+
+
+@pytest.mark.parametrize("size", [1, 300, 5_000])
+def test_spans_read_in_batches_build_as_in_one(size, monkeypatch):
+    """A chunk's spans are read in batches of about ``columnar.BATCH_BYTES``: one span a batch,
+    a few, or all of them give the same frame and figures, and the lane takes the same lines."""
+    names = sorted(SPANS)
+    lines = [_line(SPANS[name]) for name in names]
+    text = b"".join(line + b"\n" for line in lines)
+    item = ListColumn("spot_prices").staged_type
+    whole, taken = _built(text, True, monkeypatch), sorted(columnar.read_lane(lines, "spot_prices", item).items)
+    monkeypatch.setattr(columnar, "BATCH_BYTES", size)
+    batches = list(columnar._batches([(index, memoryview(line)) for index, line in enumerate(lines)], size))
+    assert len(batches) > 1 and [index for batch in batches for index, _ in batch] == list(range(len(lines)))
+    assert _built(text, True, monkeypatch) == whole
+    assert sorted(columnar.read_lane(lines, "spot_prices", item).items) == taken
