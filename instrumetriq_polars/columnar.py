@@ -63,11 +63,12 @@ ENABLED = True
 #: What replaces the span in the remainder: an empty list, so normalize sees a list of objects.
 PLACEHOLDER = b"[]"
 #: The lane reads a chunk's spans in batches of about this many bytes (``read_lane``): a batch's
-#: text is held three times over while it is read (joined, translated, parsed). Measured with
-#: the runner's allocator settings, 3 interleaved runs: a whole hour (~8.6 MB of spans) at once
-#: 277-294 MB of peak RSS (20x-hour day 292-306 MB), batches of 2 MiB 267-269 MB (289-296 MB),
-#: of 4 MiB 269-271 MB (288-295 MB), in the same time within the noise (2 MiB: +0-5%).
-BATCH_BYTES = 2 << 20
+#: text is held three times over while it is read (joined, translated, parsed), and each batch
+#: costs a few ms (RE2 compiles its expression anew at each call). Measured, whole CLI with the
+#: runner's allocator settings, real-shaped day (~8.6 MB of spans an hour), 5 interleaved runs:
+#: an hour at once median 4.38 s and 286-298 MB of peak RSS, 4 MiB batches 4.51 s and 276-283 MB,
+#: 2 MiB batches 4.83 s and 274-275 MB (3 runs of the 20x-hour day: 292-306, 288-295, 289-296 MB).
+BATCH_BYTES = 4 << 20
 #: The CSV reader's block size and threads. Measured, the lane alone on the real-shaped day: with
 #: threads 0.70-0.76 s of wall, without 0.83-0.96 s (same CPU); blocks of 0.5, 1 and 4 MiB alike;
 #: blocks of 96 KiB (below glibc's pinned mmap threshold, memory.py) no faster in the whole export.
