@@ -3,7 +3,8 @@ straight into Arrow, the rest of the line by orjson (decode.py).
 
 Each line is cut at its top-level ``"spot_prices"`` key, the entry's last: the array after it (the
 *span*) goes to Arrow, the line with ``[]`` in place of the span (the *remainder*) to orjson. No
-Python object is made per sample. A chunk's spans are read together, in three vectorised steps:
+Python object is made per sample. A chunk's spans are read in batches of ~4 MiB (``BATCH_BYTES``),
+each in three vectorised steps:
 
 1. **checked** against one regular expression (RE2, ``pyarrow.compute.match_substring_regex``)
    that spells out the only text the lane takes: ``[{"ts":"…","mid":N,"bid":N,"ask":N,
