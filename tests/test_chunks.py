@@ -153,6 +153,26 @@ def test_damaged_hours_of_any_size_are_read_as_gunzip_reads_them(monkeypatch):
         assert [chunk[0] for chunk in opened.chunks()] == [1], name
 
 
+def test_an_hour_that_fits_is_read_as_gunzip_reads_it_whatever_its_gzip_data(monkeypatch):
+    """Hours within WHOLE_HOUR_BYTES: one intact member is inflated in one call (``_one_member``),
+    anything else the careful way; either way the text and damage are gunzip's."""
+    text = _text([json.dumps(e).encode() for e in _entries(3, 4, 3)])
+    intact = gzip.compress(text, mtime=0)
+    lying = bytearray(intact)
+    lying[-4:] = (1).to_bytes(4, "little")  # the trailer's size field says 1 byte: the member is damaged
+    blobs = {**_damaged_blobs(text), "intact": intact, "two members": gzip.compress(text[:7], mtime=0) + gzip.compress(text[7:], mtime=0),
+             "empty member": gzip.compress(b"", mtime=0), "empty file": b"", "size field lies": bytes(lying)}
+    taken = {name for name, blob in blobs.items() if decode._one_member(blob, len(text)) is not None}
+    assert taken == {"intact", "empty member"}
+    assert decode._one_member(intact, len(text)) == text and decode._one_member(intact, len(text) - 1) is None
+    for limit in (len(text), len(text) + 1, 16 << 20):
+        monkeypatch.setattr(decode, "WHOLE_HOUR_BYTES", limit)
+        for name, blob in blobs.items():
+            opened = open_hour(blob, "x")
+            assert opened.whole == gunzip(blob, "x"), name
+            assert [chunk[0] for chunk in opened.chunks()] == [1], name
+
+
 def test_intact_hours_are_streamed_only_when_larger_than_a_chunk(monkeypatch):
     text = _text([json.dumps(e).encode() for e in _entries(3, 4, 3)])
     members = gzip.compress(text[:5], mtime=0) + gzip.compress(b"", mtime=0) + gzip.compress(text[5:], mtime=0)
