@@ -13,7 +13,7 @@ from __future__ import annotations
 import gc
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -296,22 +296,50 @@ def _built_hours(day: ArchiveDay) -> Iterator[tuple[pl.DataFrame, BuiltHour | No
     runs one chunk ahead: it reads and opens the hour files (``decode.open_hour``: gunzipped, or
     only checked when the text is larger than ``decode.WHOLE_HOUR_BYTES``) and ``prepare``s their
     chunks, while this thread builds the chunk before (isal releases the GIL while it inflates:
-    measured ~5% off the export)."""
+    measured ~5% off the export). Its step goes to the next chunk, past the end of an hour: a step
+    that stopped there left the next hour to be read while this thread waited (measured on the
+    real-shaped day: 0.33-0.43 s of waiting, 0.02 s now; in-process median 2.68 s against 2.85 s,
+    5 interleaved runs, peak RSS alike)."""
     stream = _chunks_ahead(day)
+    pending: deque[tuple[HourFile, DecodedHour | None]] = deque()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reader") as reader:
-        ahead = reader.submit(next, stream, None)
+        ahead = reader.submit(_to_next_chunk, stream)
 
         def hour_chunks() -> Iterator[DecodedHour]:
             nonlocal ahead
             while True:
-                item = ahead.result()
-                ahead = reader.submit(next, stream, None)
-                if item is None or item[1] is None:  # the end of the hour (or of the day)
+                if not pending:
+                    pending.extend(ahead.result())
+                    ahead = reader.submit(_to_next_chunk, stream)
+                if not pending:  # the end of the day
                     return
-                yield item[1]
+                _, chunk = pending.popleft()
+                if isinstance(chunk, Exception):  # where the reader failed, after what it read before
+                    raise chunk
+                if chunk is None:  # the end of the hour
+                    return
+                yield chunk
 
         for hour_file in day.hour_files:
             yield from build_hour(hour_file, hour_label(day, hour_file), hour_chunks(), day.day)
+
+
+def _to_next_chunk(stream: Iterator[tuple[HourFile, DecodedHour | None]]) -> list[tuple]:
+    """The reader thread's step: the items of ``stream`` up to its next chunk (with the ends of
+    hours before it), or to the end of the day (none left: an empty list). An error after some
+    items is handed over as the last item, so that it is raised where the item would have been
+    (the hour before it is done first, as when the reader stopped at the end of each hour)."""
+    items: list[tuple] = []
+    try:
+        for item in stream:
+            items.append(item)
+            if item[1] is not None:
+                break
+    except Exception as exc:  # noqa: BLE001 - raised again by hour_chunks, in order
+        if not items:
+            raise
+        items.append((None, exc))
+    return items
 
 
 def _chunks_ahead(day: ArchiveDay) -> Iterator[tuple[HourFile, DecodedHour | None]]:

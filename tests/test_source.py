@@ -153,3 +153,29 @@ def test_the_same_day_gives_the_same_bytes_with_any_number_of_threads(small_arch
             assert run.stdout.strip() == hashlib.sha256(data).hexdigest()
             shas.add(run.stdout.strip())
         assert len(shas) == 1
+
+
+@pytest.mark.parametrize("failing", [0, 3, 23])
+def test_an_hour_file_that_cannot_be_read_stops_the_scan_after_the_hours_before_it(small_archive, monkeypatch, failing):
+    """The reader thread reads ahead past the end of an hour; an hour file it cannot read still
+    fails the scan where that hour comes, once every hour before it was built and reported."""
+    import instrumetriq_polars.source as source
+    from instrumetriq_polars.errors import ArchiveError
+
+    fetch = source.fetch_hour
+
+    def flaky(day, hour_file):
+        if hour_file.hour == failing:
+            raise ArchiveError(f"could not read {source.hour_label(day, hour_file)}: gone")
+        return fetch(day, hour_file)
+
+    monkeypatch.setattr(source, "fetch_hour", flaky)
+    reported, heights = [], []
+    scan = ArchiveDayScan(open_archive_day(str(small_archive), DAY), progress=reported.append)
+    with pytest.raises(ArchiveError, match=f"/{failing:02d}.jsonl.gz: gone"):
+        for frame in scan.frames():
+            heights.append(frame.height)
+    assert [report.hour for report in reported] == list(range(failing))
+    assert len(heights) == failing and all(heights)
+    with pytest.raises(RuntimeError, match=f"stopped after {failing} of 24 hours"):
+        scan.result()
