@@ -220,11 +220,13 @@ def _normalize(decoded: DecodedHour, line: int, entry: dict, account: Account,
 def prepare(label: str, text: HourText) -> Iterator[DecodedHour]:
     """The chunks of an hour file's text, each split into lines (the text itself is not kept: ~9 MB
     an hour, twice with one chunk ahead): the part of an hour's work that runs ahead, in the
-    reader thread, while the chunk before it is built. The columnar lane runs
-    when the chunk is built (``_read_entries``): run ahead too, it held one more chunk's Arrow
-    lists and lines (measured: +15 MB of peak RSS, 304-306 vs 288-291 MB on the real-shaped day)
-    for no CPU saved (3.2-3.5 s either way); with the lane's CSV reader, which leaves the GIL more,
-    no faster either (in-process 3.86-4.29 s against 3.80-4.19 s, README "Against the peers")."""
+    reader thread, while the chunk before it is built. The columnar lane runs when the chunk is
+    built (``_read_entries``). Measured with the lane run ahead too, once the reader's step went
+    past the end of an hour (``_built_hours``; 4 interleaved runs, real-shaped day, in-process with
+    the runner's allocator settings): 2.43 s against 2.56 s and 291-302 MB against 286-309 MB; but
+    on the 20x-hour day 315-332 MB against 302-305 MB (3 runs), and still 310-335 MB with the
+    oversized hour's chunks left out of it. Not kept: the memory bound is the one of the targets
+    within reach (README "Against the peers")."""
     for first_line, chunk, damage in text.chunks():
         decoded = decode_gunzipped(chunk, damage, label, first_line)
         del chunk  # (a suspended generator keeps its locals)
