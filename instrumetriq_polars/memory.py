@@ -2,8 +2,10 @@
 
 Measured on the real-shaped day (2,400 entries, 224 MB of JSON; 2 cores; whole process,
 ``/usr/bin/time``), peak RSS went ~500 MB -> ~380 MB -> ~300 MB with the two settings below, at
-the cost of ~0.5-0.9 s more system CPU (page faults of mmap'd blocks): wall times within this
-machine's noise, README "Memory". The day whose hour 05 holds 20x the entries: ~410 -> ~320 MB.
+the cost of ~0.5-1.0 s more system CPU (page faults of mmap'd blocks). The day whose hour 05 holds
+20x the entries: ~410 -> ~320 MB. Measured again with the columnar lane (``export_day``
+in-process, 3-5 interleaved runs): 1.9-2.2 s and 373-395 MB without them, 2.5-2.9 s and
+281-309 MB with them: ~0.5 s of wall for ~100 MB (README "Against the peers").
 
 - glibc's malloc serves a block of 128 KiB or more by mmap, and returns it to the system when it
   is freed, until one such block is freed: the threshold then rises to that block's size (up to
