@@ -111,3 +111,13 @@ class Interrupted(KeyboardInterrupt):
         self.signum = signum
         #: with ``--jobs``: the days' outcomes that ended before the run stopped (``run.DayOutcome``)
         self.outcomes = outcomes or []
+
+
+class RuleError(InstrumetriqError):
+    """An alert rules file is invalid (``live rules``, ``live serve``): nothing is evaluated.
+    ``.path``: the rules file; ``.rule``: the rule's name (None: the file itself)."""
+
+    def __init__(self, message: str, path: str | None = None, rule: str | None = None):
+        super().__init__(message)
+        self.path = path
+        self.rule = rule
