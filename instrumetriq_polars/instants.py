@@ -11,9 +11,9 @@ second ``:60``), lowercase ``t``/``z``, spaces around the text, and any value th
 
 One implementation serves the export (a whole column at once: ``to_instants``), the verifier and
 the manifest (``parse_instant``, one value); the two agree value by value, since a value's result
-does not depend on the others of its column. Measured here: the cast reads 75,000 timestamps (an
-hour of ``spot_prices``) in ~4.5 ms; one value costs ~40 us, so the export never parses value by
-value except where a column failed (``normalize``'s per-value check).
+does not depend on the others of its column. The column cast is the fast path (one call for an
+hour's timestamps); values are parsed one by one only where a column failed (``normalize``'s
+per-value check). Timings: benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def as_instant(value) -> datetime | None:
 
 def parse_instants(values: list) -> list[datetime | None]:
     """``parse_instant`` of each of ``values``, in one vectorised call when every text among them
-    is an instant (~720 ``spot_prices`` timestamps of a row: ~0.1 ms instead of ~30 ms)."""
+    is an instant (one call instead of one per value), else value by value."""
     texts = [value if type(value) is str else None for value in values]
     try:
         return to_instants(pa.array(texts, pa.string())).to_pylist()

@@ -3,16 +3,16 @@ timeout or systemd).
 
 Raising where the signal lands is not safe here: the main thread is usually inside Polars' sink,
 and an exception raised there (Python's own KeyboardInterrupt does this) returns from the sink
-while Polars' threads are still writing: measured before this module, 3 of 12 Ctrl-Cs were reported
-as ``write to closed file`` (exit 1), and 3 of 12 left the temporary data file behind. So a signal
+while Polars' threads are still writing (a run then failed with ``write to closed file``, or left
+its temporary data file behind; benchmarks/RESULTS.md has the counts). So a signal
 only records the request, and the run checks for it (``check``) where stopping is safe: after each
 hour is built, at each write of the data stream, before deciding to publish, between days and
 before an upload. The export then discards what it did not publish, releases its lock and leaves
 through the CLI's one ``interrupted`` line (exit 128 + the signal: 130, 143).
 
 Python runs a signal handler only in the main thread, between bytecodes; inside the sink it runs
-when the sink returns (measured: a SIGTERM sent 0.3 s into a 1.3 s export was handled at 1.25 s,
-after all 24 hours). The hours are built, and the data written, in Polars' threads, so ``check``
+when the sink returns, which for a day is after all 24 hours. The hours are built, and the data
+written, in Polars' threads, so ``check``
 also reads the signal numbers that CPython's C-level handler writes, as soon as the signal
 arrives, to the wakeup file descriptor (``signal.set_wakeup_fd``), from whichever thread it runs in.
 

@@ -1,7 +1,7 @@
-"""The README's "Reading the dataset" recipes, each run as written (parsed out of README.md) on a
+"""The reading recipes of docs/reading.md, each run as written (parsed out of the page) on a
 dataset root like a real one: two published days, a day with data and no manifest, the verify
 report and a killed export's temporary file. Each recipe's result is compared with the data as
-pyarrow.parquet reads it, file by file; the README's claims about the root are checked too."""
+pyarrow.parquet reads it, file by file; the page's claims about the root are checked too."""
 
 from __future__ import annotations
 
@@ -33,25 +33,27 @@ ALL_DAYS = (*PUBLISHED, "2026-01-16")
 WINDOW = (datetime(2026, 1, 15, 6, tzinfo=timezone.utc), datetime(2026, 1, 15, 12, tzinfo=timezone.utc))
 
 
-def readme_recipes() -> dict[str, str]:
-    """The section's Python blocks, keyed by their first line (a comment naming the recipe)."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text.split("\n## Reading the dataset\n", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(r"^```python\n(.*?)^```$", section, flags=re.S | re.M)
+RECIPES = ROOT / "docs" / "reading.md"
+
+
+def recipes() -> dict[str, str]:
+    """The page's Python blocks, keyed by their first line (a comment naming the recipe)."""
+    text = RECIPES.read_text(encoding="utf-8")
+    blocks = re.findall(r"^```python\n(.*?)^```$", text, flags=re.S | re.M)
     return {block.splitlines()[0]: block for block in blocks}
 
 
 def run_recipe(title: str, cwd: Path) -> dict:
     """Execute the recipe in a fresh namespace with ``cwd`` as the working folder; its variables,
     and the warnings it raised under ``_warnings``."""
-    code = readme_recipes()[title]
+    code = recipes()[title]
     namespace: dict = {}
     before = os.getcwd()
     os.chdir(cwd)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            exec(compile(code, f"README.md: {title}", "exec"), namespace)
+            exec(compile(code, f"docs/reading.md: {title}", "exec"), namespace)
     finally:
         os.chdir(before)
     namespace["_warnings"] = [w for w in caught if issubclass(w.category, DatasetWarning)]
@@ -84,8 +86,8 @@ def truth(base: Path, days=ALL_DAYS) -> dict[str, list]:
     return columns
 
 
-def test_every_recipe_in_the_readme_is_tested():
-    assert sorted(readme_recipes()) == sorted(CHECKS)
+def test_every_recipe_on_the_page_is_tested():
+    assert sorted(recipes()) == sorted(CHECKS)
 
 
 def test_polars_scan_recipe(base):
@@ -220,14 +222,14 @@ def test_spark_recipe(base):
         assert samples["n"] == len(stamps) and samples["last"] == (max(stamps) - epoch) // timedelta(microseconds=1)
         assert result["btc_rows"] == sum(c is not None for c in expected["btc"]) > 0
         with pytest.raises(Exception, match="FAILED_READ_FILE|not a Parquet file|Could not read footer"):
-            spark.read.parquet(str(base / "output" / "tier3_daily")).count()  # the README: not the root
+            spark.read.parquet(str(base / "output" / "tier3_daily")).count()  # docs/reading.md: not the root
     finally:
         spark.stop()
 
 
 @pytest.mark.parametrize("tool", ["polars", "pandas", "pyarrow", "duckdb"])
 def test_tools_given_the_root_fail_on_files_that_are_not_parquet(base, tool):
-    """The README's first rule: a tool given the dataset root itself fails."""
+    """docs/reading.md's first rule: a tool given the dataset root itself fails."""
     root = str(base / "output" / "tier3_daily")
     read = {
         "polars": lambda: pl.scan_parquet(root).collect(),
