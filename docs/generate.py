@@ -1,13 +1,15 @@
 """Generate the parts of the docs that the code already knows, so they cannot drift from it.
 
-    python docs/generate.py           # rewrite docs/cli.md and the generated blocks of docs/dataset.md
+    python docs/generate.py           # rewrite docs/cli.md and the generated blocks of the other pages
     python docs/generate.py --check   # exit 1 (naming the stale files) when they are out of date
 
 - docs/cli.md: the CLI reference, walked from ``instrumetriq_polars.cli.build_parser()`` (every
   command, its usage, every option with its argument, default and help text);
 - docs/dataset.md, between the ``<!-- generated: NAME -->`` markers: the data dictionary
   (every column of both layouts, from ``instrumetriq_polars.schema``) and the manifest's fields
-  (from the ``Manifest`` dataclass; each needs a line in ``MANIFEST_FIELDS`` below, or this fails).
+  (from the ``Manifest`` dataclass; each needs a line in ``MANIFEST_FIELDS`` below, or this fails);
+- docs/architecture.md, likewise: the module map (every module and the first sentence of its
+  docstring).
 
 tests/test_docs.py runs ``--check``; CI therefore fails when a flag, a column or a manifest field
 changes without the docs being regenerated.
@@ -220,26 +222,58 @@ def manifest_fields() -> str:
     return "\n".join(lines)
 
 
-BLOCKS = {"data dictionary": data_dictionary, "manifest fields": manifest_fields}
+# ---------------------------------------------------------------------------------------------
+# the module map
 
 
-def _with_blocks(text: str) -> str:
-    for name, make in BLOCKS.items():
+def _first_sentence(docstring: str) -> str:
+    paragraph = " ".join(docstring.strip().split("\n\n", 1)[0].split()).replace("``", "`")
+    match = re.match(r"(.+?\.)(\s|$)", paragraph)
+    return (match.group(1) if match else paragraph).rstrip(".")
+
+
+def module_map() -> str:
+    """Every module of the package with the first sentence of its docstring, folder by folder."""
+    import ast
+
+    package = DOCS.parent / "instrumetriq_polars"
+    lines = ["| module | what it is |", "| --- | --- |"]
+    for path in sorted(package.rglob("*.py"), key=lambda p: (p.parent != package, str(p.relative_to(package)))):
+        if path.name == "__main__.py":
+            continue
+        docstring = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+        name = str(path.relative_to(package))
+        name = name.removesuffix("/__init__.py") + "/" if name.endswith("/__init__.py") else name
+        lines.append(f"| `{name}` | {_cell(_first_sentence(docstring)) or '(no docstring)'} |")
+    return "\n".join(lines)
+
+
+#: page -> {block name -> what writes it}
+BLOCKS = {
+    "dataset.md": {"manifest fields": manifest_fields, "data dictionary": data_dictionary},
+    "architecture.md": {"module map": module_map},
+}
+
+
+def _with_blocks(page: str, text: str) -> str:
+    for name, make in BLOCKS[page].items():
         pattern = re.compile(rf"(<!-- generated: {name} -->\n)(?:.*?\n)?(<!-- end generated: {name} -->)", re.S)
         if not pattern.search(text):
-            raise SystemExit(f"docs/dataset.md has no '<!-- generated: {name} -->' ... '<!-- end generated: {name} -->' block")
+            raise SystemExit(f"docs/{page} has no '<!-- generated: {name} -->' ... '<!-- end generated: {name} -->' block")
         text = pattern.sub(lambda m: m.group(1) + make() + "\n" + m.group(2), text)
     return text
 
 
 def expected() -> dict[Path, str]:
     """Every generated file and the text it must hold."""
-    dataset = DOCS / "dataset.md"
-    return {DOCS / "cli.md": cli_reference(), dataset: _with_blocks(dataset.read_text(encoding="utf-8"))}
+    files = {DOCS / "cli.md": cli_reference()}
+    for page in BLOCKS:
+        files[DOCS / page] = _with_blocks(page, (DOCS / page).read_text(encoding="utf-8"))
+    return files
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Generate docs/cli.md and the generated blocks of docs/dataset.md.")
+    parser = argparse.ArgumentParser(description="Generate docs/cli.md and the generated blocks of the other pages.")
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 when a generated file is stale")
     args = parser.parse_args(argv)
     stale = [path for path, text in expected().items() if not path.exists() or path.read_text(encoding="utf-8") != text]

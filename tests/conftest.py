@@ -1,10 +1,18 @@
 """Shared fixtures. ../shared (beside the project root) holds the real sample and make_archive.py;
-tests that need it skip when it is absent, except in CI (CI=true), where they must run."""
+tests that need it skip when it is absent, except in CI (CI=true), where they must run.
+
+S3: ONE moto server per test run (``moto``, session-scoped, 127.0.0.1), reset before each test
+that asks for ``s3``; helpers to look at it are in tests/support/s3.py.
+
+Markers: ``slow`` (more than a few seconds: the long property, fuzz, crash, signal, benchmark and
+Spark tests) and ``spark`` (starts a JVM). ``pytest -q`` deselects ``slow`` (pyproject.toml's
+addopts); ``pytest -q -m "slow or not slow"`` runs everything, as CI does."""
 
 from __future__ import annotations
 
 import gzip
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -13,9 +21,12 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+import requests
 from hypothesis import settings
 
 from instrumetriq_polars.synthetic import write_archive_day
+
+from .support.s3 import BUCKET, KEY_ID, R2_AND_AWS_ENV, SECRET, MotoS3
 
 # Lines compared as text are unstamped (tests/test_ops.py checks the stamps); children inherit it.
 os.environ["INSTRUMETRIQ_LOG_TIMESTAMPS"] = "0"
@@ -78,6 +89,59 @@ def small_archive(tmp_path) -> Path:
 def copy_archive(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
     return dst
+
+
+@pytest.fixture(scope="session")
+def moto():
+    """The test run's one S3 server (moto, 127.0.0.1, a free port). A test may stop it; ``s3``
+    starts it again."""
+    werkzeug = logging.getLogger("werkzeug")
+    level, werkzeug.level = werkzeug.level, logging.ERROR  # no request log lines in captured output
+    server = MotoS3()
+    server.start()
+    yield server
+    server.stop()
+    werkzeug.setLevel(level)
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """An empty $HOME and no R2/AWS settings in the environment."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for var in R2_AND_AWS_ENV:
+        monkeypatch.delenv(var, raising=False)
+    return home
+
+
+@pytest.fixture
+def s3(moto, home, monkeypatch):
+    """The server reset, holding an empty bucket; R2 settings (dummy credentials) in the
+    environment. Returns an s3fs filesystem for looking at the bucket."""
+    from s3fs import S3FileSystem
+
+    moto.start()
+    requests.post(f"{moto.endpoint}/moto-api/reset", timeout=10).raise_for_status()
+    S3FileSystem.clear_instance_cache()
+    monkeypatch.setenv("R2_ENDPOINT", moto.endpoint)
+    monkeypatch.setenv("R2_ACCESS_KEY_ID", KEY_ID)
+    monkeypatch.setenv("R2_SECRET_ACCESS_KEY", SECRET)
+    fs = S3FileSystem(key=KEY_ID, secret=SECRET, endpoint_url=moto.endpoint, skip_instance_cache=True)
+    fs.mkdir(BUCKET)
+    yield fs
+    S3FileSystem.clear_instance_cache()
+
+
+@pytest.fixture
+def server_requests(monkeypatch):
+    """Every request the moto server answers, as "METHOD /path?query", observed by the server's
+    own request handler (werkzeug logs each request through ``log_request``)."""
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+
+    seen: list[str] = []
+    monkeypatch.setattr(MotoRequestHandler, "log_request", lambda self, code="-", size="-": seen.append(f"{self.command} {self.path}"))
+    return seen
 
 
 # Hypothesis: in CI (CI set) the property tests are deterministic (derandomize: the same examples

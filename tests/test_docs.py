@@ -42,6 +42,7 @@ def test_the_check_mode_reports_a_stale_page(tmp_path, monkeypatch, capsys):
     (tmp_path / "dataset.md").write_text(
         "<!-- generated: data dictionary -->\n<!-- end generated: data dictionary -->\n"
         "<!-- generated: manifest fields -->\nold\n<!-- end generated: manifest fields -->\n")
+    (tmp_path / "architecture.md").write_text("<!-- generated: module map -->\n<!-- end generated: module map -->\n")
     assert module.main(["--check"]) == 1
     assert "cli.md is out of date" in capsys.readouterr().err
     assert module.main([]) == 0
