@@ -121,3 +121,8 @@ class RuleError(InstrumetriqError):
         super().__init__(message)
         self.path = path
         self.rule = rule
+
+
+class LiveError(InstrumetriqError):
+    """The live feed (``live``) cannot go on as asked: its state folder is held by another
+    follower or damaged, a start position or cursor is invalid, or the archive cannot be read."""
