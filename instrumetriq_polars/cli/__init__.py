@@ -32,6 +32,7 @@ from .common import UsageError, _add_date_options, _err, _hour_printer, _locatio
 from .checks import cmd_verify
 from .days import cmd_export, cmd_status
 from .tiers import cmd_bundle, cmd_export_hourly
+from .live import add_live_parser
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -191,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--sample-size", type=int, default=DEFAULT_SAMPLE_SIZE, metavar="N", help=f"rows checked one by one (default {DEFAULT_SAMPLE_SIZE})")
     verify.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the row sample")
     verify.set_defaults(func=cmd_verify)
+    add_live_parser(sub)
     for command in sub.choices.values():  # --debug after the command works too
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser

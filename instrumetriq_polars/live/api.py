@@ -242,15 +242,23 @@ def _start_after(state_dir: str, start, consumer: str | None, last_seq: int) -> 
     raise LiveError(f"start must be 'checkpoint', 'now', 'beginning', a seq or YYYY-MM-DDTHH, not {start!r}")
 
 
+def _stop_test(stop) -> Callable[[], bool]:
+    """``stop``: None, a ``threading.Event`` or a callable returning True to stop."""
+    if stop is None:
+        return lambda: False
+    return stop.is_set if hasattr(stop, "is_set") else stop
+
+
 def follow(archive: str | None = None, state_dir: str = DEFAULT_STATE_DIR, *, start="checkpoint",
            fields="tier1", symbols=None, consumer: str | None = "default", follow: bool = True,
-           options: FollowOptions | None = None, stop: threading.Event | None = None,
+           options: FollowOptions | None = None, stop: threading.Event | Callable[[], bool] | None = None,
            batch_size: int = BATCH_SIZE) -> Iterator[Batch]:
     """Run the follower of ``state_dir`` over ``archive`` (default: as for ``export``) and yield
     ``Batch``es: first what the journal holds after the start, then what the archive grows by.
     ``start``: "checkpoint" (after the consumer's acknowledged cursor), "now", "beginning", a
     ``seq`` (the first one delivered) or "YYYY-MM-DDTHH" (the first entry of that hour file on).
-    ``follow=False`` stops once the archive has nothing more; ``stop`` (an Event) stops it too.
+    ``follow=False`` stops once the archive has nothing more; ``stop`` (an Event, or a callable
+    returning True) stops it too, at the next wake-up.
     Batches with only events are yielded as they happen. Closing the iterator releases the state."""
     if archive is None:
         from ..export import default_archive
@@ -261,6 +269,7 @@ def follow(archive: str | None = None, state_dir: str = DEFAULT_STATE_DIR, *, st
     if consumer is not None:
         jn.check_consumer(consumer)
     fresh_start = start if start == "now" or (isinstance(start, str) and len(start) == 13) else "beginning"
+    stopped = _stop_test(stop)
     follower = Follower(archive, state_dir, options, fresh_start=fresh_start)
     waker = None
     try:
@@ -272,7 +281,7 @@ def follow(archive: str | None = None, state_dir: str = DEFAULT_STATE_DIR, *, st
         for _, chunk in _chunks(_journal_from(state_dir, after), batch_size):
             yield shaper.batch(chunk)
         waker = make_waker(options.mode, options.poll_interval, options.safety, follower.archive.local)
-        while stop is None or not stop.is_set():
+        while not stopped():
             for day in follower.recent_days(follower.archive.days()) if waker.mode == "inotify" else ():
                 waker.watch(follower.archive.path(day))
             if waker.mode == "inotify":
@@ -291,7 +300,7 @@ def follow(archive: str | None = None, state_dir: str = DEFAULT_STATE_DIR, *, st
 
 
 def read(state_dir: str = DEFAULT_STATE_DIR, after: int = 0, follow: bool = False, *, fields="tier1", symbols=None,
-         archive: str | None = None, poll_interval: float = 0.25, stop: threading.Event | None = None,
+         archive: str | None = None, poll_interval: float = 0.25, stop: threading.Event | Callable[[], bool] | None = None,
          batch_size: int = BATCH_SIZE) -> Iterator[Batch]:
     """The journal's entries after ``seq`` ``after``, read without running a follower (from
     another process; the follower may be running). ``follow=True`` waits for more. The archive
@@ -302,11 +311,12 @@ def read(state_dir: str = DEFAULT_STATE_DIR, after: int = 0, follow: bool = Fals
         checkpoint = jn.load_checkpoint(state_dir) or {}
         archive = checkpoint.get("archive")
     shaper = _Shaper(ArchiveFiles(archive) if archive else None, fields, symbols, None)
+    stopped = _stop_test(stop)
     read_to = [0]
     for _, chunk in _chunks(_journal_from(state_dir, after, read_to), batch_size):
         yield shaper.batch(chunk)
     offset = read_to[0]
-    while follow and (stop is None or not stop.is_set()):
+    while follow and not stopped():
         time.sleep(poll_interval)
         more = list(jn.read_records(state_dir, offset))
         if more:
