@@ -80,7 +80,9 @@ class AlertEngine:
         """Add tier1 rows; evaluate every burst that is now complete."""
         if frame.height == 0:
             return []
-        frame = frame.with_columns(event_seconds(frame, self.time_field).alias("__t"))
+        frame = frame.with_columns(event_seconds(frame, self.time_field).alias("__t")).filter(pl.col("__t").is_not_null())
+        if frame.height == 0:  # rows that are not entries (``problem``) have no event time
+            return []
         if self.started is None:
             self.started = float(frame["__t"].min()) if not self.wall_clock or now is None else now
         if self.wall_clock and now is not None:
