@@ -166,12 +166,20 @@ def cli_reference() -> str:
         "| command | what it does |",
         "| --- | --- |",
     ]
-    lines += [f"| [`{name}`](#{name}) | {_prose(help_)} |" for name, (_, help_) in commands.items()]
+    every = dict(_walk(commands))
+    lines += [f"| [`{name}`](#{name.replace(' ', '-')}) | {_prose(help_)} |" for name, (_, help_) in every.items()]
     lines += ["", "## Options of every command", "", *_options(parser), ""]
-    for name, (sub, help_) in commands.items():
+    for name, (sub, help_) in every.items():
         lines += [f"## {name}", "", _prose(_home(sub.description or help_)), "", "```", _usage(sub, name), "```", ""]
         lines += [*_options(sub), ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _walk(commands: dict, prefix: str = ""):
+    """(full command name, (parser, help)) of every command, a command's own subcommands after it."""
+    for name, (sub, help_) in commands.items():
+        yield prefix + name, (sub, help_)
+        yield from _walk(_subcommands(sub), f"{prefix}{name} ")
 
 
 # ---------------------------------------------------------------------------------------------

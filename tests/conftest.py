@@ -150,3 +150,11 @@ def server_requests(monkeypatch):
 settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
 settings.register_profile("dev")
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects on the markers
+def pytest_collection_modifyitems(config, items):
+    """A test that starts Spark's JVM is slow, whatever else it is."""
+    for item in items:
+        if item.get_closest_marker("spark") and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)

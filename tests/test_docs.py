@@ -3,6 +3,7 @@ relative link resolves, and the README's commands are the ones CI runs."""
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import re
 import shlex
@@ -17,6 +18,7 @@ DOCS = ROOT / "docs"
 PAGES = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
 
 
+@functools.cache
 def generator():
     spec = importlib.util.spec_from_file_location("docs_generate", DOCS / "generate.py")
     module = importlib.util.module_from_spec(spec)
@@ -24,10 +26,11 @@ def generator():
     return module
 
 
+@functools.cache
 def subcommands() -> dict:
-    action = next(a for a in build_parser()._actions if a.dest == "command")
-    helps = {choice.dest: choice.help for choice in action._choices_actions}
-    return {name: (parser, helps.get(name)) for name, parser in action.choices.items()}
+    """Every command, its own subcommands included ("live tail"): (parser, one-line help)."""
+    module = generator()
+    return dict(module._walk(module._subcommands(build_parser())))
 
 
 def test_generated_docs_are_current():
@@ -37,6 +40,7 @@ def test_generated_docs_are_current():
 
 
 def test_the_check_mode_reports_a_stale_page(tmp_path, monkeypatch, capsys):
+    generator.cache_clear()  # this test points the module at another folder
     module = generator()
     monkeypatch.setattr(module, "DOCS", tmp_path)
     (tmp_path / "dataset.md").write_text(
@@ -49,6 +53,7 @@ def test_the_check_mode_reports_a_stale_page(tmp_path, monkeypatch, capsys):
     assert module.main(["--check"]) == 0
     text = (tmp_path / "dataset.md").read_text()
     assert "| `archive_day` |" in text and "\nold\n" not in text
+    generator.cache_clear()
 
 
 def test_every_manifest_field_is_described():

@@ -201,7 +201,7 @@ def spark_session_or_skip():
         pytest.skip(missing)
 
 
-@pytest.mark.slow
+@pytest.mark.spark
 def test_spark_recipe(base):
     spark_session_or_skip()
     result = run_recipe("# Spark: a glob", base)
