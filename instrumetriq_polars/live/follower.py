@@ -267,6 +267,8 @@ class Follower:
                 state = self.files[name] = FileState(name, ident=stat.ident, last_growth=stat.mtime)
             out += self._read_file(state, stat)
             out += self._lifecycle(state, stat, now)
+            if stat.size > state.offset + self._streams()[name].held:
+                break  # read in part (READ_LIMIT): later files wait, so seq order stays file order
         self.journal.commit()
         if out or time.monotonic() - self._saved_at > self.options.checkpoint_every:
             self.save_checkpoint()

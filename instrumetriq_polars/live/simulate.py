@@ -126,7 +126,7 @@ class Simulator:
                 if (count is not None and self.written >= count) or self.stop():
                     return self.written
                 entry = next(entries)
-                self.append(entry, burst_time + timedelta(seconds=self.rng.uniform(0, 1.5)))
+                self.append(entry, burst_time)  # a burst shares one expired_ts, so one hour file
                 if rate:
                     time.sleep(1.0 / rate)
             pause = self.options.burst_gap / max(self.options.speed, 1e-9)
