@@ -299,6 +299,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 #: The ``live`` subcommands, in help order: each adds its parser.
 SUBCOMMANDS = [add_tail, add_status, add_replay, add_simulate]
+from .live_serve import add_rules, add_serve  # noqa: E402 (it uses common_options above)
+SUBCOMMANDS += [add_serve, add_rules]
 
 
 def add_live_parser(sub) -> argparse.ArgumentParser:
