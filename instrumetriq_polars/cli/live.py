@@ -20,7 +20,7 @@ import orjson
 
 from .. import interrupt
 from ..errors import Interrupted
-from ..export import ARCHIVE_ENV, default_archive
+from ..tiers import ARCHIVE_ENV, default_archive
 from ..log import Log
 from .common import UsageError, _location
 

@@ -231,7 +231,7 @@ def _start_after(state_dir: str, start, consumer: str | None, last_seq: int) -> 
             raise LiveError(f"start seq must be 1 or more, not {start}")
         return start - 1
     if isinstance(start, str) and len(start) == 13 and start[10] == "T":
-        from ..hourly import parse_hour
+        from ..periods import parse_hour
 
         hour = parse_hour(start)
         wanted = f"{hour:%Y%m%d}/{hour:%H}.jsonl.gz"
@@ -261,7 +261,7 @@ def follow(archive: str | None = None, state_dir: str = DEFAULT_STATE_DIR, *, st
     returning True) stops it too, at the next wake-up.
     Batches with only events are yielded as they happen. Closing the iterator releases the state."""
     if archive is None:
-        from ..export import default_archive
+        from ..tiers import default_archive
 
         archive = default_archive()
     options = options or FollowOptions()

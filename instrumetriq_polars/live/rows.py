@@ -16,7 +16,7 @@ import polars as pl
 
 from ..archive import HourFile
 from ..decode import Chunk
-from ..pipeline import layout_exprs
+from ..write.parquet import layout_exprs
 from ..read.lanes import choose_lane
 from ..read.options import DEFAULT_OPTIONS
 from ..schema import FLAT_SCHEMA
