@@ -3,7 +3,7 @@ straight into Arrow, the rest of the line by orjson (decode.py).
 
 Each line is cut at its top-level ``"spot_prices"`` key, the entry's last: the array after it (the
 *span*) goes to Arrow, the line with ``[]`` in place of the span (the *remainder*) to orjson. No
-Python object is made per sample. A chunk's spans are read in batches of ~4 MiB (``BATCH_BYTES``),
+Python object is made per sample. A chunk's spans are read in batches of ~4 MiB (``ReadOptions.batch_bytes``),
 each in three vectorised steps:
 
 1. **checked** against one regular expression (RE2, ``pyarrow.compute.match_substring_regex``)
@@ -51,7 +51,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from itertools import accumulate
 
@@ -59,17 +59,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
-#: Switch for tests (and for measuring): False sends every line through the object lane.
-ENABLED = True
+from .read.lanes import LaneRead
+
 #: What replaces the span in the remainder: an empty list, so normalize sees a list of objects.
 PLACEHOLDER = b"[]"
-#: The lane reads a chunk's spans in batches of about this many bytes (``read_lane``): a batch's
+#: The lane reads a chunk's spans in batches of about ``ReadOptions.batch_bytes`` (``read_lane``): a batch's
 #: text is held three times over while it is read (joined, translated, parsed), and each batch
 #: costs a few ms (RE2 compiles its expression anew at each call). Measured, whole CLI with the
 #: runner's allocator settings, real-shaped day (~8.6 MB of spans an hour), 5 interleaved runs:
 #: an hour at once median 4.38 s and 286-298 MB of peak RSS, 4 MiB batches 4.51 s and 276-283 MB,
 #: 2 MiB batches 4.83 s and 274-275 MB (3 runs of the 20x-hour day: 292-306, 288-295, 289-296 MB).
-BATCH_BYTES = 4 << 20
 #: The CSV reader's block size and threads. Measured, the lane alone on the real-shaped day: with
 #: threads 0.70-0.76 s of wall, without 0.83-0.96 s (same CPU); blocks of 0.5, 1 and 4 MiB alike;
 #: blocks of 96 KiB (below glibc's pinned mmap threshold, memory.py) no faster in the whole export.
@@ -89,21 +88,6 @@ _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: A float of this magnitude or more may be an integer a float field cannot hold exactly.
 _EXACT_LIMIT = 2.0**53
 _NEGATIVE_ZERO_BITS = -(2**63)  # -0.0 seen as an int64
-
-
-@dataclass
-class LaneRead:
-    """The lines the lane took, by index into the hour's lines: each one's remainder (the line,
-    ``[]`` in place of its list) and its items (the list's objects, in the staged item type)."""
-
-    column: str
-    remainders: dict[int, bytes] = field(default_factory=dict)
-    items: dict[int, pa.StructArray] = field(default_factory=dict)
-
-    def drop(self, index: int) -> None:
-        """Hand line ``index`` back to the object lane."""
-        self.remainders.pop(index, None)
-        self.items.pop(index, None)
 
 
 @dataclass(frozen=True)
@@ -143,11 +127,12 @@ def _grammar(item_type: pa.StructType) -> _Grammar | None:
         names=tuple(names), floats=tuple(i for i, item in enumerate(item_type) if pa.types.is_floating(item.type)))
 
 
-def read_lane(lines: list[bytes], column: str, item_type: pa.StructType) -> LaneRead:
+def read_lane(lines: list[bytes], column: str, item_type: pa.StructType, batch_bytes: int) -> LaneRead:
     """Cut ``lines`` at ``column`` and read the cut lists as ``list<item_type>`` (timestamps as
-    text); a line that is not provably read as the object lane would is left out."""
+    text), in batches of about ``batch_bytes`` of spans; a line that is not provably read as the
+    object lane would is left out."""
     lane = LaneRead(column)
-    grammar = _grammar(item_type) if ENABLED else None
+    grammar = _grammar(item_type)
     if grammar is None:
         return lane
     key = b'"' + column.encode() + b'"'
@@ -157,7 +142,7 @@ def read_lane(lines: list[bytes], column: str, item_type: pa.StructType) -> Lane
         if cut is not None:
             lane.remainders[index] = cut[0]
             spans.append((index, cut[1]))
-    for batch in _batches(spans, BATCH_BYTES):
+    for batch in _batches(spans, batch_bytes):
         taken, lists = _read(batch, grammar)
         _take(lane, taken, lists, grammar.floats)
     for index in [i for i in lane.remainders if i not in lane.items]:

@@ -17,8 +17,9 @@ fields that value fails the schema's type check; in a float field a float that l
 re-decodes that one line with ``json.loads`` (``exact_entry``), so an integer is kept exact in
 ``_extra`` and a float written as such stays in its column.
 
-An hour file of more than ``WHOLE_HOUR_BYTES`` of text is read in line-aligned chunks
-(``HourText``), each a ``DecodedHour`` whose line numbers continue the hour's (``first_line``).
+An hour file of more than ``ReadOptions.whole_hour_bytes`` of text is read in line-aligned chunks
+(``open_hour``), each a ``Chunk`` whose line numbers continue the hour's (``first_line``); one pass
+over a chunk's lines is a ``LinePass``.
 """
 
 from __future__ import annotations
@@ -28,12 +29,16 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import orjson
 
-from .columnar import LaneRead, read_lane
+from .read.options import DEFAULT_OPTIONS, ReadOptions
 from .text import one_line
+
+if TYPE_CHECKING:
+    from .read.lanes import LaneRead
 
 try:  # isal's gunzip is 2-3x faster than zlib's (measured in benchmarks/)
     from isal import igzip as _gzip
@@ -72,47 +77,44 @@ class BadLine:
 
 
 @dataclass
-class DecodedHour:
-    """The lines of one hour file, decoded one by one as ``entries()`` is iterated (so only the
-    entries the caller keeps are in memory); the counts are complete once it is exhausted."""
+class Chunk:
+    """One chunk of an hour file's text (the whole hour when it fits), split into lines: what the
+    reader hands to the builder. Its line numbers continue the hour's (``first_line``: the hour
+    file's number of ``lines[0]``); ``damage``: the hour file's gzip damage (its last line, cut
+    there, is not among ``lines``)."""
 
-    file: str
-    raw_lines: list[bytes]
-    bad_lines: list[BadLine] = field(default_factory=list)
-    lines_read: int = 0  # non-blank lines seen
-    stdlib_lines: set[int] = field(default_factory=set)  # line numbers decoded by json.loads
-    first_line: int = 1  # the hour file's number of raw_lines[0] (a chunk of the hour: HourText.chunks)
-    lane: LaneRead | None = None  # lines whose list of objects the columnar lane read (``take_lane``)
-    _given: tuple[list[bytes], list[BadLine]] = field(init=False, repr=False)
+    file: str  # YYYYMMDD/HH.jsonl.gz
+    first_line: int
+    lines: list[bytes]
+    damage: BadLine | None = None
 
-    def __post_init__(self) -> None:
-        self._given = list(self.raw_lines), list(self.bad_lines)  # the same bytes objects: no copy
 
-    def fresh(self) -> DecodedHour:
-        """The same lines and damage, not decoded yet: for a second pass (``entries()`` replaces
-        the lines it strips of a byte-order mark, and records what it found)."""
-        lines, bad_lines = self._given
-        return DecodedHour(self.file, list(lines), list(bad_lines), first_line=self.first_line)
+class LinePass:
+    """One pass over a chunk's lines, decoding them one by one as ``entries()`` is iterated (so
+    only the entries the caller keeps are in memory); the counts are complete once it is exhausted.
+    ``spans``: what a lane read of the chunk's lists of objects (``lanes.LaneRead``), or None."""
 
-    def take_lane(self, column: str, item_type) -> None:
-        """Let the columnar lane read ``column`` of the lines it can (columnar.py); ``entries()`` then
-        decodes those lines' remainders, and ``lane_items`` gives their lists."""
-        self.lane = read_lane(self.raw_lines, column, item_type)
+    def __init__(self, chunk: Chunk, spans: LaneRead | None = None) -> None:
+        self.file, self.first_line, self.spans = chunk.file, chunk.first_line, spans
+        self.lines = list(chunk.lines)  # a byte-order mark is stripped here, not in the chunk
+        self.bad_lines: list[BadLine] = [chunk.damage] if chunk.damage is not None else []
+        self.lines_read = 0  # lines that are not blank
+        self.stdlib_lines: set[int] = set()  # line numbers decoded by json.loads
 
     def lane_items(self, line: int):
         """The items the lane read for ``line`` (a pyarrow StructArray), or None."""
-        return None if self.lane is None else self.lane.items.get(line - self.first_line)
+        return None if self.spans is None else self.spans.items.get(line - self.first_line)
 
     def entries(self) -> Iterator[tuple[int, dict]]:
         """Each entry with its 1-based line number; what is not an entry goes to ``bad_lines``."""
-        lines, loads, first = self.raw_lines, orjson.loads, self.first_line
+        lines, loads, first = self.lines, orjson.loads, self.first_line
         for number, line in enumerate(lines, first):
             if line.startswith(_BOM):  # an encoding mark, not content (RFC 8259 8.1); json.loads on bytes skips it too
                 line = lines[number - first] = line[len(_BOM):]
-            if not line or line.isspace():
+            if blank(line):
                 continue
             self.lines_read += 1
-            value = self._from_lane(number - first) if self.lane is not None else None
+            value = self._from_lane(number - first) if self.spans is not None else None
             if value is not None:
                 yield number, value
                 continue
@@ -134,26 +136,31 @@ class DecodedHour:
         """The entry of line ``index`` from its remainder, if the lane read its list and orjson reads
         the remainder as an object whose list is the placeholder put there (which proves the cut
         was at the root object's key); otherwise None, and the line is read whole."""
-        lane = self.lane
-        remainder = lane.remainders.get(index)
+        spans = self.spans
+        remainder = spans.remainders.get(index)
         if remainder is None:
             return None
         try:
             value = orjson.loads(remainder)
         except orjson.JSONDecodeError:
             value = None
-        if type(value) is dict and value.get(lane.column) == []:  # (orjson makes no other value equal to [])
+        if type(value) is dict and value.get(spans.column) == []:  # (orjson makes no other value equal to [])
             return value
-        lane.drop(index)
+        spans.drop(index)
         return None
 
     def exact_entry(self, line: int, whole: bool = False) -> dict:
         """The entry on ``line`` decoded by the standard library (exact integers); a line the lane
         read, from its remainder (its list is the lane's: ``[]``), unless ``whole``."""
         index = line - self.first_line
-        text = self.lane.remainders.get(index) if self.lane is not None and not whole else None
+        text = self.spans.remainders.get(index) if self.spans is not None and not whole else None
         with deep_json():
-            return json.loads((text or self.raw_lines[index]).decode("utf-8"))
+            return json.loads((text or self.lines[index]).decode("utf-8"))
+
+
+def blank(line: bytes) -> bool:
+    """Whether ``line`` is empty or holds only whitespace (a blank line, skipped)."""
+    return not line or line.isspace()
 
 
 _allowance = threading.Lock()
@@ -222,15 +229,6 @@ def gunzip(data: bytes, file: str) -> tuple[bytes, BadLine | None]:
     return b"".join(out), None
 
 
-#: An hour file with at most this much decompressed text (bytes) is read whole, as one chunk; a
-#: larger one is read in line-aligned chunks of at most ``CHUNK_BYTES`` (a single longer line is a
-#: chunk of its own), each built into its own frame, so that the export's memory does not grow
-#: with the hour. Two sizes, measured (README "Memory"): usual hours (~9.4 MB of text) read in
-#: 4 MiB chunks cost the real-shaped day 0.6-1.9 s more CPU (3 runs; ~10 ms a chunk) for no lower
-#: peak, so hours up to ~1.7x the usual stay whole; and the 20x hour read in 16 MiB chunks peaked
-#: 60-90 MB above 4 MiB chunks (frames built, no sink), 2 MiB chunks no lower than 4.
-WHOLE_HOUR_BYTES = 16 << 20
-CHUNK_BYTES = 4 << 20
 #: Decompressed bytes asked of one inflate call, and compressed bytes given to it (measured on the
 #: 20x hour: fed 8 KiB at a time, its check pass took 0.08 s, 64 KiB 0.10-0.15 s, and with
 #: glibc's mmap threshold pinned at 128 KiB 0.09 against 0.15-0.17 s: its output stays below it).
@@ -242,65 +240,50 @@ class _Damaged(Exception):
     """The gzip data is not a run of intact members (truncated, corrupt, or not gzip at all)."""
 
 
-@dataclass
-class HourText:
-    """One hour file's text, read chunk by chunk (``chunks``).
-
-    An hour whose text fits in ``WHOLE_HOUR_BYTES``, or whose gzip data is damaged, is held whole as
-    ``gunzip`` returns it (``whole``: its text and damage), and is one chunk: ``gunzip``'s damage
-    semantics stay whole. An intact larger hour holds only its compressed bytes (~13x smaller than
-    its text on the archive's hours), inflated again chunk by chunk as it is read. Why it is checked
-    first (``open_hour``): chunks are exported as they come, so damage found late would come after
-    lines of the damaged member were exported, whereas ``gunzip`` drops a corrupt member's output
-    whole and keeps a truncated stream only up to its last complete line. The check is one more
-    inflate of the oversized hour only (measured: 0.08 s for the 187 MB of text of the 20x hour,
-    in the reader thread while the hour before it is built); a damaged oversized hour is read
-    whole, as before chunks."""
-
-    file: str
-    chunk_bytes: int  # the size of the chunks of an hour that is not held whole
-    whole: tuple[bytes, BadLine | None] | None = None
-    compressed: bytes | None = None
-
-    def _take_whole(self) -> tuple[int, bytes, BadLine | None]:
-        text, damage = self.whole
-        self.whole = None
-        return 1, text, damage
-
-    def chunks(self) -> Iterator[tuple[int, bytes, BadLine | None]]:
-        """The hour's text in chunks, once: (number of the chunk's first line in the hour file, its
-        text, the file's gzip damage); an hour held whole lets go of its text as it is handed over. Each chunk but the last ends just before a newline, which belongs
-        to neither chunk; the line numbers thus continue from chunk to chunk as in the whole text."""
-        if self.whole is not None:
-            yield self._take_whole()  # not kept here: the caller frees the text once it is split
-            return
-        for first, text in _line_chunks(_inflate(self.compressed, _PIECE), self.chunk_bytes):
-            yield first, text, None
-
-
-def open_hour(data: bytes, file: str) -> HourText:
-    """The hour file ``data`` as ``HourText``, keeping at most ``WHOLE_HOUR_BYTES`` of text: an hour
-    that fits is held whole (one gzip member: inflated in one call, ``_one_member``; otherwise in
-    one pass of pieces); a larger one is inflated to its end (its output discarded, 1 MiB at a
-    time) to find out whether it is intact."""
-    limit, chunk_bytes = WHOLE_HOUR_BYTES, CHUNK_BYTES
+def open_hour(data: bytes, file: str, options: ReadOptions = DEFAULT_OPTIONS) -> Iterator[Chunk]:
+    """The hour file ``data`` as ``Chunk``s, once, keeping at most ``options.whole_hour_bytes`` of
+    text. An hour that fits, or whose gzip data is damaged, is one chunk, as ``gunzip`` reads it (one
+    gzip member: inflated in one call, ``_one_member``; otherwise in one pass of pieces), so that
+    ``gunzip``'s damage semantics stay whole. An intact larger hour is inflated to its end first
+    (its output discarded, 1 MiB at a time) to find out whether it is intact, then inflated again
+    in line-aligned chunks of at most ``options.chunk_bytes``: chunks are exported as they come,
+    so damage found late would come after lines of the damaged member were exported. The check is
+    one more inflate of the oversized hour only (measured: 0.08 s for the 187 MB of text of the 20x
+    hour, in the reader thread while the hour before it is built). Each chunk but the last ends just
+    before a newline, which belongs to neither chunk; the line numbers continue from chunk to chunk."""
+    limit = options.whole_hour_bytes
     text = _one_member(data, limit)
-    if text is not None:
-        return HourText(file, chunk_bytes, whole=(text, None))
-    kept: list[bytes] | None = []
-    size = 0
-    try:
-        for piece in _inflate(data, _PIECE):
-            size += len(piece)
-            if kept is not None and size > limit:
-                kept = None
-            elif kept is not None:
-                kept.append(piece)
-    except _Damaged:
-        return HourText(file, chunk_bytes, whole=gunzip(data, file))  # whatever its size: as before chunks
-    if kept is None:
-        return HourText(file, chunk_bytes, compressed=data)
-    return HourText(file, chunk_bytes, whole=(b"".join(kept), None))
+    if text is None:
+        kept: list[bytes] | None = []
+        size = 0
+        try:
+            for piece in _inflate(data, _PIECE):
+                size += len(piece)
+                if kept is not None and size > limit:
+                    kept = None
+                elif kept is not None:
+                    kept.append(piece)
+        except _Damaged:
+            text, damage = gunzip(data, file)  # whatever its size: as before chunks
+            yield _split(text, damage, file)
+            return
+        if kept is None:
+            for first, text in _line_chunks(_inflate(data, _PIECE), options.chunk_bytes):
+                yield _split(text, None, file, first)
+                del text  # (a suspended generator keeps its locals)
+            return
+        text = b"".join(kept)
+        del kept
+    yield _split(text, None, file)
+
+
+def _split(text: bytes, damage: BadLine | None, file: str, first_line: int = 1) -> Chunk:
+    """What ``gunzip`` returned (text, and the damage it found, if any), or one chunk of an intact
+    hour whose first line is the hour's ``first_line``, split into lines."""
+    lines = text.split(b"\n")
+    if damage is not None and lines:
+        lines.pop()  # partial line of a truncated stream (the damage says where it was cut)
+    return Chunk(file, first_line, lines, damage)
 
 
 def _one_member(data: bytes, limit: int) -> bytes | None:
@@ -377,15 +360,6 @@ def _line_chunks(pieces: Iterator[bytes], limit: int) -> Iterator[tuple[int, byt
 
 def _count_lines(text: bytes) -> int:
     return text.count(b"\n")
-
-
-def decode_gunzipped(text: bytes, damage: BadLine | None, file: str, first_line: int = 1) -> DecodedHour:
-    """Decode what ``gunzip`` returned (text, and the damage it found, if any), or one chunk of an
-    intact hour (``HourText.chunks``) whose first line is the hour's ``first_line``."""
-    lines = text.split(b"\n")
-    if damage is not None and lines:
-        lines.pop()  # partial line of a truncated stream (the damage says where it was cut)
-    return DecodedHour(file, lines, [damage] if damage is not None else [], first_line=first_line)
 
 
 _UNPARSEABLE, _DEEP = object(), object()

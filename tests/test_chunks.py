@@ -1,5 +1,5 @@
-"""Hours read in chunks (decode.HourText, source.build_hour): an hour whose text is larger than
-decode.WHOLE_HOUR_BYTES is built in chunks of at most decode.CHUNK_BYTES, and the day comes out exactly as when every hour is
+"""Hours read in chunks (decode.open_hour, source.build_hour): an hour whose text is larger than
+ReadOptions.whole_hour_bytes is built in chunks of at most ReadOptions.chunk_bytes, and the day comes out exactly as when every hour is
 read whole: the same data.parquet bytes, the same manifest, the same bad lines; damaged gzip data
 keeps gunzip's semantics whatever the hour's size."""
 
@@ -18,9 +18,11 @@ import instrumetriq_polars.decode as decode
 import instrumetriq_polars.source as source
 from instrumetriq_polars import export_day
 from instrumetriq_polars.decode import gunzip, open_hour
+from instrumetriq_polars.read.options import ReadOptions
 from instrumetriq_polars.synthetic import make_entry, write_archive_day
 
 from .conftest import DAY
+from .readopts import scans_with
 
 FOLDER = DAY.strftime("%Y%m%d")
 PER_HOUR = 6
@@ -83,17 +85,15 @@ def _export(archive, out, monkeypatch, limit: int | None):
     """Export the day (every hour whole when ``limit`` is None); returns the result and the chunks
     built, as (hour file, first line)."""
     built = []
-    build_part = source._build_part
+    build_chunk = source._build_chunk
+    options = ReadOptions() if limit is None else ReadOptions(whole_hour_bytes=limit, chunk_bytes=limit)
 
-    def spy(label, chunk, lineage):
-        built.append((label[-11:-9], chunk.first_line))
-        return build_part(label, chunk, lineage)
+    def spy(chunk, lane, lineage):
+        built.append((chunk.file[-11:-9], chunk.first_line))
+        return build_chunk(chunk, lane, lineage)
 
-    with monkeypatch.context() as patch:
-        patch.setattr(source, "_build_part", spy)
-        if limit is not None:
-            patch.setattr(decode, "WHOLE_HOUR_BYTES", limit)
-            patch.setattr(decode, "CHUNK_BYTES", limit)
+    with monkeypatch.context() as patch, scans_with(monkeypatch, options):
+        patch.setattr(source, "_build_chunk", spy)
         reports = []
         result = export_day(DAY, str(archive), str(out), allow_incomplete=True, progress=reports.append)
     return result, reports, built
@@ -141,20 +141,31 @@ def _damaged_blobs(text: bytes) -> dict[str, bytes]:
     }
 
 
-def test_damaged_hours_of_any_size_are_read_as_gunzip_reads_them(monkeypatch):
+def test_damaged_hours_of_any_size_are_read_as_gunzip_reads_them():
     """Damage found at the end of an oversized hour: no chunk of it was handed out; the hour is
     read whole, exactly as gunzip reads it."""
     text = _text([json.dumps(e).encode() for e in _entries(3, 4, 3)])
-    monkeypatch.setattr(decode, "WHOLE_HOUR_BYTES", 1000)
-    monkeypatch.setattr(decode, "CHUNK_BYTES", 1000)
+    options = ReadOptions(whole_hour_bytes=1000, chunk_bytes=1000)
     for name, blob in _damaged_blobs(text).items():
-        opened = open_hour(blob, "x")
-        assert opened.whole == gunzip(blob, "x"), name
-        assert [chunk[0] for chunk in opened.chunks()] == [1], name
+        assert _whole(open_hour(blob, "x", options)) == _gunzipped(blob), name
 
 
-def test_an_hour_that_fits_is_read_as_gunzip_reads_it_whatever_its_gzip_data(monkeypatch):
-    """Hours within WHOLE_HOUR_BYTES: one intact member is inflated in one call (``_one_member``),
+def _whole(chunks) -> tuple[list[bytes], object]:
+    """The one chunk of an hour read whole, as (lines, damage); fails unless it is one."""
+    (chunk,) = list(chunks)
+    assert chunk.first_line == 1
+    return chunk.lines, chunk.damage
+
+
+def _gunzipped(blob: bytes) -> tuple[list[bytes], object]:
+    """``gunzip``'s reading of ``blob`` as (lines, damage): a damaged text's cut last line left out."""
+    text, damage = gunzip(blob, "x")
+    lines = text.split(b"\n")
+    return (lines[:-1] if damage is not None else lines), damage
+
+
+def test_an_hour_that_fits_is_read_as_gunzip_reads_it_whatever_its_gzip_data():
+    """Hours within ReadOptions.whole_hour_bytes: one intact member is inflated in one call (``_one_member``),
     anything else the careful way; either way the text and damage are gunzip's."""
     text = _text([json.dumps(e).encode() for e in _entries(3, 4, 3)])
     intact = gzip.compress(text, mtime=0)
@@ -166,26 +177,20 @@ def test_an_hour_that_fits_is_read_as_gunzip_reads_it_whatever_its_gzip_data(mon
     assert taken == {"intact", "empty member"}
     assert decode._one_member(intact, len(text)) == text and decode._one_member(intact, len(text) - 1) is None
     for limit in (len(text), len(text) + 1, 16 << 20):
-        monkeypatch.setattr(decode, "WHOLE_HOUR_BYTES", limit)
         for name, blob in blobs.items():
-            opened = open_hour(blob, "x")
-            assert opened.whole == gunzip(blob, "x"), name
-            assert [chunk[0] for chunk in opened.chunks()] == [1], name
+            assert _whole(open_hour(blob, "x", ReadOptions(whole_hour_bytes=limit))) == _gunzipped(blob), name
 
 
-def test_intact_hours_are_streamed_only_when_larger_than_a_chunk(monkeypatch):
+def test_intact_hours_are_streamed_only_when_larger_than_a_chunk():
     text = _text([json.dumps(e).encode() for e in _entries(3, 4, 3)])
     members = gzip.compress(text[:5], mtime=0) + gzip.compress(b"", mtime=0) + gzip.compress(text[5:], mtime=0)
-    monkeypatch.setattr(decode, "CHUNK_BYTES", 150_000)
     for blob in (gzip.compress(text, mtime=0), members):
-        monkeypatch.setattr(decode, "WHOLE_HOUR_BYTES", len(text))
-        assert open_hour(blob, "x").whole == (text, None) == gunzip(blob, "x")
-        monkeypatch.setattr(decode, "WHOLE_HOUR_BYTES", len(text) - 1)
-        opened = open_hour(blob, "x")
-        assert opened.whole is None and opened.compressed is blob  # only the compressed bytes are kept
-        chunks = [chunk for _, chunk, _ in opened.chunks()]
-        assert b"\n".join(chunks) == text and len(chunks) == 4 and max(map(len, chunks)) <= 150_000
-    assert open_hour(b"", "x").whole == (b"", None) == gunzip(b"", "x")
+        assert _whole(open_hour(blob, "x", ReadOptions(whole_hour_bytes=len(text), chunk_bytes=150_000))) == (text.split(b"\n"), None) == _gunzipped(blob)
+        chunks = list(open_hour(blob, "x", ReadOptions(whole_hour_bytes=len(text) - 1, chunk_bytes=150_000)))
+        texts = [b"\n".join(chunk.lines) for chunk in chunks]
+        assert b"\n".join(texts) == text and len(chunks) == 4 and max(map(len, texts)) <= 150_000
+        assert [chunk.first_line for chunk in chunks] == [1 + text.count(b"\n", 0, sum(len(t) + 1 for t in texts[:i])) for i in range(4)]
+    assert _whole(open_hour(b"", "x")) == ([b""], None) == _gunzipped(b"")
 
 
 _lines = st.lists(st.one_of(st.just(b""), st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"x"))), max_size=30)
@@ -227,10 +232,8 @@ def test_each_inflate_call_is_given_a_bounded_slice_of_the_input(monkeypatch):
             return getattr(self._stream, name)
 
     monkeypatch.setattr(decode._zlib, "decompressobj", Recording)
-    monkeypatch.setattr(decode, "WHOLE_HOUR_BYTES", 1000)
-    monkeypatch.setattr(decode, "CHUNK_BYTES", 150_000)
-    opened = open_hour(blob, "x")
-    assert b"\n".join(chunk for _, chunk, _ in opened.chunks()) == text
+    chunks = open_hour(blob, "x", ReadOptions(whole_hour_bytes=1000, chunk_bytes=150_000))
+    assert b"\n".join(b"\n".join(chunk.lines) for chunk in chunks) == text
     assert len(given) > 2 * len(blob) // decode._FEED and max(given) <= decode._FEED
 
 
@@ -242,16 +245,16 @@ def test_the_cross_check_reads_the_archive_in_the_same_chunks(damaged_day, tmp_p
     export_day(DAY, str(damaged_day), str(tmp_path / "out"), allow_incomplete=True)
     whole = verify_day(DAY.isoformat(), str(tmp_path / "out"), against_archive=str(damaged_day), sample_size=10_000)
     read = []
-    reader = source.read_hour
+    reader, opener = source.read_hour, decode.open_hour
+    small = ReadOptions(whole_hour_bytes=50_000, chunk_bytes=50_000)
 
-    def spy(label, text):
-        for first_line, *rest in reader(label, text):
-            read.append((label[-11:-9], first_line))
-            yield first_line, *rest
+    def spy(chunks):
+        for chunk, rows in reader(chunks):
+            read.append((chunk.file[-11:-9], chunk.first_line))
+            yield chunk, rows
 
-    monkeypatch.setattr(decode, "WHOLE_HOUR_BYTES", 50_000)
-    monkeypatch.setattr(decode, "CHUNK_BYTES", 50_000)
     monkeypatch.setattr("instrumetriq_polars.verify.crosscheck.read_hour", spy)
+    monkeypatch.setattr("instrumetriq_polars.verify.crosscheck.open_hour", lambda data, label: opener(data, label, small))
     chunked = verify_day(DAY.isoformat(), str(tmp_path / "out"), against_archive=str(damaged_day), sample_size=10_000)
     assert [first for hour, first in read if hour == "05"] == list(range(1, PER_HOUR + 2))
     check, reference = chunked.check("archive"), whole.check("archive")

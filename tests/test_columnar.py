@@ -27,10 +27,13 @@ from instrumetriq_polars import columnar, export_day
 from instrumetriq_polars.archive import HourFile
 from instrumetriq_polars.decode import open_hour
 from instrumetriq_polars.frames import ListColumn
-from instrumetriq_polars.source import build_hour, prepare
+from instrumetriq_polars.read.lanes import choose_lane
+from instrumetriq_polars.read.options import ReadOptions
+from instrumetriq_polars.source import build_hour
 
 from .conftest import DAY
 from .daycheck import small_entries, write_hour
+from .readopts import scans_with
 from .test_fuzz import SEED as FUZZ_SEED
 from .test_fuzz import make_case
 
@@ -173,13 +176,14 @@ def _lines_around(entry: dict) -> dict[str, bytes]:
     }
 
 
-def _built(text: bytes, lane: bool, monkeypatch, blob: bytes | None = None) -> tuple[bytes, object]:
+def _built(text: bytes, lane: bool, blob: bytes | None = None, options: ReadOptions | None = None) -> tuple[bytes, object]:
     """One hour of ``text`` (or the gzip ``blob``) built as the export builds it: its frame as
     Parquet bytes, and its account."""
-    monkeypatch.setattr(columnar, "ENABLED", lane)
+    options = ReadOptions(lane=lane) if options is None else options
     blob = blob if blob is not None else gzip.compress(text, mtime=0)
     label = "20260115/00.jsonl.gz"
-    parts = list(build_hour(HourFile(0, "unused", len(blob)), label, prepare(label, open_hour(blob, label)), DAY))
+    chunks = iter(open_hour(blob, label, options))
+    parts = list(build_hour(HourFile(0, "unused", len(blob)), label, chunks, DAY, choose_lane(options)))
     built = parts[-1][1]
     out = io.BytesIO()
     pq.write_table(pl.concat([frame for frame, _ in parts]).to_arrow(), out)
@@ -190,7 +194,7 @@ def _built(text: bytes, lane: bool, monkeypatch, blob: bytes | None = None) -> t
 
 
 def _assert_same(text: bytes, monkeypatch, blob: bytes | None = None, what: object = None) -> None:
-    with_lane, without = _built(text, True, monkeypatch, blob), _built(text, False, monkeypatch, blob)
+    with_lane, without = _built(text, True, blob), _built(text, False, blob)
     assert with_lane[1] == without[1], what
     assert with_lane[0] == without[0], what
 
@@ -228,7 +232,7 @@ def test_lane_takes_ordinary_lines_and_hands_back_the_rest():
     lines += [_line(SPANS[name]) for name in ("compact", "nan", "int_2_53_plus_1", "minus_zero_int",
                                               "unknown_key", "key_inside", "non_ascii", "empty")]
     lines.append(_line(SPANS["ordinary"])[:-1])  # no closing brace: no cut
-    lane = columnar.read_lane(lines, "spot_prices", item)
+    lane = columnar.read_lane(lines, "spot_prices", item, ReadOptions().batch_bytes)
     assert sorted(lane.items) == [0, 1]
     assert sorted(lane.remainders) == [0, 1]
     assert len(lane.items[0]) == 2 and lane.items[0].field("mid").to_pylist() == [1.5, 1.5]
@@ -257,9 +261,9 @@ def test_random_floats_read_alike(monkeypatch):
 
 
 def _export_sha(archive: Path, day: str, lane: bool, monkeypatch, tmp_path: Path, layout: str) -> tuple[str, dict]:
-    monkeypatch.setattr(columnar, "ENABLED", lane)
     out = tmp_path / f"out-{lane}-{layout}"
-    export_day(day, str(archive), str(out), layout=layout, allow_incomplete=True, today=date(2099, 1, 1))
+    with scans_with(monkeypatch, ReadOptions(lane=lane)):
+        export_day(day, str(archive), str(out), layout=layout, allow_incomplete=True, today=date(2099, 1, 1))
     manifest = json.loads((out / day / "manifest.json").read_text())
     manifest.pop("created_ts_utc")
     data = (out / day / "data.parquet").read_bytes()
@@ -301,7 +305,7 @@ def test_lane_takes_exactly_its_grammar():
     taken |= {"ordinary", "compact_ts_blank"}
     item = ListColumn("spot_prices").staged_type
     names = sorted(SPANS)
-    lane = columnar.read_lane([_line(SPANS[name]) for name in names], "spot_prices", item)
+    lane = columnar.read_lane([_line(SPANS[name]) for name in names], "spot_prices", item, ReadOptions().batch_bytes)
     assert {names[index] for index in lane.items} == taken
 
 
@@ -314,7 +318,7 @@ def test_a_chunk_the_csv_reader_refuses_goes_the_object_lane(monkeypatch):
     item = ListColumn("spot_prices").staged_type
     lines = [_line(SPANS["ordinary"]), _line(SPANS["compact_plain"])]
     monkeypatch.setattr(columnar.pcsv, "read_csv", refuse)
-    lane = columnar.read_lane(lines, "spot_prices", item)
+    lane = columnar.read_lane(lines, "spot_prices", item, ReadOptions().batch_bytes)
     assert not lane.items and not lane.remainders
     ordinary = _line(SPANS["ordinary"])
     _assert_same(ordinary + b"\n" + _line(SPANS["compact_plain"]) + b"\n" + ordinary + b"\n", monkeypatch)
@@ -322,15 +326,14 @@ def test_a_chunk_the_csv_reader_refuses_goes_the_object_lane(monkeypatch):
 
 @pytest.mark.parametrize("size", [1, 300, 5_000])
 def test_spans_read_in_batches_build_as_in_one(size, monkeypatch):
-    """A chunk's spans are read in batches of about ``columnar.BATCH_BYTES``: one span a batch,
+    """A chunk's spans are read in batches of about ``ReadOptions.batch_bytes``: one span a batch,
     a few, or all of them give the same frame and figures, and the lane takes the same lines."""
     names = sorted(SPANS)
     lines = [_line(SPANS[name]) for name in names]
     text = b"".join(line + b"\n" for line in lines)
     item = ListColumn("spot_prices").staged_type
-    whole, taken = _built(text, True, monkeypatch), sorted(columnar.read_lane(lines, "spot_prices", item).items)
-    monkeypatch.setattr(columnar, "BATCH_BYTES", size)
+    whole, taken = _built(text, True), sorted(columnar.read_lane(lines, "spot_prices", item, ReadOptions().batch_bytes).items)
     batches = list(columnar._batches([(index, memoryview(line)) for index, line in enumerate(lines)], size))
     assert len(batches) > 1 and [index for batch in batches for index, _ in batch] == list(range(len(lines)))
-    assert _built(text, True, monkeypatch) == whole
-    assert sorted(columnar.read_lane(lines, "spot_prices", item).items) == taken
+    assert _built(text, True, options=ReadOptions(batch_bytes=size)) == whole
+    assert sorted(columnar.read_lane(lines, "spot_prices", item, size).items) == taken

@@ -149,9 +149,9 @@ def test_an_hour_is_read_twice_only_when_a_timestamp_is_no_instant(tmp_path, mon
     passes = []
     real = source_module._read_entries
 
-    def counting(decoded, with_lists, timestamps):
-        passes.append((decoded.file, timestamps is None))
-        return real(decoded, with_lists, timestamps)
+    def counting(chunk, lane, with_lists, timestamps):
+        passes.append((chunk.file, timestamps is None))
+        return real(chunk, lane, with_lists, timestamps)
 
     monkeypatch.setattr(source_module, "_read_entries", counting)
     result, _ = export(archive, tmp_path / "out")

@@ -44,14 +44,14 @@ def check_archive(ctx: DayUnderCheck, check: CheckResult) -> None:
         label = hour_label(archive_day, hour_file)
         text = open_hour(fetch_hour(archive_day, hour_file), label)
         first_row = row
-        for chunk_line, chunk, hour, account in read_hour(label, text):  # the exporter's reader: which lines are rows
-            bad.extend(account.bad_lines)
+        for chunk, hour in read_hour(text):  # the exporter's reader: which lines are rows
+            bad.extend(hour.account.bad_lines)
             sampled = sorted(wanted.intersection(range(row, row + len(hour.lines))))
             if sampled:
-                lines = chunk.split(b"\n")  # line N is lines[N - chunk_line], as the decoder numbers them
+                lines = chunk.lines  # line N is lines[N - chunk.first_line], as the decoder numbers them
                 for offset in sampled:
                     number = hour.lines[offset - row]
-                    sources[offset] = (hour.label, number, lines[number - chunk_line], hour_file.hour)
+                    sources[offset] = (label, number, lines[number - chunk.first_line], hour_file.hour)
             row += len(hour.lines)
         by_hour[hour_key(hour_file.hour)] = row - first_row
     check.figures.update(archive_rows=row, archive_rows_by_hour=by_hour, archive_bad_lines=len(bad))
