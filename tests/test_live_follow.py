@@ -304,3 +304,23 @@ def test_cursors_at_least_once_and_read_from_another_reader(tmp_path):
     assert only == []
     full = [e.row for b in live.read(str(state), after=5, fields="full") for e in b.entries]
     assert full == [entry_line(5)]
+
+
+def test_an_s3_archive_is_polled_with_ranged_reads(s3, tmp_path):
+    from .support.s3 import BUCKET
+
+    key = f"{BUCKET}/archive/{NAME}"
+    members = [member(entry_line(i)) for i in range(4)]
+    s3.pipe(key, members[0] + members[1][:30])  # the second member cut (being written)
+    f = Follower(f"s3://{BUCKET}/archive", str(tmp_path / "s"), FollowOptions(clock=Clock(HOUR_END - 1800)))
+    entries, _ = drain(f)
+    assert [r["seq"] for r in entries] == [1]
+    s3.pipe(key, b"".join(members))  # an object store rewrites the object as it grows
+    reads, cat_file = [], f.archive.fs.cat_file
+    f.archive.fs.cat_file = lambda path, start=None, end=None, **kw: reads.append((start, end)) or cat_file(path, start=start, end=end, **kw)
+    entries, events = drain(f)
+    f.close()
+    assert [(r["seq"], r["row"]["mid"]) for r in entries] == [(2, 101.0), (3, 102.0), (4, 103.0)]
+    assert not events
+    # one ranged read, after the bytes already held (the cut member's first 30), not the whole object
+    assert reads == [(len(members[0]) + 30, sum(map(len, members)))]

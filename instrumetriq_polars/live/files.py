@@ -16,7 +16,7 @@ import fsspec
 
 from ..archive import _HOUR_FILE
 from ..errors import LiveError
-from ..storage import describe_error
+from ..storage import describe_error, storage_options_for
 
 _DAY = re.compile(r"[0-9]{8}")
 
@@ -39,7 +39,8 @@ class ArchiveFiles:
             self.fs = None
         else:
             try:
-                self.fs, self.root = fsspec.core.url_to_fs(self.archive, **(storage_options or {}))
+                options = storage_options_for(self.archive, storage_options) or {}  # s3://: the R2 settings
+                self.fs, self.root = fsspec.core.url_to_fs(self.archive, **options)
             except Exception as exc:  # noqa: BLE001 - a backend's own error: one line
                 raise LiveError(f"cannot open the archive {self.archive}: {describe_error(exc)}") from exc
             self.root = self.root.rstrip("/")
