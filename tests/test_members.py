@@ -198,3 +198,26 @@ def test_hour_file_written_whole_is_one_member_of_many_lines():
     text = b"".join(line(i) for i in range(50))
     scan = read_members(gzip.compress(text), final=True)
     assert [m.text for m in scan.members] == [text] and not scan.damaged
+
+
+@pytest.fixture(params=["isal", "zlib"])
+def inflater(request, monkeypatch):
+    """Both inflaters the reader may run on give the same results."""
+    from instrumetriq_polars import members
+
+    if request.param == "zlib":
+        monkeypatch.setattr(members, "_zlib", zlib)
+    return request.param
+
+
+@pytest.mark.parametrize("kind", KINDS + ["flipped isize"])
+def test_each_inflater_finds_the_same_members_and_spans(inflater, kind):
+    whole = member(line(99, 2000))
+    bad = whole[:-2] + bytes([whole[-2] ^ 1]) + whole[-1:] if kind == "flipped isize" else _damage(kind)
+    head = member(line(1))
+    data = head + bad + b"".join(member(line(100 + i)) for i in range(3))
+    scan = read_members(data, one_line=True)
+    assert [m.text for m in scan.members] == [line(1)] + [line(100 + i) for i in range(3)]
+    assert [(s.start, s.end) for s in scan.damaged] == [(len(head), len(head) + len(bad))]
+    for cut in range(len(head) - 30, len(head) + 1):
+        assert read_members(head[:cut], one_line=True).tail == ("pending" if cut < len(head) else None)
