@@ -324,3 +324,40 @@ def test_an_s3_archive_is_polled_with_ranged_reads(s3, tmp_path):
     assert not events
     # one ranged read, after the bytes already held (the cut member's first 30), not the whole object
     assert reads == [(len(members[0]) + 30, sum(map(len, members)))]
+
+
+def test_damage_at_the_end_of_a_quiet_file_is_reported_when_it_closes(tmp_path):
+    root, clock = tmp_path / "a", Clock(HOUR_END - 600)
+    good = member(entry_line(0))
+    cut = member(entry_line(1))[:-8]  # the collector died before the trailer and never came back
+    append(root, NAME, good + cut, mtime=HOUR_END - 590)
+    f = follower(root, tmp_path / "s", clock, linger=60, quiet=30, stall=100)
+    entries, events = drain(f)
+    assert len(entries) == 1 and not events  # the cut member may still complete
+    clock.now = HOUR_END + 100  # past the linger, but not the stall: still waiting
+    assert drain(f) == ([], [])
+    clock.now = HOUR_END + 200
+    _, events = drain(f)
+    assert [(e["type"], e.get("start"), e.get("end")) for e in events] == [
+        ("damaged_span", len(good), len(good) + len(cut)), ("hour_closed", None, None)]
+    assert events[1]["damaged_bytes"] == len(cut) and events[1]["bytes"] == len(good) + len(cut)
+    f.close()
+
+
+def test_start_now_and_start_hour_on_a_new_state_folder(tmp_path):
+    root = tmp_path / "a"
+    append(root, "20260101/04.jsonl.gz", member(entry_line(0)))
+    append(root, NAME, member(entry_line(1)))
+    now = [e.row["mid"] for b in live.follow(str(root), str(tmp_path / "s1"), start="now", follow=False) for e in b.entries]
+    assert now == []
+    append(root, NAME, member(entry_line(2)))
+    after = [(e.seq, e.row["mid"]) for b in live.follow(str(root), str(tmp_path / "s1"), follow=False) for e in b.entries]
+    assert after == [(1, 102.0)]  # the sequence began at "now": what existed was journaled as skipped
+    hour = [(e.seq, e.row["mid"]) for b in live.follow(str(root), str(tmp_path / "s2"), start="2026-01-01T05", follow=False)
+            for e in b.entries]
+    assert hour == [(1, 101.0), (2, 102.0)]
+    with pytest.raises(LiveError, match="start must be"):
+        next(live.follow(str(root), str(tmp_path / "s3"), start="yesterday"))
+    assert not (tmp_path / "s3").exists()  # refused before the state folder was touched
+    with pytest.raises(LiveError, match="invalid start hour"):
+        next(live.follow(str(root), str(tmp_path / "s4"), start="2026-13-01T05"))

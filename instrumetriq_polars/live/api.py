@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import polars as pl
 
-from ..errors import LiveError
+from ..errors import InstrumetriqError, LiveError
 from ..members import read_members
 from . import journal as jn
 from .files import ArchiveFiles, day_hour
@@ -218,6 +218,25 @@ def _chunks(records: Iterator[tuple[int, dict]], size: int) -> Iterator[tuple[in
         yield offset, chunk
 
 
+def _check_start(start) -> None:
+    """Refuse a start that is none of the forms ``follow`` takes, before any state is touched."""
+    if start in ("checkpoint", "beginning", "now"):
+        return
+    if isinstance(start, int) and not isinstance(start, bool):
+        if start < 1:
+            raise LiveError(f"start seq must be 1 or more, not {start}")
+        return
+    if isinstance(start, str) and len(start) == 13 and start[10] == "T":
+        from ..periods import parse_hour
+
+        try:
+            parse_hour(start)
+            return
+        except InstrumetriqError as exc:
+            raise LiveError(f"invalid start hour {start!r}: {exc}") from None
+    raise LiveError(f"start must be 'checkpoint', 'now', 'beginning', a seq or YYYY-MM-DDTHH, not {start!r}")
+
+
 def _start_after(state_dir: str, start, consumer: str | None, last_seq: int) -> int:
     """The ``seq`` after which a reader begins."""
     if start == "checkpoint":
@@ -268,6 +287,7 @@ def follow(archive: str | None = None, state_dir: str = DEFAULT_STATE_DIR, *, st
     fields = _check_fields(fields)
     if consumer is not None:
         jn.check_consumer(consumer)
+    _check_start(start)
     fresh_start = start if start == "now" or (isinstance(start, str) and len(start) == 13) else "beginning"
     stopped = _stop_test(stop)
     follower = Follower(archive, state_dir, options, fresh_start=fresh_start)
