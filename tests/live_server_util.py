@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import random
+import socket
 import threading
 import time
 from dataclasses import replace
@@ -49,12 +50,14 @@ class Collector:
 class Running:
     """A `live serve` app under uvicorn in a thread."""
 
-    def __init__(self, options: ServeOptions):
+    def __init__(self, options: ServeOptions, sndbuf: int | None = None):
         import uvicorn
 
         self.options = options
         self.app = build_app(options)
         self.sock = bind(options.host, options.port)
+        if sndbuf:  # accepted sockets inherit it: a slow reader blocks the server after a few KB
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=1)

@@ -105,8 +105,9 @@ class Hub:
                 self.appends.append(wall)
                 self.entries_total += 1
                 for client in list(self.clients):
-                    if client.wants(row):
+                    if client.wants(row) and not client.overflowed:
                         client.offer((seq, row, now))
+                        self.overflows_total += client.overflowed
             else:
                 self.system_total += 1
                 if record.get("type") == "damaged_span":
@@ -153,7 +154,7 @@ class Hub:
     # -- replay --------------------------------------------------------------------------------------
     def from_ring(self, after: int, limit: int) -> list[tuple[int, dict]] | None:
         """Entries after ``after`` (at most ``limit``) if the ring still holds them, else None."""
-        if self.ring and after + 1 < self.ring[0][0] and after < self.last_seq:
+        if after < self.last_seq and (not self.ring or after + 1 < self.ring[0][0]):
             return None
         seqs = [item[0] for item in self.ring]
         index = bisect.bisect_right(seqs, after)

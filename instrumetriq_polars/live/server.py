@@ -186,7 +186,6 @@ def build_app(options: ServeOptions) -> Starlette:
                                                                              "last_entry_age_s": None if age is None else round(age, 3)})
                         continue
                     if item is OVERFLOW:
-                        hub.overflows_total += 1
                         yield event_frame("overflow", {"resume_after": sent, "reason": "the client read too slowly; "
                                                        "reconnect with Last-Event-ID to resume"})
                         return
