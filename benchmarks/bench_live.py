@@ -24,10 +24,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
+import queue
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import date
 from pathlib import Path
@@ -89,12 +90,14 @@ def latency(work: Path, mode: str, pace: str, entries: int) -> dict:
                     "--speed", speed, "--start", "2026-01-01T10:00", "--log", str(log)], check=True, stderr=subprocess.DEVNULL)
     appended = {r["session_id"]: r["t"] for r in map(json.loads, log.read_text().splitlines())}
     seen: dict[str, float] = {}
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in follower.stdout], daemon=True).start()
     deadline = time.time() + 60
     while len(seen) < len(appended) and time.time() < deadline:
-        line = follower.stdout.readline()
-        if not line:
+        try:
+            record = json.loads(lines.get(timeout=max(0.01, deadline - time.time())))
+        except queue.Empty:
             break
-        record = json.loads(line)
         seen[record["sid"]] = record["t"]
     follower.kill()
     follower.wait()

@@ -361,3 +361,14 @@ def test_start_now_and_start_hour_on_a_new_state_folder(tmp_path):
     assert not (tmp_path / "s3").exists()  # refused before the state folder was touched
     with pytest.raises(LiveError, match="invalid start hour"):
         next(live.follow(str(root), str(tmp_path / "s4"), start="2026-13-01T05"))
+
+
+def test_a_new_state_folder_on_an_empty_archive_reads_the_first_day_folder_that_comes(tmp_path):
+    root = tmp_path / "a"
+    root.mkdir()
+    f = follower(root, tmp_path / "s")  # no day folder yet (and the clock says another day)
+    assert drain(f) == ([], [])
+    append(root, "20200101/00.jsonl.gz", member(entry_line(0)))
+    entries, _ = drain(f)
+    f.close()
+    assert [(r["seq"], r["f"]) for r in entries] == [(1, "20200101/00.jsonl.gz")]

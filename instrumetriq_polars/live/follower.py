@@ -200,16 +200,16 @@ class Follower:
         "now": after what the hour files hold now (those bytes journaled as skipped); an hour
         ``YYYY-MM-DDTHH``: from that hour file on."""
         days = self.archive.days()
-        first = days[0] if days else datetime.fromtimestamp(self.options.clock(), timezone.utc).strftime("%Y%m%d")
+        first = days[0] if days else None  # an empty archive: whatever day folder comes first
         skip_before = None
         if start == "now":
-            first = days[-1] if days else first
+            first = days[-1] if days else None
         elif len(start) == 13 and start[10] == "T":
             first = start[:10].replace("-", "")
             skip_before = f"{first}/{start[11:13]}.jsonl.gz"
         self._append({"k": "v", "type": "origin", "day": first, "start": start})
         self.first_day = first
-        for day in (d for d in days if d >= first):
+        for day in (d for d in days if first is None or d >= first):
             for name, stat in sorted(self.archive.hour_files(day).items()):
                 if start == "now" or (skip_before is not None and name < skip_before):
                     self._skip_existing(name, stat, "existed before the start")
