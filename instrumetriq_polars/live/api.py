@@ -54,7 +54,8 @@ class Entry:
     row: dict | bytes
     session_id: str | None = None
     ingested: float = 0.0
-    tier1: dict = field(default_factory=dict, repr=False)
+    tier1: dict = field(default_factory=dict, repr=False)  # the tier1 row, whatever ``fields``
+    text: bytes | None = field(default=None, repr=False)  # the original line (fields other than tier1)
 
 
 @dataclass
@@ -102,7 +103,7 @@ def to_polars(entries: list[Entry], fields: str | list[str]) -> pl.DataFrame:
         return tier1_frame([e.tier1 for e in entries], wanted)
     parts = []
     for name, group in _by_file(entries):
-        texts = [e.row if isinstance(e.row, bytes) else e.tier1.get("_text", b"") for e in group]
+        texts = [e.text if e.text is not None else e.row if isinstance(e.row, bytes) else b"" for e in group]
         frame, kept = flat_frame(texts, name)
         parts.append(frame.insert_column(0, pl.Series("seq", [group[i].seq for i in kept], pl.Int64)))
     frame = pl.concat(parts) if parts else flat_frame([], "19700101/00.jsonl.gz")[0].insert_column(0, pl.Series("seq", [], pl.Int64))
@@ -161,10 +162,10 @@ class _Shaper:
             entries.append(Entry(record["seq"], Position(record["f"], record["start"], record["end"], day, hour),
                                  bool(record.get("late")), row, record.get("sid"), record.get("t", 0.0), row))
             if self.fields != "tier1":
-                entries[-1].tier1 = dict(row, _text=d.text if d.text is not None else self._text(record))
+                entries[-1].text = d.text if d.text is not None else self._text(record)
         if self.fields == "full":
             for e in entries:
-                e.row = e.tier1["_text"]
+                e.row = e.text
         elif isinstance(self.fields, list):
             self._columns(entries)
         return Batch(entries, events, seqs[0] if seqs else None, seqs[-1] if seqs else None, self.fields, self.ack)
