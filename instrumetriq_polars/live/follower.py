@@ -110,7 +110,7 @@ class Follower:
             self.archive = ArchiveFiles(archive, options.storage_options)
             self._load(repair=True)
             self.journal = jn.Journal(state_dir)
-            self._saved_at = 0.0
+            self._saved_at, self._dirty = 0.0, True
             if self.fresh:
                 self._start_fresh(fresh_start)
         except BaseException:
@@ -194,6 +194,7 @@ class Follower:
         jn.save_checkpoint(self.state_dir, {"journal_bytes": self.journal.size, "last_seq": self.last_seq,
                                             "archive": self.archive.archive, "files": files, "saved": time.time()})
         self._saved_at = time.monotonic()
+        self._dirty = False
 
     def _start_fresh(self, start: str) -> None:
         """A new state folder: where the sequence begins. "beginning": every day folder there is;
@@ -270,7 +271,7 @@ class Follower:
             if stat.size > state.offset + self._streams()[name].held:
                 break  # read in part (READ_LIMIT): later files wait, so seq order stays file order
         self.journal.commit()
-        if out or time.monotonic() - self._saved_at > self.options.checkpoint_every:
+        if out or (self._dirty and time.monotonic() - self._saved_at > self.options.checkpoint_every):
             self.save_checkpoint()
         return out
 
@@ -314,6 +315,7 @@ class Follower:
             data = data[8:]
         if stat.size > state.size or data:
             state.last_growth = max(state.last_growth, stat.mtime or self.options.clock())
+            self._dirty = True
         state.size = stat.size
         scan = stream.feed(data)
         return out + self._take(state, scan, data_end=begin + len(data))
