@@ -106,6 +106,7 @@ class ListColumn:
         self._lengths: list[int | None] = []  # per entry; None: NULL
         self._concatenated: pa.StructArray | None = None  # staged (timestamps as text)
         self._typed: pa.StructArray | None = None  # the same, timestamps cast
+        self._mixed = False  # some parts are typed (a lane's): each staged part is checked on its own
 
     def add(self, value: list | None) -> bool:
         """Append one entry's value; False (and a NULL) when it does not fit the declared type."""
@@ -116,9 +117,12 @@ class ListColumn:
         return value is None or items is not None
 
     def add_items(self, items: pa.StructArray) -> None:
-        """Append one entry's items as the columnar lane read them (``staged_type``)."""
+        """Append one entry's items as a lane read them: in ``staged_type``, or typed (timestamps
+        already instants, no float of ``ORJSON_ROUNDED`` or more: nothing to check again)."""
         self._lengths.append(len(items))
         self._parts.append(items)
+        if items.type == self._item_type:
+            self._mixed = True
 
     def _convert(self, value: list, cast: bool = False) -> pa.StructArray | None:
         """The items of one entry (staged), or None when they do not fit the declared type;
@@ -141,6 +145,8 @@ class ListColumn:
         integer beyond 64 bits, which a float field cannot hold exactly), and those with a
         timestamp that is no instant (they go to ``_extra`` whole). One min/max per float field and
         one cast of the hour's timestamps settle almost every hour."""
+        if self._mixed:
+            return self._mixed_rows_to_recheck()
         items = self._items()
         rows, start = [], 0
         try:
@@ -166,9 +172,37 @@ class ListColumn:
                 return True
         return False
 
+    def _mixed_rows_to_recheck(self) -> list[int]:
+        """``rows_to_recheck`` when a lane gave typed parts: the staged parts (the lines the lane
+        handed back, usually few) are checked and cast one by one; the typed ones need neither."""
+        rows, part = [], 0
+        for row, length in enumerate(self._lengths):
+            if length is None:
+                continue
+            items = self._parts[part]
+            if items.type != self._item_type:
+                try:
+                    if any(_beyond(items.field(i)) for i in self._float_fields):
+                        raise NotInstants("a float that may be a rounded integer")  # (checked from the exact text)
+                    self._parts[part] = self._cast(items)
+                except NotInstants:
+                    rows.append(row)
+            part += 1
+        return rows
+
     def replace(self, row: int, value: list) -> bool:
         """Convert entry ``row`` again from ``value`` (its exact decoding); False (and a NULL) when
         it does not fit the declared type."""
+        if self._mixed:
+            part = sum(1 for n in self._lengths[:row] if n is not None)
+            converted = self._convert(value, cast=True)
+            if converted is None:
+                del self._parts[part]
+                self._lengths[row] = None
+                return False
+            self._parts[part] = self._cast(converted)
+            self._lengths[row] = len(converted)
+            return True
         items, start = self._items(), sum(n or 0 for n in self._lengths[:row])
         converted = self._convert(value, cast=True)
         kept = [items.slice(0, start), *([converted] if converted is not None else []), items.slice(start + (self._lengths[row] or 0))]
@@ -186,10 +220,19 @@ class ListColumn:
     def series(self) -> pl.Series:
         """The hour's column, timestamps cast (``NotInstants`` unless ``rows_to_recheck``'s rows
         were replaced)."""
-        items = self._typed if self._typed is not None else self._cast(self._items())
+        if self._mixed:
+            items = pa.concat_arrays(self._parts) if self._parts else pa.array([], type=self._item_type)
+            self._parts = []
+        else:
+            items = self._typed if self._typed is not None else self._cast(self._items())
         offsets = pa.array(list(accumulate((n or 0 for n in self._lengths), initial=0)), pa.int32())
         nulls = pa.array([n is None for n in self._lengths], pa.bool_())  # typed: an hour may be empty
         return pl.from_arrow(pa.ListArray.from_arrays(offsets, items, mask=nulls)).alias(self.column)
+
+
+def item_type(column: str) -> pa.StructType:
+    """The declared type of the items of the list of objects ``column`` (timestamps as instants)."""
+    return _item_type(column)
 
 
 @lru_cache(maxsize=None)

@@ -1,4 +1,4 @@
-"""The columnar lane (columnar.py) changes nothing but speed: for every line, what the export makes
+"""The native lane (read/native.py, read/_spans.c) changes nothing but speed: for every line, what the export makes
 of it is what the object lane alone (orjson + ``frames.ListColumn``) makes of it, bad lines,
 ``_extra``, the manifest's figures and the bytes of data.parquet included.
 
@@ -15,19 +15,22 @@ import hashlib
 import io
 import json
 import random
-from datetime import date
+import sys
+import threading
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import polars as pl
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from instrumetriq_polars import columnar, export_day
+from instrumetriq_polars import export_day
 from instrumetriq_polars.archive import HourFile
 from instrumetriq_polars.decode import open_hour
-from instrumetriq_polars.frames import ListColumn
-from instrumetriq_polars.read.lanes import choose_lane
+from instrumetriq_polars.frames import item_type
+from instrumetriq_polars.read import lanes
+from instrumetriq_polars.read.lanes import ObjectLane, choose_lane
+from instrumetriq_polars.read.native import NativeLane
 from instrumetriq_polars.read.options import ReadOptions
 from instrumetriq_polars.source import build_hour
 
@@ -97,28 +100,29 @@ def _full(ts: str = '"2026-01-15T00:00:01Z"', mid: str = "1.5", *, spaced: bool 
     return f"[{{{one}{tail}}}{comma}{{{other}}}]"
 
 
-#: Texts within or just outside the grammar the lane takes (columnar.py, step 1): each in both forms.
+#: Texts within or just outside the grammar the lane takes (_spans.c): each in both forms.
+_TS = '"2026-01-15T00:00:01Z"'
 for _spaced in (False, True):
     _form = "spaced" if _spaced else "compact"
     for _name, (_ts, _mid, _tail) in {
         "plain": ('"2026-01-15T00:00:01.123456+00:00"', "0.6234999999999999", ""),
-        "exponent": ('"2026-01-15T00:00:01Z"', "1E+2", ""), "exponent_minus": ('"x"', "-12.5e-3", ""),
-        "minus_zero_int": ('"x"', "-0", ""), "minus_zero": ('"x"', "-0.0", ""), "underflow_negative": ('"x"', "-1e-400", ""),
-        "int_2_53_plus_1": ('"x"', "9007199254740993", ""), "int_huge": ('"x"', "123456789012345678901234567890", ""),
-        "overflow": ('"x"', "1e400", ""), "subnormal": ('"x"', "5e-324", ""),
-        "long_fraction": ('"x"', "0.1000000000000000055511151231257827021181583404541015625", ""),
-        "leading_zero": ('"x"', "01", ""), "bare_point": ('"x"', "1.", ""), "point_first": ('"x"', ".5", ""),
-        "plus": ('"x"', "+1", ""), "bare_exponent": ('"x"', "1e", ""), "double_minus": ('"x"', "--1", ""),
-        "hex": ('"x"', "0x10", ""), "nan": ('"x"', "NaN", ""), "infinity": ('"x"', "-Infinity", ""),
-        "quoted_number": ('"x"', '"1.5"', ""), "true": ('"x"', "true", ""), "null": ('"x"', "null", ""),
+        "exponent": ('"2026-01-15T00:00:01Z"', "1E+2", ""), "exponent_minus": (_TS, "-12.5e-3", ""),
+        "minus_zero_int": (_TS, "-0", ""), "minus_zero": (_TS, "-0.0", ""), "underflow_negative": (_TS, "-1e-400", ""),
+        "int_2_53_plus_1": (_TS, "9007199254740993", ""), "int_huge": (_TS, "123456789012345678901234567890", ""),
+        "overflow": (_TS, "1e400", ""), "subnormal": (_TS, "5e-324", ""),
+        "long_fraction": (_TS, "0.1000000000000000055511151231257827021181583404541015625", ""),
+        "leading_zero": (_TS, "01", ""), "bare_point": (_TS, "1.", ""), "point_first": (_TS, ".5", ""),
+        "plus": (_TS, "+1", ""), "bare_exponent": (_TS, "1e", ""), "double_minus": (_TS, "--1", ""),
+        "hex": (_TS, "0x10", ""), "nan": (_TS, "NaN", ""), "infinity": (_TS, "-Infinity", ""),
+        "quoted_number": (_TS, '"1.5"', ""), "true": (_TS, "true", ""), "null": (_TS, "null", ""),
         "ts_comma": ('"2026-01-15,00"', "1", ""), "ts_braces": ('"{2026}"', "1", ""), "ts_brackets": ('"[2026]"', "1", ""),
         "ts_blank": ('"2026-01-15 00:00:01"', "1", ""), "ts_empty": ('""', "1", ""), "ts_colons": ('":::"', "1", ""),
         "ts_escaped_quote": ('"a\\"b"', "1", ""), "ts_backslash": ('"a\\\\b"', "1", ""), "ts_unicode_escape": ('"\\u0041"', "1", ""),
         "ts_del": ('"a\x7f"', "1", ""), "ts_tab": ('"a\tb"', "1", ""), "ts_number": ("20260115", "1", ""),
-        "extra_key": ('"x"', "1", ',"extra":1'), "repeated_key": ('"x"', "1", ',"mid":2'),
-        "exponent_huge": ('"x"', "1e999999999999999999999", ""), "digits_5000": ('"x"', "1" * 5000, ""),
-        "fraction_5000": ('"x"', "0." + "0" * 5000 + "1", ""), "half_subnormal": ('"x"', "2.4703282292062328e-324", ""),
-        "beyond_max": ('"x"', "1.7976931348623159e308", ""),
+        "extra_key": (_TS, "1", ',"extra":1'), "repeated_key": (_TS, "1", ',"mid":2'),
+        "exponent_huge": (_TS, "1e999999999999999999999", ""), "digits_5000": (_TS, "1" * 5000, ""),
+        "fraction_5000": (_TS, "0." + "0" * 5000 + "1", ""), "half_subnormal": (_TS, "2.4703282292062328e-324", ""),
+        "beyond_max": (_TS, "1.7976931348623159e308", ""),
     }.items():
         SPANS[f"{_form}_{_name}"] = _full(_ts, _mid, spaced=_spaced, tail=_tail)
 SPANS.update({
@@ -199,6 +203,7 @@ def _assert_same(text: bytes, monkeypatch, blob: bytes | None = None, what: obje
     assert with_lane[0] == without[0], what
 
 
+@pytest.mark.slow
 def test_fuzzed_hours_build_as_in_the_object_lane(monkeypatch):
     """The fuzz test's mutated hour files (tests/test_fuzz.py: flipped, inserted and deleted bytes,
     JSON tokens, cut and spliced lines, damaged gzip), lines with 40 samples so that most mutations
@@ -222,21 +227,25 @@ def test_unusual_lines_build_as_in_the_object_lane(name, monkeypatch):
     _assert_same(ordinary + b"\n" + _lines_around(_base())[name] + b"\n" + ordinary + b"\n", monkeypatch)
 
 
+def _native() -> NativeLane:
+    return NativeLane("spot_prices", item_type("spot_prices"))
+
+
 def test_lane_takes_ordinary_lines_and_hands_back_the_rest():
     """The lane reads ordinary lines itself, written compact or spaced (so the comparisons above
     test it), and leaves out the lines it cannot prove it reads as the object lane does (a null
     value and an empty list included: the object lane's, at no loss)."""
-    item = ListColumn("spot_prices").staged_type
     compact = '[{"ts":"2026-01-15T00:00:01Z","mid":1,"bid":2.5,"ask":-3e-2,"spread_bps":0.0}]'
     lines = [_line(SPANS["ordinary"]), _line(compact)]
     lines += [_line(SPANS[name]) for name in ("compact", "nan", "int_2_53_plus_1", "minus_zero_int",
                                               "unknown_key", "key_inside", "non_ascii", "empty")]
     lines.append(_line(SPANS["ordinary"])[:-1])  # no closing brace: no cut
-    lane = columnar.read_lane(lines, "spot_prices", item, ReadOptions().batch_bytes)
+    lane = _native().take(lines)
     assert sorted(lane.items) == [0, 1]
     assert sorted(lane.remainders) == [0, 1]
     assert len(lane.items[0]) == 2 and lane.items[0].field("mid").to_pylist() == [1.5, 1.5]
-    assert lane.items[1].to_pylist() == [{"ts": "2026-01-15T00:00:01Z", "mid": 1.0, "bid": 2.5, "ask": -0.03, "spread_bps": 0.0}]
+    assert lane.items[1].to_pylist() == [{"ts": datetime(2026, 1, 15, 0, 0, 1, tzinfo=timezone.utc), "mid": 1.0,
+                                          "bid": 2.5, "ask": -0.03, "spread_bps": 0.0}]
     assert json.loads(lane.remainders[1])["spot_prices"] == []
 
 
@@ -298,42 +307,34 @@ def test_real_sample_has_the_same_bytes_with_and_without_the_lane(sample_archive
 
 def test_lane_takes_exactly_its_grammar():
     """Which of the spans above the lane reads itself (the rest go to the object lane whole, and
-    the comparisons above show the output is the same either way)."""
+    the comparisons above show the output is the same either way): instants only in their
+    canonical forms, numbers of less than 2**53 in magnitude and not -0.0."""
     taken = {f"{form}_{name}" for form in ("compact", "spaced")
-             for name in ("plain", "exponent", "exponent_minus", "ts_empty", "ts_colons", "long_fraction", "subnormal",
-                          "fraction_5000", "half_subnormal")}
-    taken |= {"ordinary", "compact_ts_blank"}
-    item = ListColumn("spot_prices").staged_type
+             for name in ("plain", "exponent", "exponent_minus", "long_fraction", "subnormal", "fraction_5000",
+                          "half_subnormal", "underflow_negative_not", "int_huge_not")}
+    taken = {name for name in taken if not name.endswith("_not")} | {"ordinary"}
     names = sorted(SPANS)
-    lane = columnar.read_lane([_line(SPANS[name]) for name in names], "spot_prices", item, ReadOptions().batch_bytes)
+    lane = _native().take([_line(SPANS[name]) for name in names])
     assert {names[index] for index in lane.items} == taken
 
 
-def test_a_chunk_the_csv_reader_refuses_goes_the_object_lane(monkeypatch):
-    """Should pyarrow's CSV reader refuse a chunk (not seen for text of the lane's grammar), every
-    line of it is the object lane's: no error, the same output."""
-    def refuse(*args, **kwargs):
-        raise pa.ArrowInvalid("refused")
-
-    item = ListColumn("spot_prices").staged_type
-    lines = [_line(SPANS["ordinary"]), _line(SPANS["compact_plain"])]
-    monkeypatch.setattr(columnar.pcsv, "read_csv", refuse)
-    lane = columnar.read_lane(lines, "spot_prices", item, ReadOptions().batch_bytes)
-    assert not lane.items and not lane.remainders
-    ordinary = _line(SPANS["ordinary"])
-    _assert_same(ordinary + b"\n" + _line(SPANS["compact_plain"]) + b"\n" + ordinary + b"\n", monkeypatch)
+def test_without_the_extension_the_object_lane_runs_after_one_warning(monkeypatch, capsys):
+    """A machine that could not build the extension reads with the object lane: one warning line
+    per process; with the lane switched off, no warning."""
+    monkeypatch.setitem(sys.modules, "instrumetriq_polars.read.native", None)  # import fails, as when absent
+    monkeypatch.setattr(lanes, "_warned", threading.Event())
+    assert isinstance(choose_lane(ReadOptions(lane=False)), ObjectLane) and capsys.readouterr().err == ""
+    assert isinstance(choose_lane(ReadOptions()), ObjectLane)
+    assert isinstance(choose_lane(ReadOptions()), ObjectLane)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("warning: the native spot_prices parser is not installed")
 
 
-@pytest.mark.parametrize("size", [1, 300, 5_000])
-def test_spans_read_in_batches_build_as_in_one(size, monkeypatch):
-    """A chunk's spans are read in batches of about ``ReadOptions.batch_bytes``: one span a batch,
-    a few, or all of them give the same frame and figures, and the lane takes the same lines."""
-    names = sorted(SPANS)
-    lines = [_line(SPANS[name]) for name in names]
-    text = b"".join(line + b"\n" for line in lines)
-    item = ListColumn("spot_prices").staged_type
-    whole, taken = _built(text, True), sorted(columnar.read_lane(lines, "spot_prices", item, ReadOptions().batch_bytes).items)
-    batches = list(columnar._batches([(index, memoryview(line)) for index, line in enumerate(lines)], size))
-    assert len(batches) > 1 and [index for batch in batches for index, _ in batch] == list(range(len(lines)))
-    assert _built(text, True, options=ReadOptions(batch_bytes=size)) == whole
-    assert sorted(columnar.read_lane(lines, "spot_prices", item, size).items) == taken
+def test_day_with_every_case_has_the_same_bytes_without_the_extension(tmp_path, monkeypatch, sample_archive):
+    """Lane on, off and absent: the same data.parquet (the real sample)."""
+    with_lane = _export_sha(sample_archive, "2026-01-01", True, monkeypatch, tmp_path, "flat")
+    monkeypatch.setitem(sys.modules, "instrumetriq_polars.read.native", None)
+    monkeypatch.setattr(lanes, "_warned", threading.Event())
+    (tmp_path / "out-True-flat").rename(tmp_path / "with-lane")
+    absent = _export_sha(sample_archive, "2026-01-01", True, monkeypatch, tmp_path, "flat")
+    assert absent == with_lane

@@ -9,14 +9,13 @@ from dataclasses import dataclass
 class ReadOptions:
     """The reading stage's tunables; the defaults are the measured ones.
 
-    - ``lane``: read ``spot_prices`` with the columnar lane when it is available (otherwise, and
+    - ``lane``: read ``spot_prices`` with the native lane when it is installed (otherwise, and
       with False, the object lane: orjson and ``frames.ListColumn``). Either gives the same bytes.
     - ``whole_hour_bytes``: an hour file with at most this much text is read whole, as one chunk;
       a larger one in line-aligned chunks of at most ``chunk_bytes`` (a longer line is a chunk of
       its own), so that memory does not grow with the hour. Measured (README "Memory"): usual
       hours (~9.4 MB of text) in 4 MiB chunks cost the real-shaped day 0.6-1.9 s more CPU for no
       lower peak; the 20x hour in 16 MiB chunks peaked 60-90 MB above 4 MiB chunks.
-    - ``batch_bytes``: the columnar lane reads a chunk's spans in batches of about this size.
     - ``read_ahead``: chunks read (fetched, gunzipped, split) ahead of the one being built, in a
       reader thread (0: none, all in the caller's thread).
     """
@@ -24,11 +23,10 @@ class ReadOptions:
     lane: bool = True
     whole_hour_bytes: int = 16 << 20
     chunk_bytes: int = 4 << 20
-    batch_bytes: int = 4 << 20
     read_ahead: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("whole_hour_bytes", "chunk_bytes", "batch_bytes"):
+        for name in ("whole_hour_bytes", "chunk_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ReadOptions.{name} must be at least 1, not {getattr(self, name)}")
         if self.read_ahead < 0:

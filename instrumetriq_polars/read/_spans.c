@@ -1,0 +1,336 @@
+/* The native lane's parser: lists of flat objects (the spans of `spot_prices`) straight into
+ * column buffers, without the GIL.
+ *
+ * parse(lines, starts, ends, keys, kinds) -> (taken, counts, columns)
+ *   lines: list of bytes; span i is lines[i][starts[i]:ends[i]] (read in place, not copied);
+ *   keys: the item's keys in their one order; kinds: bytes, per key 't' (an instant) or 'f' (a float).
+ *   taken: bytes, 1 per span read, 0 per span handed back; counts: the item count of each taken span;
+ *   columns: per key, a bytes buffer of int64 microseconds ('t') or float64 values ('f'), the items
+ *   of the taken spans in order.
+ *
+ * A span is taken only in the grammar the object lane is proven to read alike:
+ *   [{"k1":v1,"k2":v2,...},...] with the keys in their order, each once, at least one item, in one of
+ *   two forms per span: compact (no blank) or as Python's json.dumps writes by default (one blank
+ *   after each ',' and ':', none elsewhere).
+ *   - 't' values: "YYYY-MM-DDTHH:MM:SS" with an optional fraction of 1-6 digits, then "Z" or
+ *     "+00:00", a real date and time in the years 0001-9999: the microseconds since 1970 in UTC.
+ *     Any other text (another offset, no seconds, a space, escapes) hands the span back.
+ *   - 'f' values: a JSON number (RFC 8259), correctly rounded to the nearest double (ties to even),
+ *     as Python's float() reads its text. A value of 2**53 or more in magnitude (an integer there
+ *     is not a float field's value; an infinity), or -0.0 (orjson reads "-0" as the integer 0), hands
+ *     the span back.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <errno.h>
+#include <locale.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_KEYS 16
+
+typedef struct {
+    char *data;
+    size_t len, cap;
+} Buf;
+
+static int buf_reserve(Buf *b, size_t more) {
+    if (b->len + more <= b->cap) return 0;
+    size_t cap = b->cap ? b->cap * 2 : 1 << 16;
+    while (cap < b->len + more) cap *= 2;
+    char *p = realloc(b->data, cap);
+    if (!p) return -1;
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+static locale_t c_locale;
+
+static const double POW10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+                               1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* A JSON number at p (end: q); 0 and *out set, or -1 when the text is no JSON number or its value
+ * is refused. *next: the byte after it. Exact: the fast path only where the result is provably the
+ * correctly rounded one (an integer mantissa below 2**53 times or divided by an exact power of ten,
+ * Clinger), strtod (correctly rounded in glibc) otherwise. */
+static int parse_number(const char *p, const char *q, const char **next, double *out) {
+    const char *start = p;
+    int negative = 0;
+    if (p < q && *p == '-') { negative = 1; p++; }
+    if (p >= q) return -1;
+    uint64_t mantissa = 0;
+    int digits = 0, exact = 1;
+    int scale = 0; /* the decimal exponent of the mantissa's last digit */
+    if (*p == '0') {
+        p++;
+    } else if (*p >= '1' && *p <= '9') {
+        while (p < q && *p >= '0' && *p <= '9') {
+            if (digits < 19) mantissa = mantissa * 10 + (uint64_t)(*p - '0'), digits++;
+            else { exact = 0; scale++; }
+            p++;
+        }
+    } else {
+        return -1;
+    }
+    if (p < q && *p == '.') {
+        p++;
+        if (p >= q || *p < '0' || *p > '9') return -1;
+        while (p < q && *p >= '0' && *p <= '9') {
+            if (mantissa == 0 && *p == '0') { scale--; }
+            else if (digits < 19) { mantissa = mantissa * 10 + (uint64_t)(*p - '0'); digits++; scale--; }
+            else if (*p != '0') exact = 0;
+            p++;
+        }
+    }
+    if (p < q && (*p == 'e' || *p == 'E')) {
+        p++;
+        int eneg = 0;
+        if (p < q && (*p == '+' || *p == '-')) { eneg = *p == '-'; p++; }
+        if (p >= q || *p < '0' || *p > '9') return -1;
+        long e = 0;
+        while (p < q && *p >= '0' && *p <= '9') {
+            if (e < 100000) e = e * 10 + (*p - '0');
+            p++;
+        }
+        scale += (int)(eneg ? -e : e);
+        exact = exact && e < 100000;
+    }
+    *next = p;
+    double value;
+    if (exact && mantissa < (1ULL << 53) && scale >= -22 && scale <= 22) {
+        value = (double)mantissa;
+        value = scale < 0 ? value / POW10[-scale] : value * POW10[scale];
+    } else if (exact && mantissa == 0) {
+        value = 0.0;
+    } else {
+        size_t n = (size_t)(p - start);
+        char small[128];
+        char *text = n < sizeof small ? small : malloc(n + 1);
+        if (!text) return -1;
+        memcpy(text, start, n);
+        text[n] = '\0';
+        value = strtod_l(text, NULL, c_locale);
+        if (text != small) free(text);
+        negative = 0; /* the sign is in the text */
+    }
+    if (negative) value = -value;
+    if (value == 0.0 && (negative || *start == '-')) return -1;  /* -0.0: refused (see above) */
+    if (value >= 9007199254740992.0 || value <= -9007199254740992.0 || value != value) return -1;
+    *out = value;
+    return 0;
+}
+
+static int days_in_month(int y, int m) {
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)) return 29;
+    return days[m - 1];
+}
+
+/* Days from 1970-01-01 to y-m-d (proleptic Gregorian). */
+static int64_t days_from_civil(int y, int m, int d) {
+    y -= m <= 2;
+    const int64_t era = (y >= 0 ? y : y - 399) / 400;
+    const int64_t yoe = y - era * 400;
+    const int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static int two(const char *p, int *out) {
+    if (p[0] < '0' || p[0] > '9' || p[1] < '0' || p[1] > '9') return -1;
+    *out = (p[0] - '0') * 10 + (p[1] - '0');
+    return 0;
+}
+
+/* A quoted canonical instant at p ("...") : 0 and *out (microseconds), *next after the quote. */
+static int parse_instant(const char *p, const char *q, const char **next, int64_t *out) {
+    if (q - p < 22 || *p != '"') return -1;
+    p++;
+    int y1, y2, mo, d, h, mi, s;
+    if (two(p, &y1) || two(p + 2, &y2) || p[4] != '-' || two(p + 5, &mo) || p[7] != '-' || two(p + 8, &d) ||
+        p[10] != 'T' || two(p + 11, &h) || p[13] != ':' || two(p + 14, &mi) || p[16] != ':' || two(p + 17, &s))
+        return -1;
+    int y = y1 * 100 + y2;
+    if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || s > 59) return -1;
+    p += 19;
+    int64_t micros = 0;
+    if (p < q && *p == '.') {
+        p++;
+        int n = 0;
+        while (p < q && *p >= '0' && *p <= '9' && n < 7) { micros = micros * 10 + (*p - '0'); n++; p++; }
+        if (n < 1 || n > 6) return -1;
+        while (n++ < 6) micros *= 10;
+    }
+    if (p < q && *p == 'Z') {
+        p++;
+    } else if (q - p >= 6 && memcmp(p, "+00:00", 6) == 0) {
+        p += 6;
+    } else {
+        return -1;
+    }
+    if (p >= q || *p != '"') return -1;
+    *next = p + 1;
+    *out = ((days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s) * 1000000) + micros;
+    return 0;
+}
+
+typedef struct {
+    int nkeys;
+    const char *keys[MAX_KEYS];
+    Py_ssize_t key_lens[MAX_KEYS];
+    char kinds[MAX_KEYS];
+} Grammar;
+
+/* One span in one form (spaced: a blank after each ',' and ':'); -1 when it is not in it. Values
+ * are appended to cols; the caller rolls them back on failure. */
+static int parse_span(const Grammar *g, const char *p, const char *q, int spaced, Buf *cols, int64_t *count) {
+    int64_t items = 0;
+    if (p >= q || *p++ != '[') return -1;
+    for (;;) {
+        if (p >= q || *p++ != '{') return -1;
+        for (int k = 0; k < g->nkeys; k++) {
+            if (k > 0) {
+                if (p >= q || *p++ != ',') return -1;
+                if (spaced && (p >= q || *p++ != ' ')) return -1;
+            }
+            Py_ssize_t n = g->key_lens[k];
+            if (q - p < n + 3 || p[0] != '"' || memcmp(p + 1, g->keys[k], n) != 0 || p[n + 1] != '"' || p[n + 2] != ':')
+                return -1;
+            p += n + 3;
+            if (spaced && (p >= q || *p++ != ' ')) return -1;
+            if (buf_reserve(&cols[k], 8)) return -2;
+            if (g->kinds[k] == 't') {
+                int64_t v;
+                if (parse_instant(p, q, &p, &v)) return -1;
+                memcpy(cols[k].data + cols[k].len, &v, 8);
+            } else {
+                double v;
+                if (parse_number(p, q, &p, &v)) return -1;
+                memcpy(cols[k].data + cols[k].len, &v, 8);
+            }
+            cols[k].len += 8;
+        }
+        if (p >= q || *p++ != '}') return -1;
+        items++;
+        if (p >= q) return -1;
+        if (*p == ']') { p++; break; }
+        if (*p++ != ',') return -1;
+        if (spaced && (p >= q || *p++ != ' ')) return -1;
+    }
+    if (p != q) return -1;
+    *count = items;
+    return 0;
+}
+
+static PyObject *parse(PyObject *self, PyObject *args) {
+    PyObject *lines, *starts, *ends, *keys;
+    const char *kinds;
+    Py_ssize_t nkinds;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!y#", &PyList_Type, &lines, &PyList_Type, &starts, &PyList_Type, &ends,
+                          &PyList_Type, &keys, &kinds, &nkinds))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(lines);
+    if (PyList_GET_SIZE(starts) != n || PyList_GET_SIZE(ends) != n) {
+        PyErr_SetString(PyExc_ValueError, "lines, starts and ends differ in length");
+        return NULL;
+    }
+    Grammar g;
+    g.nkeys = (int)PyList_GET_SIZE(keys);
+    if (g.nkeys < 1 || g.nkeys > MAX_KEYS || nkinds != g.nkeys) {
+        PyErr_SetString(PyExc_ValueError, "1 to 16 keys, one kind each");
+        return NULL;
+    }
+    for (int k = 0; k < g.nkeys; k++) {
+        PyObject *key = PyList_GET_ITEM(keys, k);
+        if (!PyBytes_Check(key) || (kinds[k] != 't' && kinds[k] != 'f')) {
+            PyErr_SetString(PyExc_TypeError, "keys are bytes, kinds 't' or 'f'");
+            return NULL;
+        }
+        g.keys[k] = PyBytes_AS_STRING(key);
+        g.key_lens[k] = PyBytes_GET_SIZE(key);
+        g.kinds[k] = kinds[k];
+    }
+    const char **from = PyMem_Malloc(sizeof(char *) * (n ? n : 1));
+    const char **to = PyMem_Malloc(sizeof(char *) * (n ? n : 1));
+    PyObject *taken = PyBytes_FromStringAndSize(NULL, n);
+    PyObject *counts = PyBytes_FromStringAndSize(NULL, n * 8);
+    if (!from || !to || !taken || !counts) goto fail_early;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *line = PyList_GET_ITEM(lines, i);
+        if (!PyBytes_Check(line)) {
+            PyErr_SetString(PyExc_TypeError, "lines must be bytes");
+            goto fail_early;
+        }
+        Py_ssize_t a = PyLong_AsSsize_t(PyList_GET_ITEM(starts, i)), b = PyLong_AsSsize_t(PyList_GET_ITEM(ends, i));
+        if (PyErr_Occurred()) goto fail_early;
+        if (a < 0 || b < a || b > PyBytes_GET_SIZE(line)) {
+            PyErr_SetString(PyExc_ValueError, "a span outside its line");
+            goto fail_early;
+        }
+        from[i] = PyBytes_AS_STRING(line) + a;
+        to[i] = PyBytes_AS_STRING(line) + b;
+    }
+    Buf cols[MAX_KEYS];
+    memset(cols, 0, sizeof cols);
+    char *took = PyBytes_AS_STRING(taken);
+    int64_t *count = (int64_t *)PyBytes_AS_STRING(counts);
+    int failed = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n && !failed; i++) {
+        size_t mark[MAX_KEYS];
+        for (int k = 0; k < g.nkeys; k++) mark[k] = cols[k].len;
+        int64_t c = 0;
+        int r = parse_span(&g, from[i], to[i], 0, cols, &c);
+        if (r == -1) {
+            for (int k = 0; k < g.nkeys; k++) cols[k].len = mark[k];
+            r = parse_span(&g, from[i], to[i], 1, cols, &c);
+        }
+        if (r == -2) failed = 1;
+        if (r != 0) {
+            for (int k = 0; k < g.nkeys; k++) cols[k].len = mark[k];
+            c = 0;
+        }
+        took[i] = r == 0;
+        count[i] = c;
+    }
+    Py_END_ALLOW_THREADS
+    PyMem_Free(from);
+    PyMem_Free(to);
+    PyObject *columns = NULL, *result = NULL;
+    if (failed) {
+        PyErr_NoMemory();
+    } else if ((columns = PyList_New(g.nkeys))) {
+        for (int k = 0; k < g.nkeys; k++) {
+            PyObject *col = PyBytes_FromStringAndSize(cols[k].data ? cols[k].data : "", (Py_ssize_t)cols[k].len);
+            if (!col) { Py_CLEAR(columns); break; }
+            PyList_SET_ITEM(columns, k, col);
+        }
+    }
+    for (int k = 0; k < g.nkeys; k++) free(cols[k].data);
+    if (columns) result = Py_BuildValue("(NNN)", taken, counts, columns);
+    else { Py_DECREF(taken); Py_DECREF(counts); }
+    return result;
+
+fail_early:
+    PyMem_Free(from);
+    PyMem_Free(to);
+    Py_XDECREF(taken);
+    Py_XDECREF(counts);
+    if (!PyErr_Occurred()) PyErr_NoMemory();
+    return NULL;
+}
+
+static PyMethodDef methods[] = {
+    {"parse", parse, METH_VARARGS, "parse(lines, starts, ends, keys, kinds) -> (taken, counts, columns)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_spans", "The native lane's span parser.", -1, methods};
+
+PyMODINIT_FUNC PyInit__spans(void) {
+    c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+    if (!c_locale) return PyErr_NoMemory();
+    return PyModule_Create(&module);
+}

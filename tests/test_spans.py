@@ -1,0 +1,195 @@
+"""The native parser (read/_spans.c) against the readers it stands in for, value by value: every
+number it takes is bit for bit ``float()`` of its text (correct rounding, ties to even) and orjson's
+reading where orjson rounds correctly; every instant it takes is ``instants.to_instants``' value;
+everything else it hands back. The fast suite runs a few thousand texts; the slow one many more."""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+import struct
+
+import orjson
+import pyarrow as pa
+import pytest
+
+from instrumetriq_polars.instants import INSTANT_TYPE, NotInstants, to_instants
+from instrumetriq_polars.read._spans import parse
+
+KEYS = [b"ts", b"mid", b"bid", b"ask", b"spread_bps"]
+TS = '"2026-01-15T00:00:01Z"'
+LIMIT = 2.0**53
+#: The forms the parser takes (every other one goes to the object lane).
+CANONICAL = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|\+00:00)")
+
+
+def _one(ts: str, mid: str) -> tuple[bool, int | None, float | None]:
+    span = f'[{{"ts":{ts},"mid":{mid},"bid":1,"ask":2,"spread_bps":3}}]'.encode()
+    line = b'{"spot_prices":' + span + b"}"
+    taken, _, columns = parse([line], [15], [15 + len(span)], KEYS, b"tffff")
+    if not taken[0]:
+        return False, None, None
+    return True, struct.unpack("q", columns[0])[0], struct.unpack("d", columns[1])[0]
+
+
+def _bits(x: float) -> bytes:
+    return struct.pack("d", x)
+
+
+def _tie(rng: random.Random) -> str:
+    """An exact halfway point between two neighbouring doubles, written out in full (often more
+    than 768 significant digits), maybe with trailing zeros: the texts orjson misrounds."""
+    x = rng.choice([1.0, 3.0, 0.1, 1e-300, 1e300, 12345.678, 2.0**-1022, 5e-324]) * rng.uniform(1, 2)
+    up = math.nextafter(x, math.inf)
+    from fractions import Fraction
+
+    half = (Fraction(x) + Fraction(up)) / 2
+    digits, exponent = _exact_decimal(half)
+    return digits + "0" * rng.choice([0, 0, 5, 800]) + f"e{exponent}" if exponent else digits
+
+
+def _exact_decimal(value) -> tuple[str, int]:
+    """``value`` (a Fraction with a power-of-two denominator) as exact digits and a power of ten."""
+    numerator, denominator = value.numerator, value.denominator
+    scale = 0
+    while denominator != 1:
+        numerator *= 10
+        scale -= 1
+        if numerator % denominator == 0:
+            numerator //= denominator
+            denominator = 1
+    return str(numerator), scale
+
+
+def number_texts(rng: random.Random, count: int) -> list[str]:
+    texts = ["0", "-0", "-0.0", "0.0", "-0e5", "1", "-1", str(2**53), str(2**53 - 1), str(-(2**53) + 1), str(-(2**53)),
+             str(2**53 + 1), "9007199254740991.5", "9007199254740992.0", "9007199254740991.9999999999",
+             "5e-324", "-5e-324", "2.4703282292062328e-324", "2.4703282292062327e-324", "1e-400", "-1e-400",
+             "2.2250738585072011e-308", "2.2250738585072014e-308", "1.7976931348623157e308", "1e308", "1e309",
+             "0." + "0" * 400 + "1", "1" + "0" * 30, "123456789012345678901234567890e-20", "1E+2", "1e-2", "1E22",
+             "1e23", "9007199254740993e-10", "0.1000000000000000055511151231257827021181583404541015625",
+             "1.00000000000000011102230246251565404236316680908203125" + "0" * 715]
+    for _ in range(count):
+        kind = rng.randrange(9)
+        if kind == 0:
+            text = repr(rng.uniform(-1e6, 1e6))
+        elif kind == 1:
+            text = repr(rng.random() * 10 ** rng.randint(-330, 300))
+        elif kind == 2:
+            text = f"{rng.randint(0, 9)}.{rng.randint(0, 10**rng.randint(1, 40))}e{rng.randint(-340, 320)}"
+        elif kind == 3:
+            text = str(rng.randint(-(2**54), 2**54))
+        elif kind == 4:
+            text = _tie(rng)
+        elif kind == 5:
+            text = "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 60)))
+            text = text.lstrip("0") or "0"
+            text = text[:rng.randint(1, len(text))] + "." + text if rng.random() < 0.7 and text != "0" else text
+        elif kind == 6:
+            text = f"{rng.choice(['', '-'])}{rng.randint(1, 9)}.{'0' * rng.randint(0, 30)}{rng.randint(0, 99)}E{rng.choice(['', '+', '-'])}{rng.randint(0, 30)}"
+        elif kind == 7:
+            text = repr(struct.unpack("d", rng.getrandbits(64).to_bytes(8, "little"))[0])
+        else:
+            text = rng.choice(["01", "1.", ".5", "+1", "1e", "--1", "0x10", "NaN", "-Infinity", "1.5.2", "1e+", "- 1",
+                               "1_000", "１", "1e5.5", "0.e1", "-", "true"])
+        if rng.random() < 0.1 and not text.startswith("-"):
+            text = "-" + text
+        texts.append(text)
+    return texts
+
+
+def _valid_json_number(text: str) -> bool:
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return False
+    return type(value) in (int, float) and text.strip() == text
+
+
+def check_numbers(texts: list[str]) -> int:
+    taken_count = 0
+    for text in texts:
+        taken, _, value = _one(TS, text)
+        if not _valid_json_number(text):
+            assert not taken, text
+            continue
+        exact = float(text) if "e" in text.lower() or "." in text else float(int(text))
+        refuse = math.isinf(exact) or abs(exact) >= LIMIT or (exact == 0 and text.startswith("-"))
+        assert taken == (not refuse), text
+        if taken:
+            taken_count += 1
+            assert _bits(value) == _bits(exact), text  # correct rounding, as float()
+            read = orjson.loads(text)
+            significant = len(text.split("e")[0].split("E")[0].replace("-", "").replace(".", "").lstrip("0"))
+            if significant <= 768:  # orjson rounds these correctly (it misrounds longer exact ties)
+                assert _bits(float(read)) == _bits(value), text
+    return taken_count
+
+
+def ts_texts(rng: random.Random, count: int) -> list[str]:
+    texts = ['"2026-01-15T00:00:01Z"', '"2026-01-15T00:00:01+00:00"', '"2026-01-15T00:00:01.123456Z"', '"0001-01-01T00:00:00Z"',
+             '"9999-12-31T23:59:59.999999Z"', '"0000-01-01T00:00:00Z"', '"2024-02-29T00:00:00Z"', '"2023-02-29T00:00:00Z"',
+             '"2026-01-15T24:00:00Z"', '"2026-01-15T00:00:60Z"', '"2026-01-15T00:00:01.1234567Z"', '"2026-01-15T00:00:01.Z"',
+             '"2026-01-15t00:00:01Z"', '"2026-01-15T00:00:01z"', '"2026-01-15 00:00:01Z"', '"2026-01-15T00:00:01"',
+             '"2026-01-15T00:00:01-00:00"', '"2026-01-15T00:00:01+01:00"', '"2026-01-15T00:00Z"', '"2026-01-15"',
+             '"2026-13-01T00:00:00Z"', '"2026-00-01T00:00:00Z"', '"2026-01-00T00:00:00Z"', '"2100-02-29T00:00:00Z"',
+             '"2000-02-29T00:00:00Z"', '"2026-01-15T00:00:01+0000"', '"2026-01-15T00:00:01+00"', '" 2026-01-15T00:00:01Z"']
+    for _ in range(count):
+        y, mo, d = rng.randint(0, 9999), rng.randint(0, 13), rng.randint(0, 32)
+        h, mi, s = rng.randint(0, 24), rng.randint(0, 60), rng.randint(0, 60)
+        fraction = rng.choice(["", "." + "".join(rng.choice("0123456789") for _ in range(rng.randint(0, 8)))])
+        zone = rng.choice(["Z", "+00:00", "Z", "+00:00", "", "+01:00", "-00:00", "z"])
+        texts.append(f'"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}{fraction}{zone}"')
+    return texts
+
+
+def check_instants(texts: list[str]) -> int:
+    taken_count = 0
+    for text in texts:
+        taken, micros, _ = _one(text, "1")
+        value = orjson.loads(text)
+        try:
+            expected = to_instants(pa.array([value], pa.string())).cast(pa.int64())[0].as_py()
+        except (NotInstants, pa.ArrowInvalid):
+            expected = None
+        canonical = CANONICAL.fullmatch(value) is not None
+        if taken:
+            taken_count += 1
+            assert micros == expected, text
+        else:
+            assert expected is None or not canonical, text
+    return taken_count
+
+
+def test_numbers_are_read_as_float_reads_them():
+    rng = random.Random(20261207)
+    assert check_numbers(number_texts(rng, 3000)) > 1500
+
+
+def test_instants_are_read_as_the_one_rule_reads_them():
+    rng = random.Random(20261208)
+    assert check_instants(ts_texts(rng, 2000)) > 300
+
+
+@pytest.mark.slow
+def test_numbers_and_instants_many_more():
+    rng = random.Random(7)
+    assert check_numbers(number_texts(rng, 60_000)) > 30_000
+    assert check_instants(ts_texts(rng, 40_000)) > 5_000
+
+
+def test_spans_in_place_counts_and_forms():
+    """Several spans, in place in their lines, compact and spaced; a refused span's values are not
+    among the columns; the arguments are checked."""
+    good = b'[{"ts":"2026-01-15T00:00:01Z","mid":1,"bid":2,"ask":3,"spread_bps":4},{"ts":"2026-01-15T00:00:02Z","mid":5,"bid":6,"ask":7,"spread_bps":8}]'
+    spaced = b'[{"ts": "2026-01-15T00:00:03Z", "mid": 9, "bid": 10, "ask": 11, "spread_bps": 12}]'
+    bad = b'[{"ts":"2026-01-15T00:00:01Z","mid":1,"bid":2,"ask":3,"spread_bps":4},{"ts":"x","mid":5,"bid":6,"ask":7,"spread_bps":8}]'
+    lines = [b"ab" + good + b"cd", bad, b"x" + spaced]
+    taken, counts, columns = parse(lines, [2, 0, 1], [2 + len(good), len(bad), 1 + len(spaced)], KEYS, b"tffff")
+    assert taken == b"\x01\x00\x01" and struct.unpack("3q", counts) == (2, 0, 1)
+    assert struct.unpack("3d", columns[1]) == (1.0, 5.0, 9.0)
+    with pytest.raises(ValueError):
+        parse([b"x"], [0], [2], KEYS, b"tffff")
+    with pytest.raises(TypeError):
+        parse(["x"], [0], [1], KEYS, b"tffff")
