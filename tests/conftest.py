@@ -152,9 +152,37 @@ settings.register_profile("dev")
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
 
 
+# The fast run's budgets. A long test whose size is a knob keeps a short version in the fast run
+# (the same test, a smaller budget) and gets its full budget in the full run: the fuzz test's hour
+# files (FUZZ_CASES, unless set by hand) and every hypothesis test's examples.
+FAST_ENV = {"FUZZ_CASES": "96"}  # 4 days of fuzzed hour files (the full run: the test's 2,400)
+FAST_MAX_EXAMPLES = 10
+
+
+def full_run(config) -> bool:
+    """Whether this run selects the tests marked slow (the full suite), by its -m expression."""
+    from _pytest.mark.expression import Expression  # the expression language -m itself uses
+
+    expression = config.getoption("markexpr") or ""
+    return not expression or Expression.compile(expression).evaluate(lambda name: name == "slow")
+
+
+def pytest_configure(config):
+    if not full_run(config):
+        for name, value in FAST_ENV.items():
+            os.environ.setdefault(name, value)
+
+
 @pytest.hookimpl(tryfirst=True)  # before -m selects on the markers
 def pytest_collection_modifyitems(config, items):
-    """A test that starts Spark's JVM is slow, whatever else it is."""
+    """A test that starts Spark's JVM is slow, whatever else it is. In the fast run, a hypothesis
+    test runs at most FAST_MAX_EXAMPLES examples."""
+    fast = not full_run(config)
     for item in items:
         if item.get_closest_marker("spark") and not item.get_closest_marker("slow"):
             item.add_marker(pytest.mark.slow)
+        test = getattr(item, "obj", None)
+        # @settings stores a test's settings here; hypothesis refuses a second @settings
+        chosen = getattr(test, "_hypothesis_internal_use_settings", None)
+        if fast and chosen is not None and chosen.max_examples > FAST_MAX_EXAMPLES:
+            test._hypothesis_internal_use_settings = settings(chosen, max_examples=FAST_MAX_EXAMPLES)

@@ -5,6 +5,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from .conftest import MAKE_ARCHIVE, ROOT, SHARED, require_shared
 
 SCRIPT = ROOT / "benchmarks" / "bench_peers.py"
@@ -53,6 +55,7 @@ def test_peer_table_on_the_project_day(tmp_path):
     assert "burst" not in stdout and "real-shaped" not in stdout
 
 
+@pytest.mark.slow
 def test_peer_tables_on_the_real_shaped_and_burst_days(tmp_path):
     require_shared(MAKE_ARCHIVE)
     stdout = run_bench(tmp_path, "--days", "real,burst")
@@ -62,6 +65,7 @@ def test_peer_tables_on_the_real_shaped_and_burst_days(tmp_path):
     assert re.search(r"^(PASS|MISS)  burst: this project's peak RSS <= 300 MB: \d+ MB$", stdout, re.M)
 
 
+@pytest.mark.slow
 def test_a_commands_peak_rss_is_its_own_not_the_benchmarks(tmp_path):
     """Linux carries a process's RSS high-water mark into a program it starts: a benchmark that
     held 300 MB once must still see ~10 MB for a bare interpreter, and a child's own 150 MB."""

@@ -3,9 +3,12 @@
 import subprocess
 import sys
 
+import pytest
+
 from .conftest import ROOT
 
 
+@pytest.mark.slow
 def test_benchmark_script_runs_and_reports_every_figure(tmp_path):
     run = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "bench_export.py"), "--entries-per-hour", "2", "--repeat", "1",
