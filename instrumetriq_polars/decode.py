@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from .members import GZIP_MAGIC, Member, read_members
 from .read.options import DEFAULT_OPTIONS, ReadOptions
 from .text import one_line
 
@@ -64,6 +65,9 @@ class BadLine:
     file: str
     line: int
     reason: str
+    #: gzip damage: the damaged span's file offsets [start, end) (the manifest's ``damaged_spans``)
+    start: int | None = None
+    end: int | None = None
 
     def __post_init__(self) -> None:  # reasons may quote a parser's error text: one writable line
         object.__setattr__(self, "reason", one_line(self.reason))
@@ -80,13 +84,13 @@ class BadLine:
 class Chunk:
     """One chunk of an hour file's text (the whole hour when it fits), split into lines: what the
     reader hands to the builder. Its line numbers continue the hour's (``first_line``: the hour
-    file's number of ``lines[0]``); ``damage``: the hour file's gzip damage (its last line, cut
-    there, is not among ``lines``)."""
+    file's number of ``lines[0]``); ``damages``: the hour file's gzip damage, one ``BadLine`` per
+    entry a damaged span held (the lines it cut are not among ``lines``)."""
 
     file: str  # YYYYMMDD/HH.jsonl.gz
     first_line: int
     lines: list[bytes]
-    damage: BadLine | None = None
+    damages: tuple[BadLine, ...] = ()
 
 
 class LinePass:
@@ -97,7 +101,7 @@ class LinePass:
     def __init__(self, chunk: Chunk, spans: LaneRead | None = None) -> None:
         self.file, self.first_line, self.spans = chunk.file, chunk.first_line, spans
         self.lines = list(chunk.lines)  # a byte-order mark is stripped here, not in the chunk
-        self.bad_lines: list[BadLine] = [chunk.damage] if chunk.damage is not None else []
+        self.bad_lines: list[BadLine] = list(chunk.damages)
         self.lines_read = 0  # lines that are not blank
         self.stdlib_lines: set[int] = set()  # line numbers decoded by json.loads
 
@@ -203,30 +207,75 @@ def deeper_than(value, limit: int = MAX_DEPTH) -> bool:
     return False
 
 
-def gunzip(data: bytes, file: str) -> tuple[bytes, BadLine | None]:
-    """Decompress a whole gzip file; a truncated or corrupt stream keeps what could be read."""
+def gunzip(data: bytes, file: str) -> tuple[bytes, list[BadLine]]:
+    """Decompress a whole gzip file. Damaged gzip data is skipped by the CRC-checked resync of
+    ``members.read_members`` (the one member reader; the live feed's too), so the intact members
+    after damage are read. Each damaged span becomes one ``BadLine`` per entry it held (at least
+    one; more when several member headers lie inside it), carrying the span's offsets. A cut
+    (incomplete) member keeps the complete lines it inflates to; a corrupt one (inflate error, CRC
+    or size mismatch) is dropped whole: its CRC cannot vouch for any part. The text returned ends
+    after a newline whenever there was damage (a line the damage cut is lost with it)."""
     try:
-        return _gzip.decompress(data), None
+        return _gzip.decompress(data), []
     except Exception:  # noqa: BLE001 - fall through to the careful path below
         pass
-    if not data.startswith(_GZIP_MAGIC):
-        return b"", BadLine(file, 0, f"not a gzip file (starts with {data[:4].hex(' ')}, not 1f 8b); none of it was read")
-    out, rest = [], data
+    scan = read_members(data, final=True)
+    items = sorted([*scan.members, *scan.damaged], key=lambda item: item.start)
+    text, damages = bytearray(), []
+    for index, item in enumerate(items):
+        if isinstance(item, Member):
+            text += item.text
+            continue
+        del text[text.rfind(b"\n") + 1:]  # a line cut by the damage is part of what it lost
+        if item.reason.startswith("incomplete member"):
+            text += _complete_lines(data, item.start, item.end)
+        read_after = any(isinstance(later, Member) for later in items[index + 1:])
+        damages += _span_lines(data, file, item, _count_lines(text), read_after)
+    if damages:
+        del text[text.rfind(b"\n") + 1:]
+    return bytes(text), damages
+
+
+_TRUNCATED = "hour file is truncated (gzip stream ends early); the entries after this line are lost"
+
+
+def _span_lines(data: bytes, file: str, span, lines_before: int, read_after: bool) -> list[BadLine]:
+    """The ``BadLine``s of one damaged span: worded as before resync when nothing was read after it."""
+    detail = span.reason.removeprefix("inflate failed (").removesuffix(")") if span.reason.startswith("inflate failed (") else span.reason
+    held = max(1, data.count(GZIP_MAGIC, span.start, span.end))
+    line = lines_before + 1
+    if read_after:
+        entries = "1 entry" if held == 1 else f"{held} entries"
+        reason = f"gzip data damaged at bytes {span.start}-{span.end} ({detail}); {entries} lost there, the entries after it were read"
+    elif span.reason.startswith("incomplete member"):
+        reason = _TRUNCATED
+    elif span.start == 0 and not data.startswith(_GZIP_MAGIC):
+        line, reason = 0, f"not a gzip file (starts with {data[:4].hex(' ')}, not 1f 8b); none of it was read"
+    elif not lines_before:
+        line, reason = 0, f"gzip data is corrupt ({detail}); none of it was read"
+    else:
+        reason = f"gzip data is corrupt after this point ({detail}); the entries after this line are lost"
+    return [BadLine(file, line, reason, span.start, span.end)] * held
+
+
+def damaged_spans(bad_lines: list[BadLine]) -> list[dict]:
+    """The gzip damage among ``bad_lines``, one dict per span (the manifest's ``damaged_spans``)."""
+    spans: dict[tuple, dict] = {}
+    for bad in bad_lines:
+        if bad.start is not None:
+            spans.setdefault((bad.file, bad.start), {"file": bad.file, "start": bad.start, "end": bad.end, "reason": bad.reason})
+    return list(spans.values())
+
+
+def _complete_lines(data: bytes, start: int, end: int) -> bytes:
+    """The complete lines a cut member inflates to (up to the next header-like bytes in its span)."""
+    stop = data.find(GZIP_MAGIC, start + 1, end)
+    stream = _zlib.decompressobj(31)
     try:
-        while rest:
-            stream = _zlib.decompressobj(31)
-            out.append(stream.decompress(rest))
-            if not stream.eof:
-                text = b"".join(out)
-                return text, BadLine(file, _count_lines(text) + 1, "hour file is truncated (gzip stream ends early); the entries after this line are lost")
-            rest = stream.unused_data
-    except Exception as exc:  # noqa: BLE001 - zlib/isal raise their own error types
-        text = b"".join(out)
-        # Output of the damaged gzip member is dropped whole: its CRC cannot vouch for any part.
-        if not text:
-            return b"", BadLine(file, 0, f"gzip data is corrupt ({exc}); none of it was read")
-        return text, BadLine(file, _count_lines(text) + 1, f"gzip data is corrupt after this point ({exc}); the entries after this line are lost")
-    return b"".join(out), None
+        text = stream.decompress(data[start:end if stop < 0 else stop])
+    except Exception:  # noqa: BLE001 - zlib/isal raise their own error types
+        return b""
+    return text[:text.rfind(b"\n") + 1]
 
 
 #: Decompressed bytes asked of one inflate call, and compressed bytes given to it (measured on the
@@ -264,8 +313,8 @@ def open_hour(data: bytes, file: str, options: ReadOptions = DEFAULT_OPTIONS) ->
                 elif kept is not None:
                     kept.append(piece)
         except _Damaged:
-            text, damage = gunzip(data, file)  # whatever its size: as before chunks
-            yield _split(text, damage, file)
+            text, damages = gunzip(data, file)  # whatever its size: as before chunks
+            yield _split(text, damages, file)
             return
         if kept is None:
             for first, text in _line_chunks(_inflate(data, _PIECE), options.chunk_bytes):
@@ -277,13 +326,13 @@ def open_hour(data: bytes, file: str, options: ReadOptions = DEFAULT_OPTIONS) ->
     yield _split(text, None, file)
 
 
-def _split(text: bytes, damage: BadLine | None, file: str, first_line: int = 1) -> Chunk:
+def _split(text: bytes, damages: list[BadLine] | None, file: str, first_line: int = 1) -> Chunk:
     """What ``gunzip`` returned (text, and the damage it found, if any), or one chunk of an intact
     hour whose first line is the hour's ``first_line``, split into lines."""
     lines = text.split(b"\n")
-    if damage is not None and lines:
-        lines.pop()  # partial line of a truncated stream (the damage says where it was cut)
-    return Chunk(file, first_line, lines, damage)
+    if damages and lines:
+        lines.pop()  # after the last newline: what the damage cut is not a line
+    return Chunk(file, first_line, lines, tuple(damages or ()))
 
 
 def _one_member(data: bytes, limit: int) -> bytes | None:

@@ -75,6 +75,8 @@ class Manifest:
     hour_utc: int | None = None
     #: A bundle's days of the month (to date) that had no published day: the bundle is partial.
     missing_days: list[str] = field(default_factory=list)
+    #: gzip damage skipped in the hour files: {"file", "start", "end", "reason"} byte spans (decode.gunzip)
+    damaged_spans: list[dict] = field(default_factory=list)
     created_ts_utc: str = field(default_factory=lambda: utc_now_iso())
     tier: str = TIER
     export_version: str = EXPORT_VERSION
@@ -121,6 +123,8 @@ class Manifest:
             del data["hour_utc"]
         if self.partition != "month":
             del data["missing_days"]
+        if not self.damaged_spans:  # the manifests of undamaged hours are as before
+            del data["damaged_spans"]
         return {key: data[key] for key in _ORDER if key in data}
 
     def to_json(self) -> bytes:
@@ -213,6 +217,8 @@ _FIELD_CHECKS = {
     "dropped_columns": lambda v: isinstance(v, list), "day_over_at_export": lambda v: type(v) is bool,
     "partition": lambda v: v in ("day", "hour", "month"), "hour_utc": lambda v: v is None or (_is_count(v) and v < 24),
     "missing_days": lambda v: isinstance(v, list) and all(isinstance(d, str) for d in v),
+    "damaged_spans": lambda v: isinstance(v, list) and all(
+        isinstance(s, dict) and isinstance(s.get("file"), str) and _is_count(s.get("start")) and _is_count(s.get("end")) for s in v),
 }
 
 
@@ -248,7 +254,7 @@ _ORDER = (
     "min_added_ts", "max_added_ts", "parquet_sha256", "parquet_size_bytes", "compression", "layout",
     "schema_fingerprint", "column_count", "partition_basis", "archive_day", "hours_expected", "hours_found",
     "missing_hours", "coverage_ratio", "day_over_at_export", "missing_days", "is_partial", "rows_by_hour", "source_files", "ignored_files",
-    "lines_read", "lines_exported", "stdlib_json_lines", "bad_line_count", "bad_lines", "unknown_fields",
+    "lines_read", "lines_exported", "stdlib_json_lines", "bad_line_count", "bad_lines", "damaged_spans", "unknown_fields",
     "mistyped_fields", "dropped_columns", "null_semantics",
 )
 
@@ -266,7 +272,7 @@ def _representable(value):
 
 #: Fields a manifest must have; the rest came later and have defaults.
 REQUIRED_FIELDS = tuple(key for key in _ORDER if key not in ("ignored_files", "stdlib_json_lines", "day_over_at_export",
-                                                             "partition", "hour_utc", "missing_days"))
+                                                             "partition", "hour_utc", "missing_days", "damaged_spans"))
 
 
 def utc_now_iso() -> str:

@@ -154,14 +154,14 @@ def _whole(chunks) -> tuple[list[bytes], object]:
     """The one chunk of an hour read whole, as (lines, damage); fails unless it is one."""
     (chunk,) = list(chunks)
     assert chunk.first_line == 1
-    return chunk.lines, chunk.damage
+    return chunk.lines, chunk.damages
 
 
 def _gunzipped(blob: bytes) -> tuple[list[bytes], object]:
     """``gunzip``'s reading of ``blob`` as (lines, damage): a damaged text's cut last line left out."""
-    text, damage = gunzip(blob, "x")
+    text, damages = gunzip(blob, "x")
     lines = text.split(b"\n")
-    return (lines[:-1] if damage is not None else lines), damage
+    return (lines[:-1] if damages else lines), tuple(damages)
 
 
 def test_an_hour_that_fits_is_read_as_gunzip_reads_it_whatever_its_gzip_data():
@@ -185,12 +185,12 @@ def test_intact_hours_are_streamed_only_when_larger_than_a_chunk():
     text = _text([json.dumps(e).encode() for e in _entries(3, 4, 3)])
     members = gzip.compress(text[:5], mtime=0) + gzip.compress(b"", mtime=0) + gzip.compress(text[5:], mtime=0)
     for blob in (gzip.compress(text, mtime=0), members):
-        assert _whole(open_hour(blob, "x", ReadOptions(whole_hour_bytes=len(text), chunk_bytes=150_000))) == (text.split(b"\n"), None) == _gunzipped(blob)
+        assert _whole(open_hour(blob, "x", ReadOptions(whole_hour_bytes=len(text), chunk_bytes=150_000))) == (text.split(b"\n"), ()) == _gunzipped(blob)
         chunks = list(open_hour(blob, "x", ReadOptions(whole_hour_bytes=len(text) - 1, chunk_bytes=150_000)))
         texts = [b"\n".join(chunk.lines) for chunk in chunks]
         assert b"\n".join(texts) == text and len(chunks) == 4 and max(map(len, texts)) <= 150_000
         assert [chunk.first_line for chunk in chunks] == [1 + text.count(b"\n", 0, sum(len(t) + 1 for t in texts[:i])) for i in range(4)]
-    assert _whole(open_hour(b"", "x")) == ([b""], None) == _gunzipped(b"")
+    assert _whole(open_hour(b"", "x")) == ([b""], ()) == _gunzipped(b"")
 
 
 _lines = st.lists(st.one_of(st.just(b""), st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"x"))), max_size=30)

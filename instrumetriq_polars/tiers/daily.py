@@ -14,7 +14,7 @@ import polars as pl
 from . import interrupt
 from .version import __version__
 from .archive import ArchiveDay, check_date_guard, check_hours_guard, open_archive_day, parse_date
-from .decode import BadLine
+from .decode import BadLine, damaged_spans
 from .errors import BadInputError, DamagedDayError, InstrumetriqError, LockHeldError
 from .source import Account, ArchiveDayScan, HourReport
 from .lock import lock_day
@@ -289,6 +289,7 @@ def _manifest(day: ArchiveDay, account: Account, hours: list[HourReport], writte
         lines_exported=row_count,
         bad_line_count=len(account.bad_lines),
         bad_lines=[b.to_dict() for b in account.bad_lines[:MAX_BAD_LINE_RECORDS]],
+        damaged_spans=damaged_spans(account.bad_lines),
         unknown_fields=dict(sorted(account.unknown_fields.items())),
         mistyped_fields=dict(sorted(account.mistyped_fields.items())),
         exporter={"name": "instrumetriq_polars", "version": __version__, "polars": pl.__version__},
