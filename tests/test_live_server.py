@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import socket
 import threading
 import time
 
@@ -20,7 +21,7 @@ pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 
 from instrumetriq_polars.errors import LiveError  # noqa: E402
-from instrumetriq_polars.live.client import subscribe  # noqa: E402
+from instrumetriq_polars.live import subscribe  # noqa: E402
 from instrumetriq_polars.live.server import bind  # noqa: E402
 
 from .live_server_util import Collector, Running, options, sse_events  # noqa: E402
@@ -163,3 +164,19 @@ def test_the_python_client_sees_no_gap_and_no_duplicate_across_a_restart(tmp_pat
             next(subscribe(restarted.url, after=-1))
     finally:
         restarted.stop()
+
+
+@pytest.mark.slow
+def test_the_serve_command_says_a_port_in_use_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "archive").mkdir()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "instrumetriq_polars", "live", "serve", "--archive-path", str(tmp_path / "archive"),
+                               "--state-dir", str(tmp_path / "state"), "--port", str(port)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.splitlines() == [f"error: 127.0.0.1:{port} is already in use (another live serve?); stop it or pick another --port"]

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 import orjson
 import pytest
 
-from instrumetriq_polars.export import export_day
+from instrumetriq_polars import export_day
 from instrumetriq_polars.live import FollowOptions, follow
 from instrumetriq_polars.live.alerts import AlertEngine
 from instrumetriq_polars.live.backtest import backtest, load, tier3_rows

@@ -70,12 +70,16 @@ def add_rules(sub) -> None:
                        description="Alert rules (TOML): 'check' loads them and dry-runs them on entries; 'backtest' evaluates "
                                    "them on the published Tier 3 days of a range, as the live server would have.")
     group = p.add_subparsers(dest="rules_command", metavar="ACTION", required=True)
-    check = group.add_parser("check", help="load the rules and dry-run them on entries (the real sample, or --entries)")
+    check = group.add_parser("check", help="load the rules and dry-run them on entries (the real sample, or --entries)",
+                             description="Load the rules (a bad rule is one error line naming it) and evaluate them on archive "
+                                         "entries; prints one JSON line per notification on stdout, a summary on stderr.")
     check.add_argument("rules", metavar="R.toml")
     check.add_argument("--entries", metavar="FILE", help="archive entries to run them on (.jsonl or .jsonl.gz); default: "
                                                           "../shared/fixtures/archive_sample_2026-01-01.jsonl.gz if present, else synthetic ones")
     check.set_defaults(func=cmd_rules_check)
-    back = group.add_parser("backtest", help="evaluate the rules on published Tier 3 days (through scan)")
+    back = group.add_parser("backtest", help="evaluate the rules on published Tier 3 days (through scan)",
+                            description="Evaluate the rules on the published Tier 3 days of a range, read through scan, with the "
+                                        "live server's engine: the same entries give the live run's notifications (JSON lines).")
     back.add_argument("rules", metavar="R.toml")
     back.add_argument("--from-date", required=True, metavar="YYYY-MM-DD")
     back.add_argument("--to-date", metavar="YYYY-MM-DD", help="last day (inclusive; default: --from-date)")
@@ -131,7 +135,7 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_backtest(args: argparse.Namespace) -> int:
-    from ..export import DEFAULT_OUT_DIR
+    from ..tiers import DEFAULT_OUT_DIR
     from ..live.backtest import backtest
 
     root = args.dataset or DEFAULT_OUT_DIR

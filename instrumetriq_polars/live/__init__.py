@@ -18,9 +18,10 @@ The follower's parts: ``journal`` (durable state), ``follower`` (one pass over t
 """
 
 from .api import BATCH_SIZE, DEFAULT_STATE_DIR, Batch, Entry, Event, Position, follow, read, to_polars
+from .client import subscribe  # the live server's client (part 2): standard library HTTP only
 from .follower import FollowOptions
 from .status import status
 from .tier1 import TIER1_FIELDS, TIER1_SCHEMA
 
 __all__ = ["BATCH_SIZE", "DEFAULT_STATE_DIR", "Batch", "Entry", "Event", "FollowOptions", "Position", "TIER1_FIELDS",
-           "TIER1_SCHEMA", "follow", "read", "status", "to_polars"]
+           "TIER1_SCHEMA", "follow", "read", "status", "subscribe", "to_polars"]

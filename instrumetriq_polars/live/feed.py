@@ -5,7 +5,7 @@ publishes to R2 when asked; a second thread shows the rules the wall clock (``TI
 Alert state: ``STATE/alerts/engine.json`` (the engine's instances, windows and the last ``seq`` it
 evaluated), written atomically after the outbox has the notifications (``notify.Outbox``), so a
 restart neither repeats nor loses a notification. On start the engine first catches up from the
-journal with the entries after its ``seq``.
+journal with the entries after its ``seq`` (rules without a saved state start at the journal's end).
 """
 
 from __future__ import annotations
@@ -69,6 +69,8 @@ class Feed:
             os.makedirs(self.folder, exist_ok=True)
             state = _read_json(os.path.join(self.folder, "engine.json"))
             self.engine = AlertEngine(self.ruleset, settle_s=options.settle_s, state=state.get("engine") if state else None)
+            if state is None:  # new rules over an old journal: from now on, not the journal's history
+                self.engine.last_seq = self.hub.last_seq
             self.hub.alert_seq = state.get("alert_seq", 0) if state else 0
             self.outbox = Outbox(os.path.join(self.folder, "outbox"), self.ruleset.notifiers)
             self._catch_up()
