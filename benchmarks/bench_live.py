@@ -186,13 +186,15 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=120, help="entries per latency run")
     parser.add_argument("--drain", type=int, default=1200, help="entries in the catch-up archive")
     parser.add_argument("--idle", type=float, default=60.0, help="seconds of idle CPU measurement")
+    parser.add_argument("--parts", default="latency,drain,idle", help="which measures to run (comma-separated)")
     parser.add_argument("--append-results", action="store_true", help="append the table to benchmarks/RESULTS.md")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     with tempfile.TemporaryDirectory(prefix="bench_live_") as tmp:
         work = Path(tmp)
-        lat = [latency(work, mode, pace, args.entries) for pace in ("1x", "100x") for mode in ("inotify", "poll")]
-        drains = drain(work, args.drain)
-        idle = [idle_cpu(work, mode, args.idle) for mode in ("inotify", "poll")]
+        lat = [latency(work, mode, pace, args.entries) for pace in ("1x", "100x") for mode in ("inotify", "poll")] if "latency" in parts else []
+        drains = drain(work, args.drain) if "drain" in parts else []
+        idle = [idle_cpu(work, mode, args.idle) for mode in ("inotify", "poll")] if "idle" in parts else []
     text = table(lat, drains, idle)
     print(text)
     print(json.dumps({"latency": lat, "drain": drains, "idle": idle}, indent=1), file=sys.stderr)

@@ -372,3 +372,17 @@ def test_a_new_state_folder_on_an_empty_archive_reads_the_first_day_folder_that_
     entries, _ = drain(f)
     f.close()
     assert [(r["seq"], r["f"]) for r in entries] == [(1, "20200101/00.jsonl.gz")]
+
+
+def test_day_folders_made_while_the_follower_was_down_are_read(tmp_path):
+    root = tmp_path / "a"
+    append(root, "20260101/05.jsonl.gz", member(entry_line(0)))
+    f = follower(root, tmp_path / "s")
+    assert len(drain(f)[0]) == 1
+    f.close()
+    for i, day in enumerate(["20260102", "20260103", "20260104", "20260105"], 1):  # while it was down
+        append(root, f"{day}/00.jsonl.gz", member(entry_line(i)))
+    f = follower(root, tmp_path / "s")
+    entries, _ = drain(f)
+    f.close()
+    assert [r["f"][:8] for r in entries] == ["20260102", "20260103", "20260104", "20260105"]
