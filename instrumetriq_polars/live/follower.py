@@ -276,8 +276,9 @@ class Follower:
             if stat.size > state.offset + self._streams()[name].held:
                 break  # read in part (READ_LIMIT): later files wait, so seq order stays file order
         self.journal.commit()
-        if out or (self._dirty and time.monotonic() - self._saved_at > self.options.checkpoint_every):
-            self.save_checkpoint()
+        self._dirty = self._dirty or bool(out)
+        if self._dirty and time.monotonic() - self._saved_at > self.options.checkpoint_every:
+            self.save_checkpoint()  # not on every delivery: the journal is the truth, this is a cache
         return out
 
     def _event(self, record: dict) -> Delivery:
