@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from .members import GZIP_MAGIC, Member, read_members
+from .read.digits import long_number
 from .read.options import DEFAULT_OPTIONS, ReadOptions
 from .text import one_line
 
@@ -103,7 +104,8 @@ class LinePass:
         self.lines = list(chunk.lines)  # a byte-order mark is stripped here, not in the chunk
         self.bad_lines: list[BadLine] = list(chunk.damages)
         self.lines_read = 0  # lines that are not blank
-        self.stdlib_lines: set[int] = set()  # line numbers decoded by json.loads
+        self.stdlib_lines: set[int] = set()  # line numbers decoded by json.loads: orjson refused them
+        self.exact_lines: set[int] = set()  # and those read again by json.loads for a long number
 
     def lane_items(self, line: int):
         """The items the lane read for ``line`` (a pyarrow StructArray), or None."""
@@ -131,6 +133,12 @@ class LinePass:
                     self.bad_lines.append(BadLine(self.file, number, reason))
                     continue
                 self.stdlib_lines.add(number)
+            else:
+                if long_number(line):  # orjson may misround it (read/digits.py): the exact reading
+                    exact = _stdlib_loads(line)
+                    if exact is not _UNPARSEABLE and exact is not _DEEP:
+                        value = exact
+                        self.exact_lines.add(number)
             if type(value) is not dict:
                 self.bad_lines.append(BadLine(self.file, number, f"a JSON {_JSON_KINDS.get(type(value), 'value')}, not an entry object"))
                 continue
@@ -143,6 +151,9 @@ class LinePass:
         spans = self.spans
         remainder = spans.remainders.get(index)
         if remainder is None:
+            return None
+        if long_number(remainder):  # read whole, exactly (see entries)
+            spans.drop(index)
             return None
         try:
             value = orjson.loads(remainder)
@@ -162,9 +173,14 @@ class LinePass:
             return json.loads((text or self.lines[index]).decode("utf-8"))
 
 
+#: JSON's whitespace (RFC 8259): a line of only these is blank. ``bytes.isspace`` also takes the
+#: vertical tab and the form feed, which JSON does not: such a line is unreadable, as json.loads says.
+_JSON_BLANKS = b" \t\n\r"
+
+
 def blank(line: bytes) -> bool:
-    """Whether ``line`` is empty or holds only whitespace (a blank line, skipped)."""
-    return not line or line.isspace()
+    """Whether ``line`` is empty or holds only JSON whitespace (a blank line, skipped)."""
+    return not line or (line.isspace() and not line.strip(_JSON_BLANKS))
 
 
 _allowance = threading.Lock()

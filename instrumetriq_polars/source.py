@@ -194,7 +194,7 @@ def _normalize(decoded: LinePass, line: int, entry: dict, account: Account,
     rounded integer; a required block holding only such floats is then empty, but is not when the
     float was written as a float). Returns the entry, its ``_extra`` text and the paths of its
     mistyped values."""
-    by_stdlib = line in decoded.stdlib_lines
+    by_stdlib = line in decoded.stdlib_lines or line in decoded.exact_lines
     try:
         result = normalize(entry, by_stdlib=by_stdlib, timestamps=timestamps)
     except RejectedEntry:

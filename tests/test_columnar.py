@@ -123,6 +123,7 @@ for _spaced in (False, True):
         "exponent_huge": (_TS, "1e999999999999999999999", ""), "digits_5000": (_TS, "1" * 5000, ""),
         "fraction_5000": (_TS, "0." + "0" * 5000 + "1", ""), "half_subnormal": (_TS, "2.4703282292062328e-324", ""),
         "beyond_max": (_TS, "1.7976931348623159e308", ""),
+        "long_tie": (_TS, "1.00000000000000011102230246251565404236316680908203125" + "0" * 715, ""),
     }.items():
         SPANS[f"{_form}_{_name}"] = _full(_ts, _mid, spaced=_spaced, tail=_tail)
 SPANS.update({
@@ -311,7 +312,7 @@ def test_lane_takes_exactly_its_grammar():
     canonical forms, numbers of less than 2**53 in magnitude and not -0.0."""
     taken = {f"{form}_{name}" for form in ("compact", "spaced")
              for name in ("plain", "exponent", "exponent_minus", "long_fraction", "subnormal", "fraction_5000",
-                          "half_subnormal", "underflow_negative_not", "int_huge_not")}
+                          "half_subnormal", "long_tie", "underflow_negative_not", "int_huge_not")}
     taken = {name for name in taken if not name.endswith("_not")} | {"ordinary"}
     names = sorted(SPANS)
     lane = _native().take([_line(SPANS[name]) for name in names])

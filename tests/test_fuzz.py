@@ -33,7 +33,10 @@ import io
 import json
 import os
 import random
+import re
 import shutil
+import struct
+from collections.abc import Iterator
 import time
 from collections import Counter
 import zlib
@@ -42,7 +45,11 @@ from pathlib import Path
 import pytest
 
 from instrumetriq_polars import InstrumetriqError, export_day
+import instrumetriq_polars.source as source
 from instrumetriq_polars.cli import main
+from instrumetriq_polars.decode import Chunk, deep_json, deeper_than
+from instrumetriq_polars.read.lanes import choose_lane
+from instrumetriq_polars.read.options import ReadOptions
 
 from .conftest import DAY, SAMPLE, require_shared
 from .daycheck import assert_stderr_lines, check_published, dumps, small_entries
@@ -50,14 +57,20 @@ from .daycheck import assert_stderr_lines, check_published, dumps, small_entries
 SEED = int(os.environ.get("FUZZ_SEED", "20261127"))
 CASES = int(os.environ.get("FUZZ_CASES", "2400"))
 DATE = DAY.isoformat()
+BOM = "\ufeff".encode()
 FOLDER = DAY.strftime("%Y%m%d")
 CLI_EVERY = 4  # every fourth day goes through the CLI
 
 # Bytes and tokens a damaged or unusual archive line can hold.
-BYTES = [b"\n", b"\r", b"\r\n", b"\t", b" ", b"\x00", b'"', b"\\", b"{", b"}", b"[", b"]", b",", b":",
+BYTES = [b"\n", b"\r", b"\r\n", b"\t", b" ", b"\x00", b"\x0b", b"\x0c", b'"', b"\\", b"{", b"}", b"[", b"]", b",", b":",
          b"\xff", b"\xc3", b"\xe2\x82", b"\xef\xbb\xbf", b"\xed\xa0\x80"]
 TOKENS = [b"NaN", b"Infinity", b"-Infinity", b"1e400", b"-0", b"123456789012345678901234567890", b"null",
           b"true", b"{}", b"[]", b'""', b'"\\ud800"', b'"\\udcff\\u0000"', b'"\\ud83d\\ude00"', b"\\u0000"]
+#: Exact halfway points between two doubles written out with more than 768 significant digits, which
+#: orjson misrounds (issue 21): json.loads, and so the export, reads 1.0 and 0.5 for the first two.
+TIES = [b"1.00000000000000011102230246251565404236316680908203125" + b"0" * 715,
+        b"0.500000000000000055511151231257827021181583404541015625" + b"0" * 720,
+        b"12345.6780000000007930793799459934234619140625" + b"0" * 760]
 KEYED = [b'"k\\ud800":1,', b'"extra":{"a":[1,{"b":null}]},', b'"x\\nnew":NaN,', b'"n":18446744073709551616,',
          b'"s":"\\udfff",']
 
@@ -164,7 +177,7 @@ def shuffle_lines(rng, data, lines):
     elif what == "drop":
         del parts[i]
     elif what == "blank":
-        parts.insert(i, rng.choice((b"", b"   ", b"\r")))
+        parts.insert(i, rng.choice((b"", b"   ", b"\r", b"\x0c", b"\x0b", b" \x0c\t", b"\r\x0b")))
     elif what == "join" and i + 1 < len(parts):
         parts[i:i + 2] = [parts[i] + parts[i + 1]]
     elif what == "cross":  # the start of one line with the end of another (a torn write)
@@ -173,7 +186,18 @@ def shuffle_lines(rng, data, lines):
     return b"\n".join(parts), f"lines: {what} {i} {j}"
 
 
-TEXT_MUTATIONS = [flip, insert, delete, cut, splice, token, token, keyed, keyed, deepen, rename, shuffle_lines, shuffle_lines]
+def tie(rng, data, _):
+    """A number of the text replaced by a long exact tie (one orjson misrounds)."""
+    numbers = [m.span() for m in re.finditer(rb"(?<=[:\[, ])-?[0-9][0-9.eE+-]*(?=[,}\]])", data)]
+    if not numbers:
+        return data, "tie (no number)"
+    start, end = rng.choice(numbers)
+    piece = rng.choice(TIES)
+    return data[:start] + piece + data[end:], f"tie of {len(piece)} digits at {start}"
+
+
+TEXT_MUTATIONS = [flip, insert, delete, cut, splice, token, token, keyed, keyed, deepen, rename, shuffle_lines, shuffle_lines,
+                  tie]
 GZIP_MUTATIONS = [flip, flip, insert, delete, cut]
 
 
@@ -292,3 +316,99 @@ def test_fuzz_hour_files(tmp_path):
     print(f"fuzz: seed {SEED}, {days * 24} hour files in {days} days, {seconds:.1f} s")
     for what, count in sorted(seen.items()):
         print(f"  {what}: {count}")
+
+
+# -- the reading against json.loads, line by line ---------------------------------------------------
+
+JSON_BLANKS = b" \t\r\n"
+
+
+def _reference(line: bytes):
+    """What json.loads makes of one line: "blank", "bad", or the object (a byte-order mark first is
+    no content; nesting beyond orjson's 1024 levels is bad whichever decoder reads it)."""
+    if line.startswith(BOM):
+        line = line[len(BOM):]
+    if not line.strip(JSON_BLANKS):
+        return "blank"
+    try:
+        with deep_json():
+            value = json.loads(line)
+    except (ValueError, RecursionError):
+        return "bad"
+    return value if type(value) is dict and not deeper_than(value) else "bad"
+
+
+def _bits(value) -> bytes | None:
+    return struct.pack("d", value) if type(value) in (int, float) and abs(value) < 2.0**53 else None
+
+
+def check_against_loads(text: bytes) -> Counter:
+    """Build ``text`` as one hour's chunk as the export does: the non-blank lines are exactly the
+    lines read, each a row or a bad line; every line json.loads refuses is bad; the floats exported
+    for ``spot_raw.mid`` and the ``spot_prices`` mids are json.loads's, bit for bit."""
+    chunk = Chunk("20260115/00.jsonl.gz", 1, text.split(b"\n"))
+    frame, rows = source._build_chunk(chunk, choose_lane(ReadOptions()), (DAY, 0))
+    seen: Counter = Counter()
+    reference = {number: _reference(line) for number, line in enumerate(chunk.lines, 1)}
+    read = {n for n, r in reference.items() if r != "blank"}
+    bad = {b.line for b in rows.account.bad_lines}
+    assert rows.account.lines_read == len(read)
+    assert set(rows.lines) | bad == read and not set(rows.lines) & bad
+    assert {n for n, r in reference.items() if r == "bad"} <= bad
+    mids = frame["spot_raw"].struct.field("mid").to_list()
+    samples = frame["spot_prices"].to_list()
+    for row, number in enumerate(rows.lines):
+        entry = reference[number]
+        expected = _bits(entry.get("spot_raw", {}).get("mid")) if type(entry.get("spot_raw")) is dict else None
+        if expected is not None and mids[row] is not None:
+            assert _bits(mids[row]) == expected, (number, mids[row], entry["spot_raw"]["mid"])
+            seen["spot_raw.mid compared"] += 1
+        if samples[row] is not None:
+            for got, item in zip(samples[row], entry["spot_prices"]):
+                if got["mid"] is not None and _bits(item.get("mid")) is not None:
+                    assert _bits(got["mid"]) == _bits(item["mid"]), (number, got["mid"])
+                    seen["spot_prices mids compared"] += 1
+    seen["rows"] += len(rows.lines)
+    seen["bad lines"] += len(bad)
+    seen["blank lines"] += len(reference) - len(read)
+    return seen
+
+
+def _texts(count: int, seed: str) -> Iterator[bytes]:
+    lines = corpus()
+    rng = random.Random(seed)
+    for _ in range(count):
+        text = b"\n".join(rng.choice(lines) for _ in range(rng.randint(1, 4)))
+        for _ in range(rng.choice((1, 1, 2, 3))):
+            text, _ = rng.choice(TEXT_MUTATIONS + [tie, tie, shuffle_lines])(rng, text, lines)
+        yield text
+
+
+def test_ties_and_form_feeds_are_read_as_json_loads_reads_them():
+    """The two findings of issue 21: a long exact tie is exported as json.loads (float()) reads it,
+    in a spot_prices sample (the native lane) and elsewhere (the object lane); a line of only a form
+    feed or a vertical tab is unreadable (JSON's whitespace is space, tab, LF, CR), not blank."""
+    entry = small_entries(1, seed=3)[0]
+    line = dumps(entry)
+    entry["spot_raw"]["mid"], entry["spot_prices"][0]["mid"] = 7.123456789, 8.123456789
+    tied = dumps(entry).replace(b"7.123456789", TIES[0])  # the object lane's (orjson's) float
+    sample_tied = dumps(entry).replace(b"8.123456789", TIES[1])  # the native lane's
+    assert TIES[0] in tied and TIES[1] in sample_tied
+    seen = check_against_loads(b"\n".join([tied, sample_tied, b"\x0c", b"\x0b", b" \x0c", b"", b" \t\r", line]))
+    assert seen["bad lines"] == 3 and seen["blank lines"] == 2 and seen["rows"] == 3
+    assert seen["spot_raw.mid compared"] == 3 and seen["spot_prices mids compared"] >= 9
+
+
+def test_fuzzed_lines_are_read_as_json_loads_reads_them():
+    seen: Counter = Counter()
+    for text in _texts(150, f"{SEED}-loads"):
+        seen += check_against_loads(text)
+    assert seen["rows"] and seen["bad lines"] and seen["spot_prices mids compared"]
+
+
+@pytest.mark.slow
+def test_fuzzed_lines_are_read_as_json_loads_reads_them_many_more():
+    seen: Counter = Counter()
+    for text in _texts(3000, f"{SEED}-loads-slow"):
+        seen += check_against_loads(text)
+    assert seen["rows"] and seen["bad lines"] and seen["spot_prices mids compared"]

@@ -322,8 +322,28 @@ fail_early:
     return NULL;
 }
 
+/* long_number(text, digits) -> whether text holds a run of at least `digits` bytes of [0-9.]. */
+static PyObject *long_number(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    Py_ssize_t digits;
+    if (!PyArg_ParseTuple(args, "y*n", &view, &digits)) return NULL;
+    const unsigned char *p = view.buf, *end = p + view.len;
+    Py_ssize_t run = 0;
+    int found = 0;
+    for (; p < end; p++) {
+        if ((*p >= '0' && *p <= '9') || *p == '.') {
+            if (++run >= digits) { found = 1; break; }
+        } else {
+            run = 0;
+        }
+    }
+    PyBuffer_Release(&view);
+    return PyBool_FromLong(found);
+}
+
 static PyMethodDef methods[] = {
     {"parse", parse, METH_VARARGS, "parse(lines, starts, ends, keys, kinds) -> (taken, counts, columns)"},
+    {"long_number", long_number, METH_VARARGS, "long_number(text, digits) -> bool"},
     {NULL, NULL, 0, NULL},
 };
 
