@@ -37,9 +37,9 @@ from .files import ArchiveFiles, FileStat, day_hour
 from .rows import normalized
 from .tier1 import spot_summaries, tier1_row
 
-#: Compressed bytes read from one file in one poll: a catch-up goes in batches of ~75 real entries
-#: (at 4 MiB the drain peaked ~370 MB, benchmarks/RESULTS.md).
-READ_LIMIT = 1 << 20
+#: Compressed bytes read in one poll (over all files): bounds a catch-up's batch (~25 real entries)
+#: and so the follower's memory (the sizes tried: benchmarks/RESULTS.md, Tier 1 live feed).
+READ_LIMIT = 256 << 10
 
 
 @dataclass(frozen=True)
@@ -249,6 +249,7 @@ class Follower:
         """Read what the archive grew by; journal it (fsynced); return it in journal order."""
         out: list[Delivery] = []
         now = self.options.clock()
+        self._read_now = 0  # bytes read in this poll
         listed: dict[str, FileStat] = {}
         present = self.archive.days()
         days = self.recent_days(present)
@@ -271,10 +272,12 @@ class Follower:
                 continue
             if state is None:
                 state = self.files[name] = FileState(name, ident=stat.ident, last_growth=stat.mtime)
+            before = state.offset + self._streams()[name].held if name in self._streams() else state.offset
             out += self._read_file(state, stat)
             out += self._lifecycle(state, stat, now)
-            if stat.size > state.offset + self._streams()[name].held:
-                break  # read in part (READ_LIMIT): later files wait, so seq order stays file order
+            self._read_now += max(0, state.offset + self._streams()[name].held - before)
+            if stat.size > state.offset + self._streams()[name].held or self._read_now >= READ_LIMIT:
+                break  # READ_LIMIT read: later files wait for the next poll, so seq order stays file order
         self.journal.commit()
         self._dirty = self._dirty or bool(out)
         if self._dirty and time.monotonic() - self._saved_at > self.options.checkpoint_every:
