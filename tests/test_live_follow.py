@@ -269,7 +269,7 @@ def test_follow_modes_deliver_appends(tmp_path, mode):
     (root / "20260101").mkdir(parents=True)
     stop = threading.Event()
     thread = _feed_in_thread(root, 5, 0.1)
-    got, waited = [], []
+    got = []
     options = FollowOptions(mode=mode, poll_interval=0.05, safety=30.0 if mode == "inotify" else 2.0)
     started = time.monotonic()
     for batch in live.follow(str(root), str(tmp_path / "s"), start="beginning", options=options, stop=stop):

@@ -26,7 +26,7 @@ import os
 import time
 import zlib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import orjson
@@ -129,6 +129,7 @@ class Follower:
 
     # -- the journal is the truth ------------------------------------------------------------
     def _load(self, repair: bool) -> None:
+        self._open_streams: dict[str, MemberStream] = {}
         self.files: dict[str, FileState] = {}
         self.seen: set[str] = set()  # session ids delivered
         self.last_seq = 0
@@ -297,8 +298,7 @@ class Follower:
         return delivery
 
     def _streams(self) -> dict[str, MemberStream]:
-        if not hasattr(self, "_open_streams"):
-            self._open_streams: dict[str, MemberStream] = {}
+        """The member reader of each file being read (its undecided tail), by name."""
         return self._open_streams
 
     def _read_file(self, state: FileState, stat: FileStat) -> list[Delivery]:
@@ -327,9 +327,9 @@ class Follower:
             self._dirty = True
         state.size = stat.size
         scan = stream.feed(data)
-        return out + self._take(state, scan, data_end=begin + len(data))
+        return out + self._take(state, scan)
 
-    def _take(self, state: FileState, scan, data_end: int) -> list[Delivery]:
+    def _take(self, state: FileState, scan) -> list[Delivery]:
         """Journal the members and damaged spans of one read, in file order."""
         items = sorted([(m.start, "m", m) for m in scan.members] + [(s.start, "d", s) for s in scan.damaged],
                        key=lambda item: item[0])
@@ -342,7 +342,7 @@ class Follower:
         out: list[Delivery] = []
         ingested = time.time()
         for _, kind, item in items:
-            trail = self._trail_of(state, item, scan, data_end)
+            trail = self._trail_of(state, item)
             if kind == "d":
                 state.damaged_bytes += item.end - item.start
                 out.append(self._event({"type": "damaged_span", "f": state.name, "start": item.start, "end": item.end,
@@ -367,7 +367,7 @@ class Follower:
             state.offset, state.trail = scan.offset, out[-1].record.get("trail", "") if out else state.trail
         return out
 
-    def _trail_of(self, state: FileState, item, scan, data_end: int) -> str:
+    def _trail_of(self, state: FileState, item) -> str:
         """The hex of the last 8 bytes of ``item`` (a member's trailer: its CRC32 and ISIZE)."""
         if hasattr(item, "text"):
             return (zlib.crc32(item.text).to_bytes(4, "little") + (len(item.text) & 0xFFFFFFFF).to_bytes(4, "little")).hex()
@@ -391,7 +391,7 @@ class Follower:
         if undecided:
             if now < end + opts.linger + opts.stall or stream is None or stat.size > state.offset + stream.held:
                 return []
-            out += self._take(state, stream.feed(b"", final=True), data_end=stat.size)
+            out += self._take(state, stream.feed(b"", final=True))
         state.state = "closed"
         out.append(self._event({"type": "hour_closed", "f": state.name, "entries": state.entries, "bytes": state.offset,
                                 "damaged_bytes": state.damaged_bytes,
@@ -405,9 +405,6 @@ class Follower:
         finally:
             self.journal.close()
             self._lock.release()
-
-    def file_states(self) -> list[dict]:
-        return [asdict(s) for s in self.files.values()]
 
 
 def _session_id(entry: dict | None, text: bytes) -> str | None:
