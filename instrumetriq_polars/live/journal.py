@@ -107,6 +107,8 @@ class Journal:
         self.path = os.path.join(state_dir, JOURNAL)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         self.size = os.fstat(self._fd).st_size
+        if not self.size:
+            _fsync_dir(state_dir)  # the new file's name is durable too
         self._pending: list[bytes] = []
 
     def append(self, record: dict) -> None:
