@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date
 
-import fsspec
-
-from .errors import ArchiveError
+from .errors import ArchiveError, MissingHoursError, NoArchiveFolderError, NoHourFileError, NotOverError
+from .periods import archive_day_name, date_range, day_text, parse_date, utc_today, yesterday_utc  # noqa: F401 - re-exported
 from .storage import describe_error, display_path
 from .text import file_name, one_line
 
@@ -23,7 +22,6 @@ HOURS = tuple(range(24))
 # fullmatch, never match/search with "$": "$" also matches before a trailing newline, and a file
 # named "05.jsonl.gz\n" was read as a second hour 05 (the day's rows then disagreed with its manifest).
 _HOUR_FILE = re.compile(r"([01][0-9]|2[0-3])\.jsonl\.gz")
-_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # fullmatch: "$" would accept a trailing newline
 NOT_AN_HOUR_FILE = "not an hour file (HH.jsonl.gz)"
 
 
@@ -57,7 +55,7 @@ class ArchiveDay:
     folder: str  # path of the YYYYMMDD folder on ``fs``
     hour_files: tuple[HourFile, ...]  # in hour order, at most one per hour
     ignored: tuple[IgnoredFile, ...]  # what is in the folder and is not an hour file
-    fs: fsspec.AbstractFileSystem
+    fs: object  # the fsspec filesystem
     expected: tuple[int, ...] = HOURS  # the hours to export: the day's 24, or one (``only_hour``)
 
     def __post_init__(self) -> None:
@@ -67,7 +65,7 @@ class ArchiveDay:
 
     @property
     def archive_day(self) -> str:
-        return self.day.strftime("%Y%m%d")
+        return archive_day_name(self.day)
 
     @property
     def ignored_files(self) -> tuple[str, ...]:
@@ -85,9 +83,14 @@ class ArchiveDay:
         picked = ArchiveDay(self.day, self.folder, tuple(h for h in self.hour_files if h.hour == hour),
                             tuple(i for i in self.ignored if i.hour == hour), self.fs, (hour,))
         if not picked.hour_files:
-            raise ArchiveError(f"no hour file {hour:02d}.jsonl.gz in {display_path(self.fs, self.folder)}{picked.why_missing()}; "
-                               "the hour cannot be exported")
+            folder = display_path(self.fs, self.folder)
+            raise NoHourFileError(f"no hour file {hour:02d}.jsonl.gz in {folder}{picked.why_missing()}; the hour cannot be exported",
+                                  self.day, hour, folder)
         return picked
+
+    def sizes(self) -> dict[int, int]:
+        """hour -> size of each hour file (what the planner compares with a manifest)."""
+        return {h.hour: h.size for h in self.hour_files}
 
     def warnings(self) -> list[str]:
         """One line per ignored name, saying why it is not read."""
@@ -103,40 +106,13 @@ class ArchiveDay:
         return f" ({'; '.join(reasons[:3])}{more})"
 
 
-def parse_date(text: str | date) -> date:
-    """A ``YYYY-MM-DD`` string (or date) -> date; anything else is refused before it forms a path."""
-    if isinstance(text, datetime):
-        return text.date()
-    if isinstance(text, date):
-        return text
-    if not isinstance(text, str) or not _DATE.fullmatch(text):
-        raise ArchiveError(f"invalid date {text!r}: expected YYYY-MM-DD")
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise ArchiveError(f"invalid date {text!r}: no such calendar day") from None
-
-
-def utc_today() -> date:
-    return datetime.now(timezone.utc).date()
-
-
-def yesterday_utc() -> date:
-    return utc_today() - timedelta(days=1)
-
-
-def date_range(start: str | date, end: str | date) -> list[date]:
-    first, last = parse_date(start), parse_date(end)
-    if last < first:
-        raise ArchiveError(f"--to-date {last} is before --from-date {first}")
-    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
-
-
 def open_archive_day(archive: str, day: str | date, storage_options: dict | None = None) -> ArchiveDay:
     """List the hour files of one archive day folder. Raises ArchiveError if there are none."""
+    import fsspec
+
     day = parse_date(day)
     fs, root = fsspec.core.url_to_fs(str(archive), **(storage_options or {}))
-    folder = f"{root.rstrip('/')}/{day.strftime('%Y%m%d')}"
+    folder = f"{root.rstrip('/')}/{archive_day_name(day)}"
     try:
         listing = fs.ls(folder, detail=True)
     except FileNotFoundError:
@@ -144,7 +120,8 @@ def open_archive_day(archive: str, day: str | date, storage_options: dict | None
     except Exception as exc:
         raise ArchiveError(f"could not list {display_path(fs, folder)}: {describe_error(exc)}") from exc
     if not listing:
-        raise ArchiveError(f"no archive folder for {day}: {display_path(fs, folder)} does not exist or is empty")
+        raise NoArchiveFolderError(f"no archive folder for {day_text(day)}: {display_path(fs, folder)} does not exist or is empty",
+                                   day, display_path(fs, folder))
     hours: dict[int, HourFile] = {}
     ignored: list[IgnoredFile] = []
     for info in sorted(listing, key=lambda i: i["name"]):
@@ -164,7 +141,8 @@ def open_archive_day(archive: str, day: str | date, storage_options: dict | None
             hours[hour] = HourFile(hour, info["name"], size)
     day_folder = ArchiveDay(day, folder, tuple(hours[h] for h in sorted(hours)), tuple(ignored), fs)
     if not hours:
-        raise ArchiveError(f"no hour files (HH.jsonl.gz) in {display_path(fs, folder)}{day_folder.why_missing()}")
+        raise NoHourFileError(f"no hour files (HH.jsonl.gz) in {display_path(fs, folder)}{day_folder.why_missing()}",
+                              day, None, display_path(fs, folder))
     return day_folder
 
 
@@ -191,25 +169,22 @@ def _regular_file(fs, info: dict) -> tuple[int, str | None]:
 
 def check_date_guard(day: date, allow_incomplete: bool, today: date | None = None) -> bool:
     """The guide's first guard: not today (UTC), not the future. Returns whether the day is over;
-    with ``allow_incomplete`` a day that is not over is exported (and marked partial)."""
+    with ``allow_incomplete`` a day that is not over is exported (and marked partial).
+    ``NotOverError`` otherwise."""
     today = today or utc_today()
     if day < today or allow_incomplete:
         return day < today
     if day == today:
-        raise ArchiveError(
-            f"cannot export today's date {day} (UTC): the day is incomplete; "
-            "wait until after midnight UTC or pass --allow-incomplete"
-        )
-    raise ArchiveError(f"cannot export {day}: it is in the future (today is {today} UTC)")
+        raise NotOverError(f"cannot export today's date {day_text(day)} (UTC): the day is incomplete; wait until after midnight UTC",
+                           day_text(day))
+    raise NotOverError(f"cannot export {day_text(day)}: it is in the future (today is {day_text(today)} UTC)", day_text(day), future=True)
 
 
 def check_hours_guard(archive_day: ArchiveDay, allow_incomplete: bool) -> None:
-    """The guide's second guard: all 24 hour files present."""
+    """The guide's second guard: all 24 hour files present (``MissingHoursError``)."""
     missing = archive_day.missing_hours
     if missing and not allow_incomplete:
         hours = ", ".join(f"{h:02d}" for h in missing)
-        raise ArchiveError(
-            f"incomplete day {archive_day.day}: missing hours {hours} in {display_path(archive_day.fs, archive_day.folder)}"
-            f"{archive_day.why_missing()}; "
-            "wait for them or pass --allow-incomplete"
-        )
+        raise MissingHoursError(
+            f"incomplete day {day_text(archive_day.day)}: missing hours {hours} in {display_path(archive_day.fs, archive_day.folder)}"
+            f"{archive_day.why_missing()}; wait for them", archive_day.day, missing)

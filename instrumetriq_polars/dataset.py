@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 import fsspec
-import polars as pl
+import polars as pl  # the scan's; status pays for it through schema.py anyway
 
-from .archive import parse_date
-from .dayfolder import DATA_NAME, MANIFEST_NAME, DayFolder, storage_errors
+from .periods import parse_date
+from .folder import DATA_NAME, MANIFEST_NAME, PartitionFolder, storage_errors
 from .errors import ConfigError, DatasetError, InstrumetriqError
 from .manifest import Manifest, format_instant
 from .partitions import HOURLY, MONTHLY, Tier, bound, detect, get_tier, hint_of, parse_listing, runs_text, split_partition_folder
@@ -48,13 +48,13 @@ class DatasetWarning(UserWarning):
 
 
 @dataclass(frozen=True)
-class DayEntry:
+class PartitionEntry:
     """One partition of a range (a day, an hour or a month): its folder and whether it counts;
     ``reason`` says why not. ``day`` is the partition's (first) day; ``key`` orders it in its tier
     (a date, or an hour's start), ``name`` names it (``2026-01-15``, ``2026-01-15T05``, ``2026-01``)."""
 
     day: date
-    folder: DayFolder
+    folder: PartitionFolder
     state: str
     reason: str = ""
     manifest: Manifest | None = None
@@ -82,15 +82,19 @@ class DayEntry:
         return (self.manifest.layout, self.manifest.export_version) if self.published else None
 
 
+#: the former name
+DayEntry = PartitionEntry
+
+
 def list_days(location: str, start: str | date | None = None, end: str | date | None = None, *,
-              storage_options: dict | None = None) -> list[DayEntry]:
+              storage_options: dict | None = None) -> list[PartitionEntry]:
     """The days from ``start`` to ``end`` of a daily root (``list_partitions`` with tier "daily";
     a root of hours or bundles is a ``DatasetError``)."""
     return list_partitions(location, start, end, tier="daily", storage_options=storage_options)
 
 
 def list_partitions(location: str, start=None, end=None, *, tier: str | None = None,
-                    storage_options: dict | None = None) -> list[DayEntry]:
+                    storage_options: dict | None = None) -> list[PartitionEntry]:
     """The partitions from ``start`` to ``end`` (both inclusive) under the dataset root
     ``location``, in order, each with its state. The root's tier is what it holds (``tier``, when
     given, must be it; a root holding nothing is of ``tier``, else of the bounds' form, else daily).
@@ -134,7 +138,7 @@ def list_partitions(location: str, start=None, end=None, *, tier: str | None = N
             low = found.step(low)
     manifests = _read_manifests(fs, [f"{root_path}/{found.path(key)}/{MANIFEST_NAME}" for key in keys
                                      if MANIFEST_NAME in folders.get(key, {})])
-    return [_entry(found, key, DayFolder(root_path, found.first_day(key), fs=fs, partition=found.path(key)), folders.get(key), manifests)
+    return [_entry(found, key, PartitionFolder(root_path, found.first_day(key), fs=fs, partition=found.path(key)), folders.get(key), manifests)
             for key in keys]
 
 
@@ -162,11 +166,12 @@ def scan(location: str, start=None, end=None, *, tier: str | None = None,
     options are translated for Polars' own object store reader (``polars_storage_options``)."""
     options = storage_options_for(location, storage_options)
     entries = list_partitions(location, start, end, tier=tier, storage_options=options)
-    return _scan_entries(location, entries, _where(location, start, end), options, strict)
+    return scan_entries(location, entries, _where(location, start, end), options, strict)
 
 
-def _scan_entries(location: str, entries: list[DayEntry], where: str, options: dict | None, strict: bool) -> pl.LazyFrame:
-    """``scan`` once the partitions are listed (``where`` names the call in messages)."""
+def scan_entries(location: str, entries: list[PartitionEntry], where: str, options: dict | None, strict: bool) -> pl.LazyFrame:
+    """``scan`` once the partitions are listed (``where`` names the call in messages; ``strict``
+    as for ``scan``): what a monthly bundle reads its days through."""
     skipped = [entry for entry in entries if not entry.published]
     published = [entry for entry in entries if entry.published]
     unit = entries[0].unit if entries else "day"
@@ -186,7 +191,7 @@ def _scan_entries(location: str, entries: list[DayEntry], where: str, options: d
         parts = "; ".join(f"layout {layout}, {version}: {_names_text(group)}" for (layout, version), group in formats.items())
         raise DatasetError(
             f"{where}: the {unit}s are of different export formats, whose columns differ ({parts}); "
-            f"scan each part on its own (start=, end=), or re-export the odd {unit}s with --force in one layout")
+            f"scan each part on its own (start=, end=), or re-export the odd {unit}s in one layout, replacing them (force)")
     polars_options = polars_storage_options(location, options)
     return pl.scan_parquet([entry.data_url for entry in published], storage_options=polars_options,
                            hive_partitioning=False, glob=False)
@@ -214,7 +219,7 @@ def day_summary(location: str, day: str | date, *, key: str = "btc", storage_opt
     day = _bound(day, "day")
     options = storage_options_for(location, storage_options)
     entries = list_days(location, day, day, storage_options=options)
-    frame = _scan_entries(location, entries, _where(location, day, day), options, strict=True)
+    frame = scan_entries(location, entries, _where(location, day, day), options, strict=True)
     manifest = entries[0].manifest
     snapshot = pl.col("snapshot_ts")
     if frame.collect_schema()["snapshot_ts"] == pl.String:
@@ -327,19 +332,19 @@ def _read_manifests(fs, paths: list[str]) -> dict[str, bytes | None]:
     return out
 
 
-def _entry(tier: Tier, key, folder: DayFolder, files: dict[str, int] | None, manifests: dict[str, bytes | None]) -> DayEntry:
+def _entry(tier: Tier, key, folder: PartitionFolder, files: dict[str, int] | None, manifests: dict[str, bytes | None]) -> PartitionEntry:
     """The state of one partition from its folder's listing and its manifest's bytes."""
     if files is None:
-        return DayEntry(folder.day, folder, MISSING, f"no {tier.unit} folder", key=key, unit=tier.unit)
+        return PartitionEntry(folder.day, folder, MISSING, f"no {tier.unit} folder", key=key, unit=tier.unit)
     data_size = files.get(DATA_NAME)
     raw = manifests.get(folder.manifest_path)
     if raw is None:
         reason = ("data.parquet without manifest.json: being published, or its export was killed"
                   if data_size is not None else "no manifest.json")
-        return DayEntry(folder.day, folder, UNPUBLISHED, reason, data_size=data_size, key=key, unit=tier.unit)
+        return PartitionEntry(folder.day, folder, UNPUBLISHED, reason, data_size=data_size, key=key, unit=tier.unit)
 
-    def entry(state: str, reason: str = "") -> DayEntry:
-        return DayEntry(folder.day, folder, state, reason, manifest, data_size, key, tier.unit)
+    def entry(state: str, reason: str = "") -> PartitionEntry:
+        return PartitionEntry(folder.day, folder, state, reason, manifest, data_size, key, tier.unit)
 
     manifest = None
     try:
@@ -374,10 +379,10 @@ def _where(location: str, start, end) -> str:
     return f"scan {location} from {start or 'the first day'} to {end or 'the last day'}"
 
 
-def _skipped_text(skipped: list[DayEntry], total: int) -> str:
+def _skipped_text(skipped: list[PartitionEntry], total: int) -> str:
     """'3 of 31 days not read: 2026-01-05..2026-01-06 (missing: no day folder); ...': consecutive
     partitions in the same state, for the same reason, are one range."""
-    runs: list[list[DayEntry]] = []
+    runs: list[list[PartitionEntry]] = []
     for entry in skipped:
         last = runs[-1][-1] if runs else None
         if last and (last.state, last.reason) == (entry.state, entry.reason) and _next(entry, last):
@@ -388,15 +393,15 @@ def _skipped_text(skipped: list[DayEntry], total: int) -> str:
     return f"{len(skipped)} of {total} {skipped[0].unit}s not read: {text}"
 
 
-def _tier_of(entry: DayEntry) -> Tier:
+def _tier_of(entry: PartitionEntry) -> Tier:
     return get_tier({"day": "daily", "hour": "hourly", "month": "monthly"}[entry.unit])
 
 
-def _next(entry: DayEntry, before: DayEntry) -> bool:
+def _next(entry: PartitionEntry, before: PartitionEntry) -> bool:
     return entry.key == _tier_of(before).step(before.key)
 
 
-def _names_text(entries: list[DayEntry]) -> str:
+def _names_text(entries: list[PartitionEntry]) -> str:
     """The entries' names in order, each run of consecutive ones as 'first..last':
     '2026-01-01..2026-01-10, 2026-01-15'."""
     return runs_text([e.key for e in entries], _tier_of(entries[0])) if entries else ""

@@ -1,7 +1,8 @@
-"""A read-only view of one published day folder ``ROOT/YYYY-MM-DD/`` (local or any fsspec URL).
+"""A read-only view of one partition folder (a day ``ROOT/YYYY-MM-DD/``, an hour
+``ROOT/YYYY-MM-DD/HH/``, a month ``ROOT/YYYY-MM/``; local or any fsspec URL).
 
-Verify, the read API and status look at days through ``DayFolder``; only the publisher (which
-subclasses it) writes. The rule that tells a day folder from a dataset root lives here too.
+Verify, the read API, status and the planner's callers look at partitions through
+``PartitionFolder``; only the publisher (``write.publish.Destination``, a subclass) writes.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ import re
 from contextlib import contextmanager
 from datetime import date
 
-import fsspec
-
-from .archive import parse_date
-from .errors import InstrumetriqError, StorageError
+from .errors import InstrumetriqError, ManifestError, StorageError
+from .manifest import Manifest
+from .partitions import split_partition_folder
+from .periods import day_text
+from .planner import InPlace
 from .storage import describe_error, display_path, is_local, storage_options_for
 
 DATA_NAME = "data.parquet"
@@ -40,19 +42,15 @@ def is_export_leftover(name: str) -> bool:
     return name == LOCK_NAME or TEMP_NAME.fullmatch(name) is not None
 
 
-def partition_date(path: str) -> date:
-    """The first day a partition path stands for: ``2026-01-15`` (a day), ``2026-01-15/05`` (an
-    hour of it), ``2026-01`` (a month: its first day)."""
-    return parse_date(path[:10] if len(path) >= 10 else f"{path}-01")
-
-
-class DayFolder:
+class PartitionFolder:
     """One partition folder under the dataset root ``out``, read only: a day ``YYYY-MM-DD`` (the
     default), or the relative ``partition`` path of an hour (``YYYY-MM-DD/HH``) or a month
     (``YYYY-MM``); ``day`` is then the partition's (first) day."""
 
     def __init__(self, out: str, day: date, storage_options: dict | None = None, fs=None, *, partition: str | None = None) -> None:
         if fs is None:
+            import fsspec
+
             fs, root = fsspec.core.url_to_fs(str(out), **(storage_options or {}))
         else:
             root = fs._strip_protocol(str(out))
@@ -60,7 +58,7 @@ class DayFolder:
         self.day = day
         self.is_local = is_local(fs)
         self.root = root.rstrip("/")
-        self.label = partition or day.isoformat()  # names the partition in messages
+        self.label = partition or day_text(day)  # the relative path: names the partition in messages
         self.folder = f"{self.root}/{self.label}"
         self.data_path = f"{self.folder}/{DATA_NAME}"
         self.manifest_path = f"{self.folder}/{MANIFEST_NAME}"
@@ -79,6 +77,18 @@ class DayFolder:
                 return self.fs.cat_file(self.manifest_path)
             except FileNotFoundError:
                 return None
+
+    def in_place(self) -> InPlace:
+        """What the folder publishes now, as the planner takes it: the manifest (unreadable: not
+        one) and, when there is one, the size of the data file. ``StorageError`` when the store fails."""
+        raw = self.read_manifest_bytes()
+        if raw is None:
+            return InPlace()
+        try:
+            manifest = Manifest.from_json(raw)
+        except ManifestError:
+            return InPlace(unreadable=True, data_size=self.size(self.data_path))
+        return InPlace(manifest, self.size(self.data_path))
 
     def exists(self, path: str) -> bool:
         with storage_errors(f"could not look up {self.display(path)}", self.display(path)):
@@ -120,21 +130,13 @@ def storage_errors(failed: str, url: str | None = None):
 
 
 def split_day_folder(location: str) -> tuple[str, date | None]:
-    """The one rule telling a day folder from a dataset root: a location whose last part is a
-    ``YYYY-MM-DD`` date is that day's folder, and gives ``(its dataset root, the date)``; any other
-    location is a dataset root, ``(location, None)``."""
-    location = str(location)
-    head, slash, name = location.rstrip("/").rpartition("/")
-    try:
-        day = parse_date(name)
-    except InstrumetriqError:
-        return location, None
-    if not slash:
-        return ".", day
-    return (head + "/" if not head or head.endswith(":/") else head), day
+    """``(dataset root, the date)`` when ``location`` is a day folder, else ``(location, None)``:
+    ``partitions.split_partition_folder``, the one rule, asked about days."""
+    root, kind, key = split_partition_folder(location)
+    return (root, key) if kind == "day" else (str(location), None)
 
 
-def open_day_folder(location: str, day: date, storage_options: dict | None = None) -> DayFolder:
+def open_day_folder(location: str, day: date, storage_options: dict | None = None) -> PartitionFolder:
     """The read-only view of ``day`` at ``location``: the dataset root, or the day folder itself
     (``split_day_folder``). ``s3://`` locations without ``storage_options`` use the R2 settings.
     Raises ``ValueError`` when ``location`` is the folder of another day; storage/driver errors
@@ -143,4 +145,4 @@ def open_day_folder(location: str, day: date, storage_options: dict | None = Non
     root, named = split_day_folder(location)
     if named is not None and named != day:
         raise ValueError(f"{location} is the day folder of {named}, not {day}: give the dataset root {root} to verify {day}")
-    return DayFolder(root, day, storage_options_for(location, storage_options))
+    return PartitionFolder(root, day, storage_options_for(location, storage_options))

@@ -13,7 +13,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .errors import ManifestError
-from .instants import parse_instant  # noqa: F401 - the rule lives in instants.py; imported from here before
 from .schema import DROPPED_COLUMNS
 from .text import representable
 
@@ -144,14 +143,14 @@ class Manifest:
         field is missing, or a field has the wrong type or a negative count."""
         missing = [key for key in REQUIRED_FIELDS if key not in data]
         if missing:
-            raise ManifestError(f"manifest.json lacks required fields: {', '.join(missing)}")
+            raise _invalid(f"lacks required fields: {', '.join(missing)}")
         problems = [f"{key} ({_short(data[key])})" for key, ok in _FIELD_CHECKS.items() if key in data and not ok(data[key])]
         if problems:
             shown = ", ".join(problems[:8]) + (f" (+{len(problems) - 8} more)" if len(problems) > 8 else "")
-            raise ManifestError(f"manifest.json has fields of the wrong type or negative counts: {shown}")
+            raise _invalid(f"has fields of the wrong type or negative counts: {shown}")
         hours = data["missing_hours"]
         if not _hours_of_version(hours, format_version(data.get("export_version"))):
-            raise ManifestError(f"manifest.json has fields of the wrong type or negative counts: missing_hours ({_short(hours)}: "
+            raise _invalid(f"has fields of the wrong type or negative counts: missing_hours ({_short(hours)}: "
                                 f"{'hours as numbers' if data.get('export_version') == 'tier3-polars-1' else 'hours as HH strings'}, "
                                 f"as export_version {data.get('export_version')} writes them)")
         known = {f for f in cls.__dataclass_fields__}
@@ -181,10 +180,15 @@ def parse_manifest_json(raw: bytes | str) -> dict[str, Any]:
         data = json.loads(raw)
     except ValueError as exc:  # JSONDecodeError, and UnicodeDecodeError for bytes that are not UTF-8
         text = str(exc).strip().splitlines()
-        raise ManifestError(f"manifest.json is not valid JSON ({text[0][:200] if text else type(exc).__name__})") from None
+        raise _invalid(f"is not valid JSON ({text[0][:200] if text else type(exc).__name__})") from None
     if not isinstance(data, dict):
-        raise ManifestError("manifest.json is not a JSON object")
+        raise _invalid("is not a JSON object")
     return data
+
+
+def _invalid(problem: str) -> ManifestError:
+    """``manifest.json <problem>``; ``.problem`` keeps the words without the file name."""
+    return ManifestError(f"manifest.json {problem}", problem)
 
 
 def _is_count(value) -> bool:

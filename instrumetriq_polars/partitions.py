@@ -15,11 +15,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime
 
-from .archive import parse_date
-from .errors import ArchiveError, DatasetError, InstrumetriqError
-from .hourly import ONE_HOUR, hour_text, parse_hour
+from .errors import DatasetError, InstrumetriqError
+from .periods import (
+    day_text, hour_of_day, hour_path, hour_text, month_text, next_day, next_hour, next_month, parse_date, parse_hour, parse_month,
+)
 
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _HH = re.compile(r"[01][0-9]|2[0-3]")
@@ -32,19 +33,10 @@ class Tier:
     unit: str  # "day", "hour", "month": the manifest's ``partition``
     #: A start or an end bound (the value, whether it is the end) -> the key; raises InstrumetriqError.
     bound: Callable[[object, bool], object]
-    step: Callable[[object], object]  # the next key
+    step: Callable[[object], object]  # the next key; None past the calendar's end (9999-12-31)
     label: Callable[[object], str]  # 2026-01-15, 2026-01-15T05, 2026-01: in messages and status rows
     path: Callable[[object], str]  # the folder under the root: 2026-01-15, 2026-01-15/05, 2026-01
     first_day: Callable[[object], date]
-
-
-def parse_month(text: str | date) -> date:
-    """``YYYY-MM`` -> the month's first day; anything else is refused."""
-    if isinstance(text, date):
-        return text.replace(day=1)
-    if not isinstance(text, str) or not _MONTH.fullmatch(text):
-        raise ArchiveError(f"invalid month {text!r}: expected YYYY-MM")
-    return date(int(text[:4]), int(text[5:]), 1)
 
 
 def _day_bound(value, end: bool) -> date:
@@ -57,7 +49,7 @@ def _hour_bound(value, end: bool) -> datetime:
     if isinstance(value, datetime) or (isinstance(value, str) and "T" in value):
         return parse_hour(value)
     day = parse_date(value)
-    return datetime.combine(day, time(23 if end else 0), tzinfo=timezone.utc)
+    return hour_of_day(day, 23 if end else 0)
 
 
 def _month_bound(value, end: bool) -> date:
@@ -69,13 +61,9 @@ def _month_bound(value, end: bool) -> date:
     return parse_month(value)
 
 
-def _next_month(first: date) -> date:
-    return date(first.year + first.month // 12, first.month % 12 + 1, 1)
-
-
-DAILY = Tier("daily", "day", _day_bound, lambda d: d + timedelta(days=1), str, str, lambda d: d)
-HOURLY = Tier("hourly", "hour", _hour_bound, lambda h: h + ONE_HOUR, hour_text, lambda h: h.strftime("%Y-%m-%d/%H"), lambda h: h.date())
-MONTHLY = Tier("monthly", "month", _month_bound, _next_month, lambda m: f"{m:%Y-%m}", lambda m: f"{m:%Y-%m}", lambda m: m)
+DAILY = Tier("daily", "day", _day_bound, next_day, day_text, day_text, lambda d: d)
+HOURLY = Tier("hourly", "hour", _hour_bound, next_hour, hour_text, hour_path, lambda h: h.date())
+MONTHLY = Tier("monthly", "month", _month_bound, next_month, month_text, month_text, lambda m: m)
 TIERS = {tier.name: tier for tier in (DAILY, HOURLY, MONTHLY)}
 
 
@@ -161,7 +149,7 @@ def parse_listing(found: dict[str, dict], root_path: str) -> Listing:
                 elif len(parts) == 2 and is_file:
                     listing.daily.setdefault(day, {})[parts[1]] = info.get("size")
                 elif _HH.fullmatch(parts[1]) and (len(parts) == 2 or len(parts) == 3 and is_file):
-                    hour = datetime.combine(day, time(int(parts[1])), tzinfo=timezone.utc)
+                    hour = hour_of_day(day, int(parts[1]))
                     files = listing.hourly.setdefault(hour, {})
                     hour_days.add(day)
                     if len(parts) == 3:

@@ -1,15 +1,18 @@
-"""A run of several days: which days (catch-up), each day's outcome, days in parallel processes
-(``jobs``), the final summary that counts them, and retention of local copies after an upload.
+"""A run of several partitions: which days (catch-up), each partition's outcome, the one runner
+(``run_days``: in order, one at a time; ``run_parallel``: the same in worker processes), the final
+summary that counts them, and retention of local copies after an upload. What to do with each
+partition (skip, export, keep) is the planner's (``planner.py``); this module acts on it.
 
-Every day ends as one ``DayOutcome`` whose ``status`` is one of ``OUTCOMES``: "exported" (data
+Every partition ends as one ``Outcome`` whose ``status`` is one of ``OUTCOMES``: "exported" (data
 was written somewhere), "completed" (a complete export replaced a partial one), "already
 published" (nothing written), "skipped" (catch-up found nothing it can do: no archive folder, or
 a partial day whose archive has not changed) or "failed" (with its one-line reason); a run
 stopped by a signal ends its current days as "interrupted". ``summary_lines`` counts these, so
 the count is true whatever mix of days a run had.
 
-The functions take a partition (a date here) and callables where the daily tier is not the only
-user (the hourly tier reuses ``summary_lines``, ``run_parallel`` and ``check_archive_root``).
+The functions take a partition (a date, an hour's label) and callables where the daily tier is not
+the only user (the hourly tier reuses ``run_days``, ``run_export`` and ``summary_lines``). The
+export's modules are imported where an export runs, so ``status`` and the CLI's start stay light.
 """
 
 from __future__ import annotations
@@ -20,37 +23,46 @@ import os
 import signal
 import threading
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 from dataclasses import dataclass, field
-from datetime import date, timedelta
-
-import fsspec
+from datetime import date
 
 from . import interrupt
-from .archive import open_archive_day, parse_date, utc_today
-from .dayfolder import DATA_NAME, MANIFEST_NAME, DayFolder
-from .errors import ArchiveError, InstrumetriqError, Interrupted
-from .export import ARCHIVE_ENV, ExportResult, HourReport, archive_changes, export_day, unchanged_publication, upload_day
-from .manifest import EXPORT_VERSION, Manifest
-from .memory import tune_allocators
+from .archive import open_archive_day
+from .errors import ArchiveError, ArchiveRootError, InstrumetriqError, Interrupted, NoArchiveFolderError, RangeError
+from .folder import DATA_NAME, MANIFEST_NAME, PartitionFolder
+from .periods import days_before, parse_date
+from .planner import REMOVE, SKIP, Plan, plan_export, plan_removal
 from .storage import describe_error, display_path, storage_options_for
+from .tiers import DEFAULT_OUT_DIR, ExportResult
+
+if TYPE_CHECKING:
+    from .source import HourReport
 
 EXPORTED, COMPLETED, ALREADY, SKIPPED, FAILED, INTERRUPTED = (
     "exported", "completed", "already published", "skipped", "failed", "interrupted")
 OUTCOMES = (EXPORTED, COMPLETED, ALREADY, SKIPPED, FAILED)
-NOT_STARTED = "not started"  # a day a stopped run did not begin (--jobs)
+NOT_STARTED = "not started"  # a partition a stopped run of several processes did not begin
 
 
 @dataclass
-class DayOutcome:
-    """What a run did with one day. ``results``: the export's, then the upload's (what was
-    finished); ``reason``: one line for "skipped", "failed" and "interrupted"."""
+class Outcome:
+    """What a run did with one partition (``partition``: a day, an hour's label, a month).
+    ``results``: the export's, then the upload's (what was finished); ``reason``: one line for
+    "skipped", "failed" and "interrupted"; ``error``: the typed error of a "failed" one."""
 
-    day: date
+    partition: object
     status: str
     results: list[ExportResult] = field(default_factory=list)
     reason: str = ""
     signum: int | None = None
     error: InstrumetriqError | None = None
+    remedy: str | None = None  # a "skipped" one: the option that would not skip it (``planner.Plan.remedy``)
+
+    @property
+    def day(self):
+        """The former name of ``partition``."""
+        return self.partition
 
     @property
     def published(self) -> list[str]:
@@ -59,47 +71,51 @@ class DayOutcome:
 
 
 def catch_up_days(n: int, today: date | None = None) -> list[date]:
-    """The ``n`` days before ``today`` (UTC), oldest first: what ``export --catch-up N`` looks at."""
-    if n < 1:
-        raise ArchiveError(f"--catch-up takes a number of days of at least 1, not {n}")
-    today = today or utc_today()
-    return [today - timedelta(days=i) for i in range(n, 0, -1)]
+    """The ``n`` days before ``today`` (UTC), oldest first: what a daily catch-up looks at
+    (``periods.days_before``; ``RangeError`` below 1)."""
+    return days_before(n, today)
 
 
 def check_archive_root(archive: str, storage_options: dict | None = None) -> None:
     """One error for an archive root that does not exist, instead of one per day."""
+    import fsspec
+
     try:
         fs, root = fsspec.core.url_to_fs(str(archive), **(storage_options_for(archive, storage_options) or {}))
         there = fs.isdir(root.rstrip("/") or "/")
     except InstrumetriqError:
         raise
     except Exception as exc:  # noqa: BLE001 - the backend's own error, in one line
-        raise ArchiveError(f"could not look up the archive root {archive}: {describe_error(exc)}; nothing done") from exc
+        raise ArchiveRootError(f"could not look up the archive root {archive}: {describe_error(exc)}; nothing done", str(archive)) from exc
     if not there:
-        raise ArchiveError(f"the archive root {display_path(fs, root)} does not exist (or is not a folder); nothing done; "
-                           f"check --archive-path or ${ARCHIVE_ENV}")
+        raise ArchiveRootError(f"the archive root {display_path(fs, root)} does not exist (or is not a folder); nothing done",
+                               display_path(fs, root))
 
 
 def run_day(day: date, archive: str, out: str, *, layout: str = "flat", allow_incomplete: bool = False,
             force: bool = False, upload_to: str | None = None, catch_up: bool = False,
             progress: Callable[[HourReport], None] | None = None, storage_options: dict | None = None,
-            upload_options: dict | None = None) -> DayOutcome:
+            upload_options: dict | None = None) -> Outcome:
     """Export (and upload) one day (``run_export``). ``catch_up``: a day without an archive
     folder, or published partial from an archive that has not changed since, is "skipped"
     instead of failed or re-read."""
+    from .tiers.daily import export_day  # the export's imports, paid by the runs that export
+
     if catch_up and not force:
         skip = _catch_up_skip(day, archive, out, layout, storage_options)
-        if skip:
-            return DayOutcome(day, SKIPPED, reason=skip)
+        if skip is not None:
+            return Outcome(day, SKIPPED, reason=skip.reason, remedy=skip.remedy)
     return run_export(day, lambda: export_day(day, archive, out, layout=layout, allow_incomplete=allow_incomplete, force=force,
                                               progress=progress, storage_options=storage_options),
                       upload_to=upload_to, force=force, upload_options=upload_options)
 
 
 def run_export(key, export: Callable[[], ExportResult], *, upload_to: str | None = None, force: bool = False,
-               upload_options: dict | None = None) -> DayOutcome:
+               upload_options: dict | None = None) -> Outcome:
     """``export()`` one partition (a day, an hour: ``key`` names it) and upload it to
     ``upload_to``; every expected failure becomes a "failed" outcome, a signal an "interrupted" one."""
+    from .write.flow import upload
+
     done: list[ExportResult] = []
     try:
         interrupt.check()
@@ -107,49 +123,31 @@ def run_export(key, export: Callable[[], ExportResult], *, upload_to: str | None
         done.append(result)
         if upload_to:
             interrupt.check()
-            done.append(upload_day(result, upload_to, force=force, storage_options=upload_options))
+            done.append(upload(result, upload_to, force=force, storage_options=upload_options))
         interrupt.check()  # a signal that came while the partition was being published
     except InstrumetriqError as exc:
-        return DayOutcome(key, FAILED, done, reason=str(exc), error=exc)
+        return Outcome(key, FAILED, done, reason=str(exc), error=exc)
     except Interrupted as stop:
-        return DayOutcome(key, INTERRUPTED, done, reason=_interrupted(stop.signum, done, bool(upload_to)), signum=stop.signum)
+        return Outcome(key, INTERRUPTED, done, reason=_interrupted(stop.signum, done, bool(upload_to)), signum=stop.signum)
     statuses = {r.status for r in done}
     status = EXPORTED if "published" in statuses else COMPLETED if "completed" in statuses else ALREADY
-    return DayOutcome(key, status, done)
+    return Outcome(key, status, done)
 
 
-def _catch_up_skip(day: date, archive: str, out: str, layout: str, storage_options: dict | None) -> str:
-    """Why catch-up leaves ``day`` alone (empty: export it)."""
+def _catch_up_skip(day: date, archive: str, out: str, layout: str, storage_options: dict | None) -> Plan | None:
+    """The planner's SKIP when catch-up leaves ``day`` alone (no archive folder, a partial day
+    whose archive has not changed, a complete day of an older version); None: export it."""
     try:
-        archive_day = open_archive_day(archive, day, storage_options_for(archive, None))
-    except ArchiveError as exc:
-        if str(exc).startswith("no archive folder"):
-            return "no archive folder"
-        return ""  # the export says what is wrong
-    folder = DayFolder(out, day, storage_options_for(out, storage_options))
-    older = _complete_in_older_version(folder, archive_day)
-    if older:
-        return older
-    in_place = unchanged_publication(archive_day, folder, layout)
-    if in_place is not None and in_place.manifest.is_partial and in_place.manifest.day_over_at_export:
-        missing = len(in_place.manifest.missing_hours)
-        why = f"{missing} hours missing" if missing else f"{in_place.manifest.bad_line_count} bad lines"
-        return f"published partial ({why}) and the archive has not changed since: nothing to complete"
-    return ""
+        hour_files = open_archive_day(archive, day, storage_options_for(archive, None)).sizes()
+    except NoArchiveFolderError:
+        hour_files = None
+    except ArchiveError:
+        return None  # the export says what is wrong
+    from .tiers.daily import published_in_place, wanted
 
-
-def _complete_in_older_version(folder: DayFolder, archive_day) -> str:
-    """Catch-up heals missing and partial days; a day published complete by another export
-    version from the archive as it is now is neither, and re-exporting it would be refused as
-    other data (the format changed). It is left alone, and the reason says how to upgrade it."""
-    try:
-        raw = folder.read_manifest_bytes()
-        manifest = Manifest.from_json(raw) if raw is not None else None
-    except InstrumetriqError:
-        return ""
-    if manifest is None or manifest.is_partial or manifest.export_version == EXPORT_VERSION or archive_changes(archive_day, manifest):
-        return ""
-    return f"published complete by export version {manifest.export_version}; --force re-exports it as {EXPORT_VERSION}"
+    folder = PartitionFolder(out, day, storage_options_for(out, storage_options))
+    plan = plan_export(hour_files, True, published_in_place(folder), wanted(day, layout, catch_up=True))
+    return plan if plan.action == SKIP else None
 
 
 def _interrupted(signum: int, done: list[ExportResult], upload: bool) -> str:
@@ -162,8 +160,12 @@ def _interrupted(signum: int, done: list[ExportResult], upload: bool) -> str:
     return f"interrupted; {what} ({signal.Signals(signum).name})"
 
 
+#: the former name
+DayOutcome = Outcome
+
+
 # -- several days ---------------------------------------------------------------------------
-def run_days(days: Iterable[date], work: Callable[[date], DayOutcome], *, report: Callable[[DayOutcome], None] | None = None) -> list[DayOutcome]:
+def run_days(days: Iterable[date], work: Callable[[date], Outcome], *, report: Callable[[Outcome], None] | None = None) -> list[Outcome]:
     """``work`` on each day in order; stops after an "interrupted" day. ``report`` sees each outcome as it ends."""
     outcomes = []
     for day in days:
@@ -176,9 +178,25 @@ def run_days(days: Iterable[date], work: Callable[[date], DayOutcome], *, report
     return outcomes
 
 
+def export_days(days: Iterable[str | date], archive: str | None = None, out: str = DEFAULT_OUT_DIR, **options) -> list[ExportResult | InstrumetriqError]:
+    """Export several days one after another (``run_days``, the one runner); a failed day does
+    not stop the next. Returns, per day, its ExportResult or the error that stopped it; a signal
+    (``interrupt``) stops the run with ``Interrupted``."""
+    from .tiers.daily import export_day
+
+    def work(day) -> Outcome:
+        return run_export(day, lambda: export_day(day, archive, out, **options))
+
+    outcomes = run_days(list(days), work)
+    stopped = next((o for o in outcomes if o.status == INTERRUPTED), None)
+    if stopped is not None:
+        raise Interrupted(stopped.signum, outcomes)
+    return [o.results[0] if o.results else o.error for o in outcomes]
+
+
 def run_parallel(days: list, worker: Callable, options: dict, jobs: int, *,
-                 report: Callable[[DayOutcome], None] | None = None, poll: float = 0.2) -> list[DayOutcome]:
-    """``worker(day, options)`` (a module-level function returning a ``DayOutcome``) in ``jobs``
+                 report: Callable[[Outcome], None] | None = None, poll: float = 0.2) -> list[Outcome]:
+    """``worker(day, options)`` (a module-level function returning a ``Outcome``) in ``jobs``
     worker processes; outcomes reported and returned in the order of ``days``.
 
     Workers are started by forkserver (spawn where there is none), never forked from this
@@ -190,7 +208,7 @@ def run_parallel(days: list, worker: Callable, options: dict, jobs: int, *,
     the outcomes finished so far were reported."""
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(method)
-    outcomes: list[DayOutcome | None] = [None] * len(days)
+    outcomes: list[Outcome | None] = [None] * len(days)
     shown = 0
 
     def show_ready() -> None:
@@ -234,6 +252,8 @@ def _worker_init(stop) -> None:
     signals remembered between days, and a thread that turns the parent's ``stop`` event into
     one SIGTERM to this process, once the handlers are in place (a signal sent from outside
     could land before them, while the worker still starts, and kill it)."""
+    from .memory import tune_allocators
+
     os.setpgrp()
     tune_allocators()  # as in the runner's own process (memory.py)
     for signum in interrupt.SIGNALS:  # between days (stop_on_signals handles them during one)
@@ -251,18 +271,18 @@ def _remember(signum: int, frame) -> None:
     _stopped = _stopped or signum
 
 
-def _outcome_of(future: cf.Future, day: date) -> DayOutcome:
+def _outcome_of(future: cf.Future, day: date) -> Outcome:
     try:
         return future.result()
     except Exception as exc:  # noqa: BLE001 - a worker that died (killed, out of memory) or a bug in it
-        return DayOutcome(day, FAILED, reason=f"the worker process failed: {describe_error(exc)}")
+        return Outcome(day, FAILED, reason=f"the worker process failed: {describe_error(exc)}")
 
 
-def export_worker(day: date, options: dict) -> DayOutcome:
-    """One day of ``export --jobs N``, in a worker process (signals stop it at a safe point)."""
+def export_worker(day: date, options: dict) -> Outcome:
+    """One day of a run in several processes, in a worker process (signals stop it at a safe point)."""
     global _stopped
     if _stopped is not None:
-        return DayOutcome(day, NOT_STARTED, reason="not started", signum=_stopped)
+        return Outcome(day, NOT_STARTED, reason="not started", signum=_stopped)
     with interrupt.stop_on_signals():
         outcome = run_day(day, **options)
     if outcome.status == INTERRUPTED:
@@ -271,7 +291,7 @@ def export_worker(day: date, options: dict) -> DayOutcome:
 
 
 # -- the summary ----------------------------------------------------------------------------
-def summary_lines(outcomes: list[DayOutcome], unit: str = "day") -> list[str]:
+def summary_lines(outcomes: list[Outcome], unit: str = "day") -> list[str]:
     """The final summary: one line of counts by ``OUTCOMES``, then each failed (and skipped) day with its reason."""
     counts = {status: 0 for status in OUTCOMES}
     for outcome in outcomes:
@@ -296,7 +316,7 @@ def keep_local(out: str, keep: int, remote: str, *, upload_options: dict | None 
     published before its data goes); the folder is removed when that leaves it empty. Returns
     the days removed; ``log`` gets one line per day kept for a reason or removed."""
     if keep < 0:
-        raise ArchiveError(f"--keep-local takes a number of days of at least 0, not {keep}")
+        raise RangeError(f"the number of local days to keep must be at least 0, not {keep}")
     root = out.removeprefix("file://")
     days = []
     for name in sorted(os.listdir(root)) if os.path.isdir(root) else []:
@@ -325,23 +345,11 @@ def keep_local(out: str, keep: int, remote: str, *, upload_options: dict | None 
 
 
 def _not_safe_to_remove(folder: str, day: date, remote: str, upload_options: dict | None) -> str:
+    """Why the local ``day`` in ``folder`` is kept (empty: safe to remove): the planner's KEEP."""
     try:
-        with open(os.path.join(folder, MANIFEST_NAME), "rb") as f:
-            local = Manifest.from_json(f.read())
-        if local.date_utc != day.isoformat():
-            return f"its manifest is of {local.date_utc}"
-        if os.path.getsize(os.path.join(folder, DATA_NAME)) != local.parquet_size_bytes:
-            return "its data.parquet is not of the size its manifest states"
-        there = DayFolder(remote, day, storage_options_for(remote, upload_options))
-        raw = there.read_manifest_bytes()
-        if raw is None:
-            return f"not published at {there.url}"
-        published = Manifest.from_json(raw)
-        if published.parquet_sha256 != local.parquet_sha256:
-            return f"{there.url} publishes other data (sha256 {published.parquet_sha256[:12]}...)"
-        size = there.size(there.data_path)
-        if size != published.parquet_size_bytes:
-            return f"{there.display(there.data_path)} is {'missing' if size is None else f'{size} bytes'}, its manifest says {published.parquet_size_bytes}"
+        local = PartitionFolder(os.path.dirname(folder), day).in_place()
+        there = PartitionFolder(remote, day, storage_options_for(remote, upload_options))
+        plan = plan_removal(local, there.in_place(), day.isoformat(), there.url)
     except (OSError, InstrumetriqError) as exc:
         return f"could not be checked ({describe_error(exc) if isinstance(exc, OSError) else exc})"
-    return ""
+    return "" if plan.action == REMOVE else plan.reason

@@ -3,7 +3,7 @@ bundle), from the dataset's manifests and one listing of each archive day folder
 read. Hours are compared with their archive hour file (one listing per archive day); bundles with
 no archive (their source is the daily dataset: ``verify --month`` checks them against their days).
 
-States (``DayStatus.state``):
+States (``PartitionStatus.state``):
 
 - "published": a complete day (``manifest.json`` valid, data of the stated size);
 - "partial": published, but partial (``reason`` says why: missing hours, bad lines, exported
@@ -15,7 +15,7 @@ States (``DayStatus.state``):
 - "no archive": no day folder, and no archive folder for the day (for an hour: no hour file).
 
 ``archive_changed``: the archive day's hour files (names and sizes, one listing) differ from the
-manifest's ``source_files`` (``export.archive_changes``, the rule the cheap skip uses); None when
+manifest's ``source_files`` (``planner.archive_changes``, the rule the cheap skip uses); None when
 the archive was not looked at or has no folder for the day.
 
 ``healthy(rows)`` is the exit status's rule: every day (or hour) that has an archive folder (hour
@@ -29,17 +29,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 
 from .archive import ArchiveDay, open_archive_day
-from .dataset import PUBLISHED as LISTED_PUBLISHED, DayEntry, list_partitions
-from .errors import ArchiveError
-from .export import archive_changes
-from .manifest import hour_key
+from .dataset import PartitionEntry, list_partitions
+from .errors import ArchiveError, NoArchiveFolderError, NoHourFileError
+from .planner import MISSING, NO_ARCHIVE, PARTIAL, PUBLISHED, UNPUBLISHED, State, partial_reason, partition_state  # noqa: F401
 from .storage import storage_options_for
-
-PUBLISHED, PARTIAL, UNPUBLISHED, MISSING, NO_ARCHIVE = "published", "partial", "unpublished", "missing", "no archive"
 
 
 @dataclass
-class DayStatus:
+class PartitionStatus:
     day: date
     state: str
     reason: str = ""
@@ -58,8 +55,8 @@ class DayStatus:
 
     @property
     def ok(self) -> bool:
-        """Nothing to do for this day: published complete from the archive as it is, or no archive."""
-        return self.state == NO_ARCHIVE or (self.state == PUBLISHED and not self.archive_changed)
+        """Nothing to do: published complete from the archive as it is, or no archive (``planner.State.ok``)."""
+        return State(self.state, archive_changed=self.archive_changed).ok
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -84,10 +81,14 @@ class DayStatus:
         return "  ".join(parts)
 
 
+#: the former name
+DayStatus = PartitionStatus
+
+
 def status(location: str, start=None, end=None, *, tier: str | None = None,
            archive: str | None = None, storage_options: dict | None = None,
-           archive_storage_options: dict | None = None) -> list[DayStatus]:
-    """One ``DayStatus`` per partition from ``start`` to ``end`` under the dataset root
+           archive_storage_options: dict | None = None) -> list[PartitionStatus]:
+    """One ``PartitionStatus`` per partition from ``start`` to ``end`` under the dataset root
     ``location`` (``dataset.list_partitions``: one listing, the manifests in the range; days, hours
     or bundles as the root holds, or ``tier``), each day or hour compared with its archive day
     folder under ``archive`` when given (one listing per archive day)."""
@@ -97,11 +98,11 @@ def status(location: str, start=None, end=None, *, tier: str | None = None,
     return [_day_status(entry, archive if entry.unit != "month" else None, archive_options, days) for entry in entries]
 
 
-def healthy(rows: list[DayStatus]) -> bool:
+def healthy(rows: list[PartitionStatus]) -> bool:
     return all(row.ok for row in rows)
 
 
-def _archive_of(entry: DayEntry, archive: str, options: dict | None, days: dict) -> ArchiveDay:
+def _archive_of(entry: PartitionEntry, archive: str, options: dict | None, days: dict) -> ArchiveDay:
     """The archive day of the entry (listed once per day), restricted to the hour of an hour."""
     if entry.day not in days:
         try:
@@ -114,44 +115,22 @@ def _archive_of(entry: DayEntry, archive: str, options: dict | None, days: dict)
     return found.only_hour(entry.key.hour) if entry.unit == "hour" else found
 
 
-def _day_status(entry: DayEntry, archive: str | None, archive_options: dict | None, days: dict) -> DayStatus:
+def _day_status(entry: PartitionEntry, archive: str | None, archive_options: dict | None, days: dict) -> PartitionStatus:
+    """The row of one partition: what the planner says of it (``planner.partition_state``)."""
     archive_day, has_archive = None, None
     if archive is not None:
         try:
             archive_day = _archive_of(entry, archive, archive_options, days)
             has_archive = True
-        except ArchiveError as exc:
-            has_archive = not str(exc).startswith(("no archive folder", "no hour file"))
+        except (NoArchiveFolderError, NoHourFileError):
+            has_archive = False
+        except ArchiveError:
+            has_archive = True
     m = entry.manifest
-    named = dict(partition=entry.name, key=entry.key)
-    if entry.state == LISTED_PUBLISHED and m is not None:
-        row = DayStatus(entry.day, PARTIAL if m.is_partial else PUBLISHED, _partial_reason(m) if m.is_partial else "",
-                        m.row_count, m.parquet_size_bytes, m.created_ts_utc, m.export_version, has_archive, **named)
-        if archive_day is not None:
-            row.changes = archive_changes(archive_day, m)
-            row.archive_changed = bool(row.changes)
-        return row
-    if entry.state == "missing":
-        if has_archive is False:
-            return DayStatus(entry.day, NO_ARCHIVE, archive=False, **named)
-        why = "" if has_archive or entry.unit == "month" else "archive not looked at"
-        return DayStatus(entry.day, MISSING, why, archive=has_archive, **named)
-    reason = entry.state + (f": {entry.reason}" if entry.reason else "")
-    return DayStatus(entry.day, UNPUBLISHED, reason, archive=has_archive, **named)
-
-
-def _partial_reason(m) -> str:
-    why = []
-    if m.missing_hours:
-        why.append(f"{len(m.missing_hours)} hours missing ({', '.join(hour_key(int(h)) for h in m.missing_hours[:6])}"
-                   f"{' ...' if len(m.missing_hours) > 6 else ''})")
-    if m.bad_line_count:
-        why.append(f"{m.bad_line_count} bad lines")
-    if m.missing_days:
-        why.append(f"{len(m.missing_days)} days not published when bundled ({', '.join(m.missing_days[:4])}"
-                   f"{' ...' if len(m.missing_days) > 4 else ''})")
-    if any(isinstance(s, dict) and s.get("is_partial") is True for s in m.source_files):
-        why.append("holds partial days")
-    if not m.day_over_at_export:
-        why.append(f"exported before the {m.partition} was over")
-    return "; ".join(why)
+    state = partition_state(entry.state, entry.reason, m, archive_day.sizes() if archive_day is not None else None,
+                            has_archive, entry.unit)
+    row = PartitionStatus(entry.day, state.state, state.reason, archive=has_archive, partition=entry.name, key=entry.key)
+    if state.state in (PUBLISHED, PARTIAL):
+        row.rows, row.size_bytes, row.exported_at, row.export_version = m.row_count, m.parquet_size_bytes, m.created_ts_utc, m.export_version
+        row.archive_changed, row.changes = state.archive_changed, state.changes
+    return row

@@ -71,7 +71,7 @@ class R2Settings:
 
     @property
     def day_root(self) -> str:
-        """The ``--upload`` destination root: ``s3://{bucket}/tier3/daily``."""
+        """The upload destination root: ``s3://{bucket}/tier3/daily``."""
         return f"s3://{self.bucket}/{R2_PREFIX}"
 
 
@@ -246,7 +246,7 @@ def update_settings(values: dict[str, str]) -> Path:
 
 
 def describe_settings() -> list[str]:
-    """Lines for ``config --show``: each setting (secret masked) and where it comes from."""
+    """Lines for the CLI's ``config`` (show): each setting (secret masked) and where it comes from."""
     path = credentials_path()
     stored, env = read_file_settings(), env_settings()
     settings = R2Settings(**{**stored, **env})
@@ -269,7 +269,7 @@ def check_bucket(settings: R2Settings | None = None) -> str:
         fs.invalidate_cache(settings.bucket)
         entries = fs.ls(settings.bucket, detail=False)
     except FileNotFoundError:
-        raise ConfigError(f"{where} does not exist; create it or set R2_BUCKET / `config --bucket`") from None
+        raise ConfigError(f"{where} does not exist; create it, or set R2_BUCKET or the stored bucket") from None
     except Exception as exc:
         raise ConfigError(f"cannot list {where}: {describe_error(exc)}") from None
     return f"ok: listed {where} ({len(entries)} top-level entries)"

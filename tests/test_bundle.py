@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 
 from instrumetriq_polars import DamagedDayError, DatasetError, Manifest, export_day, upload_day
-from instrumetriq_polars.bundle import bundle_month, month_days, parse_month
+from instrumetriq_polars.tiers.monthly import bundle_month, month_days, parse_month
 from instrumetriq_polars.errors import ArchiveError
 from instrumetriq_polars.synthetic import write_archive_day
 from instrumetriq_polars.verify import verify_month
@@ -52,6 +52,25 @@ def daily(january, tmp_path):
     root = tmp_path / "daily"
     shutil.copytree(january / "daily", root)
     return root
+
+
+def _encodings(path) -> dict[str, tuple]:
+    """Column path -> (encodings, compression) of each column chunk of the file's first row group."""
+    import pyarrow.parquet as pq
+
+    group = pq.ParquetFile(path).metadata.row_group(0)
+    return {group.column(i).path_in_schema: (tuple(sorted(group.column(i).encodings)), group.column(i).compression)
+            for i in range(group.num_columns)}
+
+
+def test_a_bundle_is_written_as_its_days_are(daily, tmp_path):
+    """One Parquet writer for every tier: the bundle's column chunks have its days' encodings
+    (timestamps BYTE_STREAM_SPLIT, floats PLAIN, the rest dictionary) and compression."""
+    bundle_month("2026-01", str(daily), str(tmp_path / "monthly"), today=FEB_10)
+    bundle, day = _encodings(tmp_path / "monthly" / "2026-01" / "data.parquet"), _encodings(daily / "2026-01-01" / "data.parquet")
+    assert bundle == day
+    assert bundle["spot_prices.list.element.ts"][0] == ("BYTE_STREAM_SPLIT", "RLE")
+    assert {compression for _, compression in bundle.values()} == {"ZSTD"}
 
 
 def test_a_bundle_is_the_days_rows_in_date_order(daily, tmp_path):

@@ -86,7 +86,7 @@ def test_debug_shows_the_traceback_then_the_error_line(tmp_path, capsys, where):
     args = ["export", "--date", "2026-01-15", "--archive-path", str(tmp_path), "--out-dir", str(tmp_path)]
     assert main(["--debug", *args] if where == "before" else [*args, "--debug"]) == 1
     err = capsys.readouterr().err
-    assert "\nTraceback (most recent call last):\n" in err and "ArchiveError: no archive folder for 2026-01-15" in err
+    assert "\nTraceback (most recent call last):\n" in err and "NoArchiveFolderError: no archive folder for 2026-01-15" in err
     assert err.splitlines()[-1].startswith("error: 2026-01-15: no archive folder for 2026-01-15")
 
 

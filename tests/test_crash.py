@@ -39,8 +39,8 @@ from pathlib import Path
 import pytest
 
 from instrumetriq_polars import export_day
-from instrumetriq_polars.lock import LOCK_NAME
-from instrumetriq_polars.dayfolder import TEMP_MARKER
+from instrumetriq_polars.write.lock import LOCK_NAME
+from instrumetriq_polars.folder import TEMP_MARKER
 from instrumetriq_polars.synthetic import write_archive_day
 
 from .conftest import DAY, ROOT
@@ -307,6 +307,7 @@ TARGET = {STARTED: "before the first hour", "hour": "while hours were written", 
 LABEL = {STARTED: "from 'exporting'", "hour": "from an hour", LAST_HOUR: "from the last hour"}
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_points_never_tears_a_day(big_world):
     world, seed = big_world, SEED
     rng = random.Random(seed)
@@ -403,7 +404,7 @@ def _step_run(world: World, scenario: str, step: int, sent: str = "SIGKILL") -> 
     return run
 
 
-@pytest.mark.parametrize("scenario", ["empty", "replace"])
+@pytest.mark.parametrize("scenario", [pytest.param("empty", marks=pytest.mark.slow), "replace"])
 def test_sigkill_before_each_file_change(world, scenario):
     """The publishing window is too short for random kills to hit often: kill the export right
     before each change it makes to a file (temporary data, old manifest removed, data moved,

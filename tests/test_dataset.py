@@ -17,7 +17,7 @@ from instrumetriq_polars import (
     ConfigError, DatasetError, DatasetWarning, InstrumetriqError, export_day, list_days, scan,
 )
 from instrumetriq_polars.dataset import day_summary, polars_storage_options
-from instrumetriq_polars.dayfolder import DayFolder
+from instrumetriq_polars.folder import PartitionFolder
 from instrumetriq_polars.storage import r2_storage_options
 from instrumetriq_polars.synthetic import write_archive_day
 
@@ -219,7 +219,7 @@ def test_days_of_different_export_formats_are_not_mixed(tmp_path, templates):
         f"scan {root}: the days are of different export formats, whose columns differ "
         "(layout flat, tier3-polars-1: 2026-01-01..2026-01-02, 2026-01-04; layout nested, tier3-polars-1: 2026-01-03; "
         "layout flat, tier3-polars-2: 2026-01-05); scan each part on its own (start=, end=), "
-        "or re-export the odd days with --force in one layout")
+        "or re-export the odd days in one layout, replacing them (force)")
     # each part reads on its own, with its own columns
     assert scan(str(root), "2026-01-03", "2026-01-03").collect_schema().names()[:2] == ["symbol", "snapshot_ts"]
     assert len(scan(str(root), "2026-01-03", "2026-01-03").collect_schema()) == 13
@@ -331,10 +331,10 @@ def test_day_summary_reads_either_layout_and_shows_missing_hours(tmp_path, templ
 
 
 def test_a_day_folder_reads_a_manifest_written_after_it_listed_the_folder(s3):
-    """The same class of defect in DayFolder (export and verify read manifests through it): s3fs'
+    """The same class of defect in PartitionFolder (export and verify read manifests through it): s3fs'
     cat_file trusted the folder listing it had cached, and read a manifest written since as absent."""
     s3.pipe_file(f"{R2_ROOT}/2026-01-15/data.parquet", b"PAR1")
-    folder = DayFolder(f"s3://{R2_ROOT}", date(2026, 1, 15), r2_storage_options())
+    folder = PartitionFolder(f"s3://{R2_ROOT}", date(2026, 1, 15), r2_storage_options())
     assert [info["name"].rsplit("/", 1)[1] for info in folder.listing()] == ["data.parquet"]
     s3.pipe_file(f"{R2_ROOT}/2026-01-15/manifest.json", b"{}")  # another writer publishes
     assert folder.read_manifest_bytes() == b"{}"

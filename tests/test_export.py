@@ -268,7 +268,7 @@ def test_the_lazy_plan_drops_norm_and_labels(small_archive):
     """The hour frames carry ``norm`` and ``labels`` (NULL: any content they have is in ``_extra``);
     the lazy plan drops them before shaping a layout."""
     from instrumetriq_polars.archive import open_archive_day
-    from instrumetriq_polars.pipeline import lazy_entries
+    from instrumetriq_polars.write.parquet import lazy_entries
     from instrumetriq_polars.source import ArchiveDayScan
 
     day = open_archive_day(str(small_archive), DAY)

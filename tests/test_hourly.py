@@ -15,10 +15,10 @@ import pytest
 
 from instrumetriq_polars import ArchiveError, ConflictError, Manifest, export_day
 from instrumetriq_polars.errors import LockHeldError
-from instrumetriq_polars.hourly import (
+from instrumetriq_polars.tiers.hourly import (
     GRACE, catch_up_hours, check_hour_guard, export_hour, hour_range, last_complete_hour, parse_hour,
 )
-from instrumetriq_polars.lock import DayLock
+from instrumetriq_polars.write.lock import PartitionLock
 from instrumetriq_polars.synthetic import write_archive_day
 from instrumetriq_polars.verify import CHECKS, verify_hour
 
@@ -114,7 +114,7 @@ def test_a_missing_hour_file_is_an_error_even_with_allow_incomplete(archive, tmp
 
 def test_an_hour_has_its_own_lock(archive, tmp_path):
     out = tmp_path / "hourly"
-    with DayLock(str(out / "2026-01-15" / "05"), "2026-01-15/05"):
+    with PartitionLock(str(out / "2026-01-15" / "05"), "2026-01-15/05"):
         with pytest.raises(LockHeldError, match="another export of 2026-01-15/05 is running"):
             export_hour(HOUR, str(archive), str(out), now=AFTER)
         assert export_hour("2026-01-15T06", str(archive), str(out), now=AFTER).status == "published"

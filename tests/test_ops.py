@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from instrumetriq_polars import export as export_module
+from instrumetriq_polars.tiers import daily as export_module
 from instrumetriq_polars.archive import utc_today
 from instrumetriq_polars.cli import main
-from instrumetriq_polars.dayfolder import TEMP_MARKER
+from instrumetriq_polars.folder import TEMP_MARKER
 from instrumetriq_polars.log import Log
 from instrumetriq_polars.status import status
 from instrumetriq_polars.synthetic import write_archive_day
@@ -158,7 +158,7 @@ def test_catch_up_leaves_a_day_published_complete_by_an_older_export_version(tmp
     as_version_1(out / day.isoformat())
     code, _, err = export(capsys, archive, out, "--catch-up", 1)
     assert code == 0, err
-    assert f"{day}: skipped: published complete by export version tier3-polars-1; --force re-exports it as tier3-polars-2" in err
+    assert f"{day}: skipped: published complete by export version tier3-polars-1; forcing re-exports it as tier3-polars-2 (--force)" in err
     code, stdout, err = export(capsys, archive, out, "--date", day, "--force")
     assert code == 0 and f"{day}: published: 24 rows" in stdout
 

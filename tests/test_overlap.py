@@ -22,7 +22,7 @@ import pytest
 
 from instrumetriq_polars import PublishError, export_day
 from instrumetriq_polars.cli import main
-from instrumetriq_polars.lock import LOCK_NAME, DayLock
+from instrumetriq_polars.write.lock import LOCK_NAME, PartitionLock
 from instrumetriq_polars.synthetic import write_archive_day
 
 from .conftest import DAY, ROOT
@@ -33,8 +33,8 @@ ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.e
 # Holds a day's lock in another process until killed.
 LOCK_HOLDER = r"""
 import sys, time
-from instrumetriq_polars.lock import DayLock
-DayLock(sys.argv[1], sys.argv[2]).acquire()
+from instrumetriq_polars.write.lock import PartitionLock
+PartitionLock(sys.argv[1], sys.argv[2]).acquire()
 print("locked", flush=True)
 time.sleep(300)
 """
@@ -95,7 +95,7 @@ def assert_published_cleanly(out: Path) -> dict:
 def test_second_export_is_refused_while_the_lock_is_held(archive, tmp_path, capsys):
     out = tmp_path / "out"
     lock_path = out / DATE / LOCK_NAME
-    with DayLock(str(out / DATE), DATE):
+    with PartitionLock(str(out / DATE), DATE):
         code, stdout, stderr = run_cli(capsys, *export_args(archive, out))
         assert (code, stdout) == (1, "")
         assert stderr.splitlines()[-1] == refusal(lock_path)

@@ -21,11 +21,11 @@ from instrumetriq_polars import (
     ConflictError, DamagedDayError, ExportResult, LockHeldError, Manifest, ManifestChangedError, ManifestError,
     PublishError, StorageError, export_day, upload_day,
 )
-from instrumetriq_polars import export as export_module
+from instrumetriq_polars.write.flow import write_and_publish
 from instrumetriq_polars.cli import main
-from instrumetriq_polars.dayfolder import DayFolder
-from instrumetriq_polars.lock import LOCK_NAME, DayLock
-from instrumetriq_polars.publish import ALREADY, COMPLETED, PUBLISHED, Candidate, DayDestination, decide
+from instrumetriq_polars.folder import PartitionFolder
+from instrumetriq_polars.write.lock import LOCK_NAME, PartitionLock
+from instrumetriq_polars.write.publish import ALREADY, COMPLETED, PUBLISHED, Candidate, Destination, decide
 from instrumetriq_polars.synthetic import write_archive_day
 
 from .conftest import DAY
@@ -47,7 +47,7 @@ class NoIO:
         raise AssertionError(f"the decision used the filesystem: {name}")
 
 
-FOLDER = DayFolder("/srv/out", DAY, fs=NoIO())
+FOLDER = PartitionFolder("/srv/out", DAY, fs=NoIO())
 DATA, MANIFEST = f"/srv/out/{DATE}/data.parquet", f"/srv/out/{DATE}/manifest.json"
 
 
@@ -69,10 +69,10 @@ def new(sha: str = A, partial: bool = False) -> Candidate:
     return Candidate(sha, partial)
 
 
-CONFLICT = f"{DATA} and {MANIFEST} already published with different data (parquet_sha256 aaaaaaaaaaaa...); pass --force to replace"
+CONFLICT = f"{DATA} and {MANIFEST} already published with different data (parquet_sha256 aaaaaaaaaaaa...)"
 CHANGED = f"{MANIFEST} changed while this export ran (another export of {DATE}?); nothing published by this run; run it again"
-DAMAGED = "the published day is damaged: {data} {found}, its manifest says 1000 bytes; pass --force to rewrite the day"
-UNREADABLE = "{manifest} {problem}: whether the day is published cannot be told; pass --force to rewrite the day"
+DAMAGED = "the published day is damaged: {data} {found}, its manifest says 1000 bytes"
+UNREADABLE = "{manifest} {problem}: whether the day is published cannot be told"
 P, PP = manifest(), manifest(partial=True)
 
 #: (case, seen, now, data size in place, new data, force) -> status, or (error class, message)
@@ -98,7 +98,7 @@ TABLE = [
     ("partial in place, complete new, forced", PP, PP, 1000, new(B), True, COMPLETED),
     ("partial in place, changed meanwhile", None, PP, 1000, new(B), False, (ManifestChangedError, CHANGED)),
     ("partial in place, partial new", PP, PP, 1000, new(B, partial=True), False,
-     (ConflictError, CONFLICT.replace("...)", "...) (both partial: only a complete export replaces a partial one without --force)"))),
+     (ConflictError, CONFLICT.replace("...)", "...) (both partial: only a complete export replaces a partial one unless forced)"))),
     ("partial in place, partial new, same data", PP, PP, 1000, new(partial=True), False, ALREADY),
     ("partial in place, partial new, forced", PP, PP, 1000, new(B, partial=True), True, PUBLISHED),
     ("complete in place, partial new", P, P, 1000, new(B, partial=True), False, (ConflictError, CONFLICT)),
@@ -135,6 +135,8 @@ def test_decision_table(case, seen, now, size, candidate, force, expected):
         assert str(raised.value) == message
     else:
         assert str(raised.value).startswith(f"{MANIFEST} lacks required fields: ")
+    assert "--" not in str(raised.value)  # the library names no flag: the CLI adds it from .remedy
+    assert raised.value.remedy == (None if error is ManifestChangedError else "force")
 
 
 def test_refusals_carry_what_the_caller_needs():
@@ -173,7 +175,7 @@ def test_a_complete_export_replaces_a_partial_one_without_force(tmp_path, capsys
 
     code, _, stderr = run_cli(capsys, *export_args(archive, out, "--layout", "nested", "--allow-incomplete"))
     assert code == 1 and stderr.splitlines()[-1].endswith(
-        "(both partial: only a complete export replaces a partial one without --force); pass --force to replace")
+        "(both partial: only a complete export replaces a partial one unless forced); pass --force to replace")
 
     hour.write_bytes(held_back)  # the hour arrives
     code, stdout, stderr = run_cli(capsys, *export_args(archive, out))
@@ -226,7 +228,8 @@ def test_an_unreadable_published_manifest_is_a_manifest_error(small_archive, tmp
     with pytest.raises(ManifestError) as raised:
         export_day(DAY, str(small_archive), str(out))
     assert str(raised.value).startswith(f"{out}/{DATE}/manifest.json {problem}")
-    assert str(raised.value).endswith(": whether the day is published cannot be told; pass --force to rewrite the day")
+    assert str(raised.value).endswith(": whether the day is published cannot be told")
+    assert raised.value.remedy == "force"
     assert os.listdir(out / DATE) == ["manifest.json"]  # nothing written, nothing left
     code, stdout, _ = run_cli(capsys, *export_args(small_archive, out, "--force"))
     assert code == 0 and stdout.startswith(f"{DATE}: published: 72 rows")
@@ -244,7 +247,7 @@ def test_a_mistyped_published_manifest_is_a_manifest_error_not_a_crash(small_arc
 def test_lock_held_and_storage_errors_carry_their_details(small_archive, tmp_path, monkeypatch):
     out = tmp_path / "out"
     lock = out / DATE / LOCK_NAME
-    with DayLock(str(out / DATE), DATE), pytest.raises(LockHeldError) as held:
+    with PartitionLock(str(out / DATE), DATE), pytest.raises(LockHeldError) as held:
         export_day(DAY, str(small_archive), str(out))
     assert held.value.lock_path == str(lock) and held.value.holder["pid"] == os.getpid()
     assert set(held.value.holder) == {"pid", "host", "started"}
@@ -256,7 +259,7 @@ def test_lock_held_and_storage_errors_carry_their_details(small_archive, tmp_pat
         def write(self, data) -> int:
             raise OSError(28, "No space left on device")
 
-    destination = DayDestination(str(out), DAY)
+    destination = Destination(str(out), DAY)
     monkeypatch.setattr(destination.fs, "open", lambda *args, **kwargs: Full())
     with pytest.raises(StorageError) as failed:
         destination.write_data(lambda f: f.write(b"x"))
@@ -267,7 +270,7 @@ def test_lock_held_and_storage_errors_carry_their_details(small_archive, tmp_pat
 def test_a_bug_while_an_operator_error_is_handled_stays_a_bug(small_archive, tmp_path):
     """_unwrap surfaces our error out of a Polars wrapper; it must not turn a bug raised while one
     of ours was being handled (its ``__context__``) into that operator error."""
-    destination = DayDestination(str(tmp_path / "out"), DAY)
+    destination = Destination(str(tmp_path / "out"), DAY)
 
     def finish(written):
         try:
@@ -276,7 +279,7 @@ def test_a_bug_while_an_operator_error_is_handled_stays_a_bug(small_archive, tmp
             return written.no_such_field  # a bug in the handler: AttributeError
 
     with pytest.raises(AttributeError, match="no_such_field"):
-        export_module._write_and_publish(destination, lambda f: f.write(b"data"), finish, force=False)
+        write_and_publish(destination, lambda f: f.write(b"data"), finish, force=False)
     assert not (tmp_path / "out" / DATE).exists()
 
 
@@ -337,7 +340,7 @@ def test_a_local_destination_is_not_cleaned_without_the_lock(tmp_path):
     folder = tmp_path / "out" / DATE
     folder.mkdir(parents=True)
     (folder / OURS[0]).write_bytes(b"a live run's, maybe")
-    destination = DayDestination(str(tmp_path / "out"), DAY)
+    destination = Destination(str(tmp_path / "out"), DAY)
     assert destination.clean_stale_temps() == [] and (folder / OURS[0]).exists()
-    with DayLock(str(folder), DATE):
+    with PartitionLock(str(folder), DATE):
         assert destination.clean_stale_temps(locked=True) == [str(folder / OURS[0])]

@@ -33,9 +33,10 @@ from s3fs import S3FileSystem
 from s3fs.core import S3File
 
 from instrumetriq_polars import ArchiveError, ConfigError, ConflictError, Manifest, PublishError, export_day, upload_day
-from instrumetriq_polars import publish, storage
+from instrumetriq_polars import storage
+from instrumetriq_polars.write import publish
 from instrumetriq_polars.cli import main
-from instrumetriq_polars.publish import DayDestination
+from instrumetriq_polars.write.publish import Destination
 from instrumetriq_polars.storage import describe_error, load_settings, r2_storage_options, redact
 from instrumetriq_polars.synthetic import write_archive_day
 
@@ -231,8 +232,9 @@ def test_refused_export_never_clobbers_the_published_day(s3, moto, archive, othe
         export_day(DAY, str(other_archive), R2_URL)
     assert str(refused.value) == (
         f"s3://{FOLDER}/data.parquet and s3://{FOLDER}/manifest.json already published with different data "
-        f"(parquet_sha256 {before[0].parquet_sha256[:12]}...); pass --force to replace"
+        f"(parquet_sha256 {before[0].parquet_sha256[:12]}...)"
     )
+    assert refused.value.remedy == "force"
     assert uploads(moto) == []  # its data was a multipart upload of data.parquet, aborted, never committed
     assert published(s3) == before and keys(s3) == ["data.parquet", "manifest.json"]
 
@@ -298,7 +300,7 @@ def test_force_repairs_damaged_published_data(where, s3, archive, tmp_path, capf
 
 def test_failed_write_aborts_the_multipart_upload(s3, moto):
     options = {**r2_storage_options(load_settings()), "default_block_size": 5 * MIB}
-    destination = DayDestination(R2_URL, DAY, options)
+    destination = Destination(R2_URL, DAY, options)
     client = boto_client(moto)
 
     def write(fileobj):
@@ -318,7 +320,7 @@ def test_data_of_the_wrong_size_in_place_never_gets_a_manifest(s3, archive, othe
     written at any time."""
     export_day(DAY, str(archive), R2_URL)
     fs = fsspec.filesystem("s3", **r2_storage_options(load_settings()))
-    assert DayDestination(R2_URL, DAY, r2_storage_options(load_settings())).fs is fs  # what export_day will use
+    assert Destination(R2_URL, DAY, r2_storage_options(load_settings())).fs is fs  # what export_day will use
     commit, pipe_file, manifests_written = S3File.commit, fs.pipe_file, []
 
     def short_commit(self):
@@ -432,7 +434,7 @@ def test_upload_refuses_a_local_file_changed_since_its_export(s3, moto, archive,
     local.write_bytes(good[:100] + bytes([good[100] ^ 1]) + good[101:])  # one flipped byte, same size
     with pytest.raises(PublishError) as refused:
         upload_day(result, R2_URL)
-    assert str(refused.value) == f"{local} no longer matches its manifest; nothing uploaded; export the day again with --force"
+    assert str(refused.value) == f"{local} no longer matches its manifest; nothing uploaded; export the day again, replacing it"
     assert keys(s3, BUCKET) == [] and uploads(moto) == []  # the upload was discarded
 
     with open(local, "ab") as f:  # now of another size too: the local re-export sees the damage
@@ -512,7 +514,7 @@ def test_config_stores_shows_and_checks_the_settings(s3, moto, monkeypatch, capf
         "bucket: from-env (env R2_BUCKET)",
     ]
     code, _, stderr = run(capfd, "config", "--check")
-    assert code == 1 and stderr == f"error: bucket from-env at {moto.endpoint} does not exist; create it or set R2_BUCKET / `config --bucket`\n"
+    assert code == 1 and stderr == f"error: bucket from-env at {moto.endpoint} does not exist; create it, or set R2_BUCKET or the stored bucket\n"
     monkeypatch.delenv("R2_BUCKET")
     s3.pipe_file(f"{BUCKET}/tier3/daily/x", b"")
     code, stdout, _ = run(capfd, "config", "--check")
@@ -650,7 +652,7 @@ def test_stale_multipart_uploads_under_the_day_are_aborted_only_when_old(s3, mot
     export_day(DAY, str(archive), R2_URL)
     assert sorted(uploads(moto)) == sorted([day_upload, other_day, foreign])  # not 6 hours old: may be live runs'
     _clock_after_initiated(monkeypatch, moto, publish.STALE_TEMP_SECONDS + 60)
-    destination = DayDestination(R2_URL, DAY, r2_storage_options(load_settings()))
+    destination = Destination(R2_URL, DAY, r2_storage_options(load_settings()))
     assert destination.clean_stale_temps() == [f"{BUCKET}/{day_upload} (unfinished upload)"]
     assert sorted(uploads(moto)) == sorted([other_day, foreign])  # another day's prefix is that day's business
     assert keys(s3) == ["data.parquet", "manifest.json"]

@@ -64,6 +64,7 @@ def _check_stopped(world: World, run: Run, context: str) -> None:
         assert any(line.startswith(f"{DATE}: published: ") for line in run.output.splitlines()), f"{context}: no summary line"
 
 
+@pytest.mark.slow
 def test_signals_at_random_points_stop_cleanly(big_world):
     world, seed = big_world, SEED
     rng = random.Random(seed)
@@ -92,7 +93,7 @@ def test_signals_at_random_points_stop_cleanly(big_world):
     assert stopped >= SIGNAL_RUNS // 2, f"seed {seed}: only {stopped} of {SIGNAL_RUNS} signals landed inside the export"
 
 
-@pytest.mark.parametrize("scenario", ["empty", "replace"])
+@pytest.mark.parametrize("scenario", [pytest.param("empty", marks=pytest.mark.slow), "replace"])
 def test_sigterm_before_each_file_change(world, scenario):  # noqa: F811 - the fixture
     """Signalled right before each file change: before publishing, nothing is published; once
     publishing has started it finishes (there is no safe point inside it) and the line says so."""
@@ -115,7 +116,8 @@ def test_sigterm_before_each_file_change(world, scenario):  # noqa: F811 - the f
 # "upload" (when the upload starts writing), "published" (right after a day is published).
 DRIVER = r"""
 import os, signal, sys
-from instrumetriq_polars import cli, publish
+from instrumetriq_polars import cli
+from instrumetriq_polars.write import publish
 from instrumetriq_polars.cli import days
 point, sent = os.environ["SIGNAL_AT"], getattr(signal, os.environ["SIGNAL"])
 if point.startswith("hour "):
@@ -129,18 +131,18 @@ if point.startswith("hour "):
         return progress
     days._hour_printer = printer
 elif point == "upload":
-    write_data = publish.DayDestination.write_data
+    write_data = publish.Destination.write_data
     def signalled(self, write):
         if not self.is_local:
             os.kill(os.getpid(), sent)
         return write_data(self, write)
-    publish.DayDestination.write_data = signalled
+    publish.Destination.write_data = signalled
 elif point == "published":
-    publish_day = publish.DayDestination.publish
+    publish_day = publish.Destination.publish
     def signalled(self, *args):
         publish_day(self, *args)
         os.kill(os.getpid(), sent)
-    publish.DayDestination.publish = signalled
+    publish.Destination.publish = signalled
 cli.run(sys.argv[1:])
 """
 

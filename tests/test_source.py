@@ -17,8 +17,8 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-import instrumetriq_polars.export as export_module
-import instrumetriq_polars.pipeline as pipeline
+import instrumetriq_polars.tiers.daily as export_module
+import instrumetriq_polars.write.parquet as pipeline
 from instrumetriq_polars import export_day
 from instrumetriq_polars.archive import open_archive_day
 from instrumetriq_polars.pipeline import frame_source, lazy_day, lazy_entries, sink

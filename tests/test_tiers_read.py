@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from instrumetriq_polars import DatasetError, DatasetWarning, export_day, export_hour, list_days, list_partitions, scan
-from instrumetriq_polars.bundle import bundle_month
+from instrumetriq_polars.tiers.monthly import bundle_month
 from instrumetriq_polars.synthetic import write_archive_day
 
 from .test_s3 import BUCKET, home, moto, s3, server_requests  # noqa: F401 - fixtures

@@ -277,7 +277,7 @@ class Case:
 
 CASES = {
     "clean day": Case(untouched, "PASS"),
-    "flipped byte": Case(flip_byte, "FAIL", "sha256", "the file was changed or damaged after export; re-export the day with --force",
+    "flipped byte": Case(flip_byte, "FAIL", "sha256", "the file was changed or damaged after export; re-export the day, replacing it (force)",
                          failing=None),
     "truncated data.parquet": Case(
         truncate_data, "FAIL", "parquet", "data.parquet footer cannot be read", also=(("manifest", "the file was replaced or truncated"),),
@@ -477,7 +477,7 @@ def test_manifest_of_another_day(flat_root):
 def test_manifest_not_a_json_object(flat_root):
     (day_dir(flat_root) / "manifest.json").write_text("[1, 2]")
     result = verify(flat_root)
-    assert "manifest.json is not a JSON object; re-export the day with --force" in messages(result, "manifest")
+    assert "manifest.json is not a JSON object; re-export the day, replacing it (force)" in messages(result, "manifest")
 
 
 def test_export_before_the_day_was_over_is_a_warning(flat_root):
@@ -561,7 +561,7 @@ def test_bad_row_contents(flat_root):
     check = result.check("content")
     # the export refuses a blank symbol (normalize.required_problem): such a row is an error ...
     assert check.errors == [f"required field 'symbol' is blank (' ') in 1 of {ROWS} sampled rows (row 5: ' '): "
-                            "the export never publishes such a row; re-export the day with --force"]
+                            "the export never publishes such a row; re-export the day, replacing it (force)"]
     # ... and exports the rest as archived: warnings
     warnings = "\n".join(check.warnings)
     assert f"derived.spread_bps is negative (a spread cannot be; exported as archived) in 1 of {ROWS} sampled rows (row 3: -2.5)" in warnings

@@ -17,7 +17,7 @@ import pytest
 
 from instrumetriq_polars import Manifest, export_day, verify_day
 from instrumetriq_polars.cli import main
-from instrumetriq_polars.dayfolder import DayFolder, is_export_leftover
+from instrumetriq_polars.folder import PartitionFolder, is_export_leftover
 from instrumetriq_polars.errors import ManifestError, StorageError
 from instrumetriq_polars.synthetic import write_archive_day
 from instrumetriq_polars.verify import render_report
@@ -106,7 +106,7 @@ def test_a_folder_that_cannot_be_listed_is_still_verified(flat_root, monkeypatch
     def refuse(self):
         raise StorageError(f"could not list {self.url}: AccessDenied", self.url)
 
-    monkeypatch.setattr(DayFolder, "listing", refuse)
+    monkeypatch.setattr(PartitionFolder, "listing", refuse)
     result = verify(flat_root)
     assert result.check("files").status == "PASS" and result.figures["leftover_files"] is None
 
@@ -140,13 +140,13 @@ def test_data_of_another_day_with_its_manifest_edited(tmp_path, version):
     if version == 2:
         assert result.status == "FAIL" and result.errors == [
             "row_count: archive_day holds 2026-01-10, outside 2026-01-15: rows of another archive day are in this file; "
-            "re-export the day with --force"], result.summary()
+            "re-export the day, replacing it (force)"], result.summary()
     else:
         assert result.status == "WARN", result.summary()
     assert result.figures["rows_far_from_day"] == ROWS
     [warning] = [w for w in result.check("content").warnings if "more than a day away" in w]
     assert warning.startswith(f"{ROWS} of {ROWS} sampled rows are dated more than a day away from {DAY} (meta.added_ts, else snapshot_ts; row 0: '2026-01-09T")
-    assert warning.endswith("the data may be another day's; compare with the archive (--against-archive)")
+    assert warning.endswith("the data may be another day's; compare with the archive (against_archive)")
 
 
 def test_rows_from_the_evening_before_are_not_far(exports):

@@ -16,23 +16,33 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from importlib import import_module
+
 from .. import interrupt, storage
 from ..version import __version__
-from ..archive import parse_date
-from ..dataset import day_summary
+from ..periods import parse_date
 from ..errors import InstrumetriqError
-from ..export import ARCHIVE_ENV, DEFAULT_OUT_DIR, export_day
 from ..log import Log
-from ..memory import tune_allocators
-from ..bundle import DEFAULT_MONTHLY_DIR, R2_MONTHLY_PREFIX
-from ..hourly import DEFAULT_HOURLY_OUT, R2_HOURLY_PREFIX
 from ..schema import LAYOUTS, describe, schema_for
+from ..tiers import ARCHIVE_ENV, DEFAULT_HOURLY_OUT, DEFAULT_MONTHLY_DIR, DEFAULT_OUT_DIR, R2_HOURLY_PREFIX, R2_MONTHLY_PREFIX
 from ..verify import DEFAULT_SAMPLE_SIZE, DEFAULT_SEED
-from .common import UsageError, _add_date_options, _err, _hour_printer, _location
-from .checks import cmd_verify
-from .days import cmd_export, cmd_status
-from .tiers import cmd_bundle, cmd_export_hourly
+from .common import UsageError, _add_date_options, _err, error_line, _hour_printer, _location
 from .live import add_live_parser
+
+
+def _command(module: str, name: str):
+    """The command function ``name`` of ``cli.<module>``, imported when the command runs: ``--help``
+    and ``status`` do not pay for the export's imports (tests/test_layers.py)."""
+    def run(args: argparse.Namespace) -> int:
+        return getattr(import_module(f"{__name__}.{module}"), name)(args)
+
+    run.__name__ = name
+    return run
+
+
+cmd_export, cmd_status = _command("days", "cmd_export"), _command("days", "cmd_status")
+cmd_export_hourly, cmd_bundle = _command("tiers", "cmd_export_hourly"), _command("tiers", "cmd_bundle")
+cmd_verify = _command("checks", "cmd_verify")
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -57,7 +67,9 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from ..dataset import day_summary
     from ..synthetic import write_archive_day
+    from ..tiers.daily import export_day
 
     day = parse_date(args.date)
     archive = f"{args.dir}/archive"
@@ -208,11 +220,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return _closed_stdout()
     except InstrumetriqError as exc:
-        _err(str(exc), exc if args.debug else None)
+        _err(error_line(exc), exc if args.debug else None)
         return 2 if isinstance(exc, UsageError) else 1
     except KeyboardInterrupt:  # outside ``export`` (whose stop is handled there): verify, demo
         _err("interrupted")
         return 130
+
+
+#: the commands that export (and so tune the allocators first)
+_EXPORTS = ("export", "export-hourly", "bundle", "demo")
 
 
 def run(argv: Sequence[str] | None = None) -> NoReturn:
@@ -220,8 +236,13 @@ def run(argv: Sequence[str] | None = None) -> NoReturn:
     outcome is reported and nothing is left to stop, so a SIGINT or SIGTERM that lands while the
     interpreter shuts down (Polars' threads take ~50 ms) is ignored: without this it killed the
     process with a traceback and turned a finished run's status into -2 (measured). The
-    allocator is set up for the export's buffers first (memory.py)."""
-    tune_allocators()
+    allocator is set up for the export's buffers first (memory.py; not for the other commands,
+    which do not import pyarrow for it)."""
+    words = sys.argv[1:] if argv is None else list(argv)
+    if next((w for w in words if not w.startswith("-")), None) in _EXPORTS:
+        from ..memory import tune_allocators
+
+        tune_allocators()
     code = main(argv)
     for signum in interrupt.SIGNALS:
         signal.signal(signum, signal.SIG_IGN)

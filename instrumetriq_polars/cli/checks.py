@@ -12,10 +12,9 @@ from datetime import date
 import fsspec
 
 from ..errors import ConfigError, InstrumetriqError
-from ..bundle import monthly_root, parse_month
-from ..hourly import hour_text, hourly_root
+from ..tiers import hourly_root, monthly_root
+from ..periods import hour_text, month_text, parse_month, partition_date
 from ..storage import load_settings
-from ..dayfolder import partition_date
 from ..verify import render_report, split_day_folder, unreadable_result, verify_day, verify_hour, verify_month
 from .common import UsageError, _dates, _hours
 
@@ -29,7 +28,7 @@ def _partitions(args: argparse.Namespace) -> list[tuple[str, Callable]] | None:
         raise UsageError("give days, hours or months, not several kinds at once")
     if hours:
         return [(hour_text(h), verify_hour) for h in sorted(set(hours))]
-    return [(f"{m:%Y-%m}", verify_month) for m in months] or None
+    return [(month_text(m), verify_month) for m in months] or None
 
 
 def cmd_verify(args: argparse.Namespace) -> int:

@@ -5,21 +5,39 @@ from __future__ import annotations
 import argparse
 import traceback
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import fsspec
 
 from .. import storage
-from ..archive import date_range, parse_date, yesterday_utc
-from ..errors import InstrumetriqError
-from ..export import HourReport
-from ..hourly import hour_range, parse_hour
+from ..periods import date_range, hour_range, parse_date, parse_hour, yesterday_utc
+from ..errors import BadInputError, DamagedDayError, InstrumetriqError, ManifestError
+from ..tiers import ARCHIVE_ENV
+
+if TYPE_CHECKING:
+    from ..source import HourReport
 from ..log import Log, bar
-from ..run import FAILED, INTERRUPTED, SKIPPED, DayOutcome
+from ..run import FAILED, INTERRUPTED, SKIPPED, Outcome
 
 
 
 def _log(args: argparse.Namespace) -> Log:
     return Log(quiet=getattr(args, "quiet", False))
+
+
+def error_line(exc: BaseException) -> str:
+    """The error's one line, with the CLI's hint for its ``remedy`` (``errors.InstrumetriqError``:
+    the library names no flag; the flags are named here)."""
+    text, remedy = str(exc), getattr(exc, "remedy", None)
+    if isinstance(exc, BadInputError):
+        return f"{text} or pass --allow-incomplete to publish without these lines"
+    if remedy == "allow_incomplete":
+        return f"{text} or pass --allow-incomplete"
+    if remedy == "force":
+        return f"{text}; pass --force to {'rewrite the day' if isinstance(exc, (DamagedDayError, ManifestError)) else 'replace'}"
+    if remedy == "archive":
+        return f"{text}; check --archive-path or ${ARCHIVE_ENV}"
+    return text
 
 
 def _err(message: str, traceback_of: BaseException | None = None, log: Log | None = None) -> None:
@@ -71,10 +89,10 @@ def _hour_printer(log: Log, day_index: int = 0, days: int = 1) -> Callable[[Hour
     return show
 
 
-def _reporter(args: argparse.Namespace, log: Log) -> Callable[[DayOutcome], None]:
+def _reporter(args: argparse.Namespace, log: Log) -> Callable[[Outcome], None]:
     """What the log and stdout show as each day (or hour) of a run ends."""
 
-    def report(outcome: DayOutcome) -> None:
+    def report(outcome: Outcome) -> None:
         log.done()
         if not args.quiet:
             for result in outcome.results:
@@ -82,11 +100,13 @@ def _reporter(args: argparse.Namespace, log: Log) -> Callable[[DayOutcome], None
                     log.warning(warning)
                 print(result.summary(), flush=True)
             if outcome.status == SKIPPED:
-                log.info(f"{outcome.day}: skipped: {outcome.reason}")
+                hint = " (--force)" if outcome.remedy == "force" else ""
+                log.info(f"{outcome.partition}: skipped: {outcome.reason}{hint}")
         if outcome.status == FAILED:
-            _err(f"{outcome.day}: {outcome.reason}", outcome.error if args.debug else None, log)
+            reason = error_line(outcome.error) if outcome.error is not None else outcome.reason
+            _err(f"{outcome.partition}: {reason}", outcome.error if args.debug else None, log)
         elif outcome.status == INTERRUPTED:
-            _err(f"{outcome.day}: {outcome.reason}", None, log)
+            _err(f"{outcome.partition}: {outcome.reason}", None, log)
 
     return report
 

@@ -5,20 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 import signal
-from datetime import timedelta
 
 from .. import interrupt, storage
 from ..errors import InstrumetriqError, Interrupted
-from ..export import DEFAULT_OUT_DIR, default_archive
 from ..log import bar
 from ..status import healthy, status
 from ..run import (
     FAILED, INTERRUPTED, catch_up_days, check_archive_root, export_worker, keep_local, run_day, run_days, run_parallel, summary_lines,
 )
 from ..storage import load_settings
-from ..bundle import DEFAULT_MONTHLY_DIR, monthly_root
-from ..hourly import DEFAULT_HOURLY_OUT, ONE_HOUR, catch_up_hours, hourly_root
-from ..partitions import parse_month
+from ..tiers import DEFAULT_HOURLY_OUT, DEFAULT_MONTHLY_DIR, DEFAULT_OUT_DIR, default_archive, hourly_root, monthly_root
+from ..tiers.hourly import catch_up_hours
+from ..partitions import TIERS
+from ..periods import parse_month
 from .common import UsageError, _dates, _err, _hour_printer, _hours, _log, _reporter
 
 
@@ -27,10 +26,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.catch_up is not None:
         if args.date or args.from_date or args.to_date:
             raise UsageError("--catch-up N picks the days itself: give it without --date, --from-date or --to-date")
-        try:
-            dates = catch_up_days(args.catch_up)
-        except InstrumetriqError as exc:
-            raise UsageError(str(exc)) from None
+        if args.catch_up < 1:
+            raise UsageError(f"--catch-up takes a number of days of at least 1, not {args.catch_up}")
+        dates = catch_up_days(args.catch_up)
     else:
         dates = _dates(args)
     if args.jobs < 1:
@@ -73,7 +71,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                     return run_day(day, **options, progress=_hour_printer(log, index, len(dates)))
                 outcomes = run_days(dates, work, report=report)
         except Interrupted as stop:  # --jobs: the days that ended were reported; say what did not run
-            ended = {o.day for o in stop_outcomes} if (stop_outcomes := getattr(stop, "outcomes", None)) else set()
+            ended = {o.partition for o in stop_outcomes} if (stop_outcomes := getattr(stop, "outcomes", None)) else set()
             rest = [str(d) for d in dates if d not in ended]
             if rest:
                 _err(f"interrupted; not started or stopped before publishing: {', '.join(rest)} ({signal.Signals(stop.signum).name})", None, log)
@@ -102,22 +100,26 @@ def cmd_status(args: argparse.Namespace) -> int:
     try:
         if args.days is not None and (args.date or args.from_date or args.to_date):
             raise UsageError("--days N picks the days itself: give it without --date, --from-date or --to-date")
+        if args.days is not None and args.days < 1:
+            raise UsageError(f"--days takes a number of days of at least 1, not {args.days}")
         dates = catch_up_days(args.days) if args.days is not None else _dates(args) if (args.date or args.from_date or args.to_date) else catch_up_days(7)
     except UsageError:
         raise
     except InstrumetriqError as exc:
-        raise UsageError(str(exc).replace("--catch-up", "--days")) from None
+        raise UsageError(str(exc)) from None
     if args.r2:
         location = load_settings().day_root
     else:
         location = args.path or args.out_dir or DEFAULT_OUT_DIR
-    return _report_status(args, log, location, "daily", dates, lambda d: d + timedelta(days=1), _status_archive(args, log))
+    return _report_status(args, log, location, "daily", dates, TIERS["daily"].step, _status_archive(args, log))
 
 
 def _status_partitions(args: argparse.Namespace) -> tuple[str, list] | None:
     """("hourly", hour starts) or ("monthly", months) when hours or months are asked for; None for days."""
     hours = _hours(args)
     if args.hours is not None:
+        if args.hours < 1:
+            raise UsageError(f"--hours takes a number of hours of at least 1, not {args.hours}")
         hours += catch_up_hours(args.hours)
     months = sorted({parse_month(m) for m in args.month or []})
     days = args.date or args.from_date or args.to_date or args.days is not None
@@ -137,8 +139,7 @@ def _status_tier(args: argparse.Namespace, log, tier: str, keys: list) -> int:
     else:
         location = args.path or args.out_dir or (DEFAULT_HOURLY_OUT if tier == "hourly" else DEFAULT_MONTHLY_DIR)
     archive = _status_archive(args, log) if tier == "hourly" else None
-    step = (lambda h: h + ONE_HOUR) if tier == "hourly" else (lambda m: (m + timedelta(days=31)).replace(day=1))
-    return _report_status(args, log, location, tier, keys, step, archive)
+    return _report_status(args, log, location, tier, keys, TIERS[tier].step, archive)
 
 
 def _status_archive(args: argparse.Namespace, log) -> str | None:

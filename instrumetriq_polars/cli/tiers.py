@@ -6,11 +6,13 @@ import argparse
 
 from .. import interrupt, storage
 from ..errors import InstrumetriqError
-from ..export import default_archive, upload_day
-from ..bundle import bundle_month, monthly_root, parse_month
-from ..hourly import catch_up_hours, export_hour, hour_text, hourly_root, last_complete_hour
-from ..run import FAILED, INTERRUPTED, DayOutcome, check_archive_root, run_days, run_export, summary_lines
-from .common import UsageError, _err, _hour_printer, _hours, _log, _reporter
+from ..periods import hour_text, month_text, parse_month
+from ..tiers import default_archive, hourly_root, monthly_root
+from ..tiers.hourly import catch_up_hours, export_hour, last_complete_hour
+from ..tiers.monthly import bundle_month
+from ..write.flow import upload
+from ..run import FAILED, INTERRUPTED, Outcome, check_archive_root, run_days, run_export, summary_lines
+from .common import UsageError, _err, error_line, _hour_printer, _hours, _log, _reporter
 
 
 def cmd_export_hourly(args: argparse.Namespace) -> int:
@@ -20,6 +22,8 @@ def cmd_export_hourly(args: argparse.Namespace) -> int:
     try:
         hours = _hours(args)
         if args.catch_up is not None:
+            if args.catch_up < 1:
+                raise UsageError(f"--catch-up takes a number of hours of at least 1, not {args.catch_up}")
             hours += catch_up_hours(args.catch_up)
     except InstrumetriqError as exc:
         raise UsageError(str(exc)) from None
@@ -32,7 +36,7 @@ def cmd_export_hourly(args: argparse.Namespace) -> int:
     upload_to = hourly_root(settings.bucket) if args.upload else None
     check_archive_root(archive)
 
-    def work(label: str) -> DayOutcome:
+    def work(label: str) -> Outcome:
         log.info(f"exporting {label} from {archive}")
         return run_export(label, lambda: export_hour(label, archive, args.out_dir, layout=args.layout, allow_incomplete=args.allow_incomplete,
                                                      force=args.force, progress=_hour_printer(log)),
@@ -64,15 +68,15 @@ def cmd_bundle(args: argparse.Namespace) -> int:
     failures = 0
     for month in months:
         try:
-            log.info(f"bundling {month:%Y-%m} from {daily}")
+            log.info(f"bundling {month_text(month)} from {daily}")
             result = bundle_month(month, daily, args.out_dir, force=args.force)
             if result.manifest.missing_days:
-                log.warning(f"{month:%Y-%m}: days not published, not in the bundle: {', '.join(result.manifest.missing_days)}")
+                log.warning(f"{month_text(month)}: days not published, not in the bundle: {', '.join(result.manifest.missing_days)}")
             if args.upload:
                 print(result.summary())
-                result = upload_day(result, monthly_root(settings.bucket), force=args.force)
+                result = upload(result, monthly_root(settings.bucket), force=args.force)
             print(result.summary())
         except InstrumetriqError as exc:
-            _err(f"{month:%Y-%m}: {exc}", exc if args.debug else None, log)
+            _err(f"{month_text(month)}: {error_line(exc)}", exc if args.debug else None, log)
             failures += 1
     return 1 if failures else 0

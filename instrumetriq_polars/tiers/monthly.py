@@ -1,5 +1,5 @@
 """Monthly bundles: a month's published days ``DAILY/YYYY-MM-DD/`` -> one ``MONTHLY/YYYY-MM/``
-(data.parquet + manifest.json), published like a day (``export._write_and_publish``).
+(data.parquet + manifest.json), published like a day (``write.flow.write_and_publish``).
 
 The days are streamed: ``pl.scan_parquet`` over their files (``dataset``'s scan of the listed
 days, so only days that count are read) sunk into the hashing writer, never collected; the
@@ -13,7 +13,6 @@ rebuilds it without ``--force``; when they did not, it is "already published" an
 
 from __future__ import annotations
 
-import calendar
 import time
 import warnings
 from collections import Counter
@@ -21,30 +20,28 @@ from datetime import date, timedelta
 
 import polars as pl
 
-from .archive import utc_today
-from .dataset import DayEntry, _scan_entries, list_days
-from .partitions import parse_month
-from .errors import ArchiveError, DamagedDayError, ManifestError
-from .export import ExportResult, _write_and_publish
-from .manifest import MAX_BAD_LINE_RECORDS, Manifest, utc_now_iso
-from .pipeline import ROW_GROUP_SIZE
-from .publish import ALREADY, DayDestination
-from .storage import storage_options_for
-from .version import __version__
+from ..dataset import PartitionEntry, list_days, scan_entries
+from ..errors import DamagedDayError, NotOverError
+from ..manifest import MAX_BAD_LINE_RECORDS, Manifest, utc_now_iso
+from ..periods import archive_day_name, day_text, month_end, month_text, parse_month, utc_today
+from ..planner import EXPORT, UNCHANGED, bundle_source, plan_bundle
+from ..storage import storage_options_for
+from ..version import __version__
+from ..write.flow import write_and_publish
+from ..write.parquet import sink
+from ..write.publish import ALREADY, Destination
+from . import DEFAULT_MONTHLY_DIR, DEFAULT_OUT_DIR, R2_MONTHLY_PREFIX, ExportResult, monthly_root  # noqa: F401 - re-exported
 
-DEFAULT_DAILY_DIR = "output/tier3_daily"
-DEFAULT_MONTHLY_DIR = "output/tier3_monthly"
-#: R2 keys of the bundles: s3://BUCKET/tier3/monthly/YYYY-MM/
-R2_MONTHLY_PREFIX = "tier3/monthly"
+DEFAULT_DAILY_DIR = DEFAULT_OUT_DIR
 
 
 def month_days(month: date, today: date | None = None) -> tuple[list[date], bool]:
     """The days a bundle of ``month`` covers, and whether the month is over: all of them for a
     past month; the days before ``today`` (UTC) for the current one (month to date)."""
     today = today or utc_today()
-    last = month.replace(day=calendar.monthrange(month.year, month.month)[1])
+    last = month_end(month)
     if today <= month:
-        raise ArchiveError(f"cannot bundle {month:%Y-%m}: no day of it is over yet (today is {today} UTC)")
+        raise NotOverError(f"cannot bundle {month_text(month)}: no day of it is over yet (today is {day_text(today)} UTC)", month_text(month))
     end = min(last, today - timedelta(days=1))
     return [month + timedelta(days=i) for i in range((end - month).days + 1)], last < today
 
@@ -69,60 +66,37 @@ def bundle_month(
     entries = list_days(daily, days[0], days[-1], storage_options=daily_options)
     published = [e for e in entries if e.published]
     missing = [e.day.isoformat() for e in entries if not e.published]
-    destination = DayDestination(out, first, storage_options_for(out, storage_options), partition=f"{first:%Y-%m}")
-    sources = [_source(e) for e in published]
-    in_place = _published_bundle(destination)
-    if not force and in_place is not None and _same_days(in_place, sources, missing, over):
-        return ExportResult(in_place, destination.url, ALREADY, time.perf_counter() - started)
+    destination = Destination(out, first, storage_options_for(out, storage_options), partition=month_text(first))
+    sources = [bundle_source(e.manifest) for e in published]
+    in_place = destination.in_place()
+    decision = plan_bundle(in_place, sources, missing, over, force)
+    if decision.action == UNCHANGED:
+        return ExportResult(in_place.manifest, destination.url, ALREADY, time.perf_counter() - started)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the days not read are the manifest's missing_days
-        plan = _scan_entries(daily, entries, f"bundle {first:%Y-%m} from {daily}", daily_options, False)
+        plan = scan_entries(daily, entries, f"bundle {month_text(first)} from {daily}", daily_options, False)
     _check_rows(plan, published)
-
-    def write(fileobj) -> None:
-        plan.sink_parquet(fileobj, compression="zstd", row_group_size=ROW_GROUP_SIZE)
 
     def finish(written) -> Manifest:
         return _manifest(first, published, sources, missing, over, written)
 
-    # a bundle follows its days: other days (or other data of a day) replace it without --force
-    manifest, status = _write_and_publish(destination, write, finish, force=True)
+    # the days' rows through the writer every tier uses (its encodings, its row groups); a bundle
+    # follows its days: the planner's REBUILD replaces the bundle in place without force
+    manifest, status = write_and_publish(destination, lambda fileobj: sink(plan, fileobj), finish, force=decision.action != EXPORT)
     return ExportResult(manifest, destination.url, status, time.perf_counter() - started)
 
 
-def _source(entry: DayEntry) -> dict:
-    m = entry.manifest
-    return {"date": m.date_utc, "file": f"{m.date_utc}/data.parquet", "parquet_sha256": m.parquet_sha256,
-            "size_bytes": m.parquet_size_bytes, "rows": m.row_count, "is_partial": m.is_partial}
-
-
-def _published_bundle(destination: DayDestination) -> Manifest | None:
-    """The bundle in place, when its manifest is readable and its data of the stated size."""
-    raw = destination.read_manifest_bytes()
-    if raw is None:
-        return None
-    try:
-        manifest = Manifest.from_json(raw)
-    except ManifestError:
-        return None
-    return manifest if destination.size(destination.data_path) == manifest.parquet_size_bytes else None
-
-
-def _same_days(manifest: Manifest, sources: list[dict], missing: list[str], over: bool) -> bool:
-    return manifest.source_files == sources and manifest.missing_days == missing and manifest.day_over_at_export == over
-
-
-def _check_rows(plan: pl.LazyFrame, published: list[DayEntry]) -> None:
+def _check_rows(plan: pl.LazyFrame, published: list[PartitionEntry]) -> None:
     """The days' files hold the rows their manifests state (their footers are read, not their data)."""
     stated = sum(e.manifest.row_count for e in published)
     found = plan.select(pl.len()).collect().item()
     if found != stated:
         raise DamagedDayError(f"the days' data.parquet files hold {found} rows, their manifests say {stated}: a day was changed "
-                              "after its export; run verify on the month's days and re-export the damaged one with --force",
+                              "after its export; run verify on the month's days and re-export the damaged one, replacing it",
                               published[0].data_url, found, stated)
 
 
-def _manifest(first: date, published: list[DayEntry], sources: list[dict], missing: list[str], over: bool, written) -> Manifest:
+def _manifest(first: date, published: list[PartitionEntry], sources: list[dict], missing: list[str], over: bool, written) -> Manifest:
     days = [e.manifest for e in published]
     by_hour: Counter[str] = Counter()
     versions: Counter[str] = Counter()
@@ -137,7 +111,7 @@ def _manifest(first: date, published: list[DayEntry], sources: list[dict], missi
     bad_lines = [b for m in days for b in m.bad_lines][:MAX_BAD_LINE_RECORDS]
     row_count = sum(m.row_count for m in days)
     return Manifest(
-        date_utc=f"{first:%Y-%m}", archive_day=f"{first:%Y%m}", row_count=row_count,
+        date_utc=month_text(first), archive_day=archive_day_name(first)[:6], row_count=row_count,
         parquet_sha256=written.sha256, parquet_size_bytes=written.size, layout=days[0].layout,
         schema_fingerprint=days[0].schema_fingerprint, column_count=days[0].column_count,
         # per hour of the day, over the month's days: an hour is missing when no day has it
@@ -153,10 +127,6 @@ def _manifest(first: date, published: list[DayEntry], sources: list[dict], missi
         partition="month", missing_days=missing, partition_basis="daily_partitions_of_the_month",
         export_version=days[0].export_version, created_ts_utc=utc_now_iso(),
     )
-
-
-def monthly_root(bucket: str) -> str:
-    return f"s3://{bucket}/{R2_MONTHLY_PREFIX}"
 
 
 __all__ = ["DEFAULT_DAILY_DIR", "DEFAULT_MONTHLY_DIR", "R2_MONTHLY_PREFIX", "bundle_month", "month_days", "monthly_root",

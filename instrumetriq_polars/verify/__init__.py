@@ -22,29 +22,44 @@ from __future__ import annotations
 import time
 from datetime import date
 
-from ..archive import parse_date
-from ..dayfolder import split_day_folder
+from ..periods import hour_path, month_end, month_text, parse_date, parse_hour, parse_month
+from ..folder import split_day_folder
 from ..errors import VerifyError
 from ..storage import describe_error
-from . import files, rows
-from .crosscheck import ARCHIVE_CHECK
-from .day import CheckSpec, DayUnderCheck, Skip
 from .report import render_report
 from .results import FAIL, PASS, SKIP, WARN, CheckResult, VerifyResult, unreadable_result
 
 DEFAULT_SAMPLE_SIZE = 200
 DEFAULT_SEED = 0
 
-#: The checks, in the order they run (later checks use what earlier ones found).
-CHECKS: list[CheckSpec] = files.CHECKS + rows.CHECKS
-
 __all__ = [
-    "ARCHIVE_CHECK", "CHECKS", "DEFAULT_SAMPLE_SIZE", "DEFAULT_SEED", "FAIL", "PASS", "SKIP", "WARN",
-    "CheckResult", "CheckSpec", "VerifyResult", "render_report", "split_day_folder", "unreadable_result", "verify_day", "verify_hour", "verify_month",
+    "ARCHIVE_CHECK", "CHECKS", "DEFAULT_SAMPLE_SIZE", "DEFAULT_SEED", "FAIL", "PASS", "SKIP", "WARN", "CheckResult", "CheckSpec",
+    "VerifyResult", "render_report", "split_day_folder", "unreadable_result", "verify_day", "verify_hour", "verify_month",
+    "verify_partition",
 ]
 
 
-def verify_day(
+def __getattr__(name: str):
+    """The checks and their machinery, imported on first use (the CLI's ``--help`` and ``status``
+    need none of them): ``CHECKS`` (in the order they run; later checks use what earlier ones
+    found), ``ARCHIVE_CHECK`` (the cross-check against the archive), ``CheckSpec``,
+    ``DayUnderCheck``, ``Skip``."""
+    if name == "CHECKS":
+        from . import files, rows
+
+        return files.CHECKS + rows.CHECKS
+    if name == "ARCHIVE_CHECK":
+        from .crosscheck import ARCHIVE_CHECK
+
+        return ARCHIVE_CHECK
+    if name in ("CheckSpec", "DayUnderCheck", "Skip"):
+        from . import day as _day
+
+        return getattr(_day, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def verify_partition(
     day: str | date,
     location: str,
     *,
@@ -56,18 +71,24 @@ def verify_day(
     partition: str | None = None,
     last_day: date | None = None,
 ) -> VerifyResult:
-    """Verify the published day ``location/YYYY-MM-DD`` (``location`` may also be the day folder).
+    """Verify the published partition ``location/<partition>`` (``location`` may also be its
+    folder): a day (``partition`` None: ``YYYY-MM-DD`` of ``day``), an hour (``YYYY-MM-DD/HH``) or
+    a month (``YYYY-MM``, with ``last_day``); ``day`` is the partition's first day.
 
-    Returns a VerifyResult whatever the day holds; raises VerifyError only when the location cannot
-    be read at all (unknown protocol, credentials, permissions) or is the day folder of another date.
+    Returns a VerifyResult whatever the partition holds; raises VerifyError only when the location
+    cannot be read at all (unknown protocol, credentials, permissions) or is the folder of another
+    partition.
     """
+    from .crosscheck import ARCHIVE_CHECK
+    from .day import DayUnderCheck
+
     started = time.perf_counter()
     day = parse_date(day)
     if sample_size < 1:
         raise ValueError(f"sample_size must be at least 1, not {sample_size}")
     ctx = DayUnderCheck(day, location, storage_options, sample_size, seed, against_archive, archive_storage_options,
                         partition, last_day)
-    specs = CHECKS + ([ARCHIVE_CHECK] if against_archive is not None else [])
+    specs = __getattr__("CHECKS") + ([ARCHIVE_CHECK] if against_archive is not None else [])
     try:
         checks = [_run(spec, ctx) for spec in specs]
     finally:
@@ -75,32 +96,37 @@ def verify_day(
     return VerifyResult(day, ctx.url, checks, ctx.layout, time.perf_counter() - started, label=partition)
 
 
+def verify_day(day: str | date, location: str, **options) -> VerifyResult:
+    """Verify the published day ``location/YYYY-MM-DD`` (``location`` may also be the day folder):
+    ``verify_partition`` of a day (the options are its)."""
+    return verify_partition(day, location, **options)
+
+
 def verify_hour(hour, location: str, **options) -> VerifyResult:
     """Verify the published hour ``location/YYYY-MM-DD/HH`` (Tier 2; ``location`` may be the hour
     folder): every check of a day, the archive cross-check reading that hour file only."""
-    from ..hourly import hour_partition, parse_hour
-
     start = parse_hour(hour)
-    return verify_day(start.date(), location, partition=hour_partition(start), **options)
+    return verify_partition(start.date(), location, partition=hour_path(start), **options)
 
 
 def verify_month(month, location: str, **options) -> VerifyResult:
     """Verify the published bundle ``location/YYYY-MM`` (``location`` may be its folder): every
     check of a day; rows are dated within the month; no archive cross-check (verify its days)."""
-    import calendar
-
-    from ..bundle import parse_month
-
     first = parse_month(month)
-    last = first.replace(day=calendar.monthrange(first.year, first.month)[1])
-    return verify_day(first, location, partition=f"{first:%Y-%m}", last_day=last, **options)
+    return verify_partition(first, location, partition=month_text(first), last_day=month_end(first), **options)
 
 
-def _run(spec: CheckSpec, ctx: DayUnderCheck) -> CheckResult:
+def _skip() -> type:
+    from .day import Skip
+
+    return Skip
+
+
+def _run(spec, ctx) -> CheckResult:
     check = CheckResult(spec.name, spec.title)
     try:
         spec.run(ctx, check)
-    except Skip as skip:
+    except _skip() as skip:
         check.skipped = str(skip)
     except VerifyError:
         raise

@@ -15,7 +15,7 @@ from typing import Any
 import polars as pl
 import pyarrow.parquet as pq
 
-from ..dayfolder import DATA_NAME, DayFolder, open_day_folder, split_day_folder
+from ..folder import DATA_NAME, PartitionFolder, open_day_folder, split_day_folder
 from ..errors import InstrumetriqError, VerifyError
 from ..manifest import Manifest
 from ..schema import CURRENT_VERSION, LAYOUTS, LINEAGE_COLUMNS, SEPARATOR, VERSIONS, fingerprint, schema_for
@@ -23,7 +23,7 @@ from ..storage import describe_error, storage_options_for
 from .results import CheckResult
 
 _CHUNK = 8 * 1024 * 1024
-REEXPORT = "re-export the day with --force"
+REEXPORT = "re-export the day, replacing it (force)"
 
 
 class Skip(Exception):
@@ -48,7 +48,7 @@ def registry(checks: list[CheckSpec]):
 
 
 class DayUnderCheck:
-    """One day folder under verification, read through the read-only ``DayFolder`` view. The
+    """One day folder under verification, read through the read-only ``PartitionFolder`` view. The
     checks fill it in as they run, in order."""
 
     def __init__(self, day: date, location: str, storage_options: dict | None, sample_size: int, seed: int,
@@ -151,7 +151,7 @@ class DayUnderCheck:
             listed = self.fs.ls(self.dest.root, detail=False)
             days = sorted((d for d in (split_day_folder(p)[1] for p in listed) if d is not None and d < self.day), reverse=True)
             for day in days[:look_back]:
-                folder = DayFolder(self.dest.root, day, fs=self.fs)
+                folder = PartitionFolder(self.dest.root, day, fs=self.fs)
                 if folder.exists(folder.manifest_path):
                     return day, _all_null(folder, names)
         except Exception:  # noqa: BLE001 - damaged, unreadable or empty: no comparison
@@ -168,15 +168,15 @@ class DayUnderCheck:
                 pass
 
 
-def open_folder(location: str, day: date, storage_options: dict | None, partition: str | None = None) -> DayFolder:
-    """The day's folder, read only (``dayfolder.open_day_folder``), or a VerifyError. With
+def open_folder(location: str, day: date, storage_options: dict | None, partition: str | None = None) -> PartitionFolder:
+    """The day's folder, read only (``folder.open_day_folder``), or a VerifyError. With
     ``partition``: that folder under the dataset root ``location``, or ``location`` itself when it
     ends with the partition's path."""
     try:
         if partition is not None:
             root = str(location).rstrip("/")
             root = root[: -len(partition)].rstrip("/") or "/" if root.endswith(partition) else root
-            return DayFolder(root, day, storage_options_for(location, storage_options), partition=partition)
+            return PartitionFolder(root, day, storage_options_for(location, storage_options), partition=partition)
         return open_day_folder(location, day, storage_options)
     except ValueError as exc:
         raise VerifyError(str(exc)) from None
@@ -187,7 +187,7 @@ def open_folder(location: str, day: date, storage_options: dict | None, partitio
 
 
 # -- columns ------------------------------------------------------------------------------------
-def _all_null(folder: DayFolder, names: list[str]) -> dict[str, bool]:
+def _all_null(folder: PartitionFolder, names: list[str]) -> dict[str, bool]:
     """For each of ``names`` (flat names) present in ``folder``'s data.parquet: NULL in every row.
     Only the columns holding them are read (a nested file's whole struct column)."""
     with folder.fs.open(folder.data_path, "rb") as raw:

@@ -9,8 +9,9 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..dayfolder import DATA_NAME, MANIFEST_NAME
+from ..folder import DATA_NAME, MANIFEST_NAME
 from ..errors import InstrumetriqError, ManifestError, VerifyError
+from ..periods import archive_day_name
 from ..manifest import FORMAT_VERSIONS, MAX_BAD_LINE_RECORDS, Manifest, hour_key, parse_manifest_json
 from ..schema import LAYOUTS
 from ..storage import describe_error
@@ -100,7 +101,7 @@ def check_manifest(ctx: DayUnderCheck, check: CheckResult) -> None:
         kind = "date_utc" if manifest.partition == "day" else manifest.partition
         check.errors.append(f"manifest.json is for {kind} {manifest.partition_path}, but the folder is {where}: "
                             f"the manifest belongs to another {'day' if ctx.partition is None else 'partition'}")
-    expected_archive = ctx.day.strftime("%Y%m" if manifest.partition == "month" else "%Y%m%d")
+    expected_archive = archive_day_name(ctx.day)[:6] if manifest.partition == "month" else archive_day_name(ctx.day)
     if manifest.archive_day != expected_archive:
         check.errors.append(f"manifest.json names archive_day {manifest.archive_day}, expected {expected_archive}")
     if manifest.layout not in LAYOUTS:
@@ -222,7 +223,7 @@ def _lineage(ctx: DayUnderCheck, check: CheckResult, manifest: Manifest) -> str:
 
 _NOT_OVER = {
     "day": "exported before the UTC day was over (day_over_at_export false): entries archived after "
-           "the export are missing; export the day again with --force after 00:00 UTC",
+           "the export are missing; export the day again, replacing it (force), after 00:00 UTC",
     "hour": "exported before the hour was complete (day_over_at_export false): entries archived after the export "
             "are missing; export the hour again once it is complete",
     "month": "a month-to-date bundle (day_over_at_export false): the month's later days are not in it; bundle it again",
@@ -233,7 +234,7 @@ def _check_bundle_days(m, check: CheckResult) -> None:
     """A bundle's days: their rows add up to row_count; missing and partial days are warnings."""
     rows = sum(s.get("rows", 0) for s in m.source_files if isinstance(s, dict))
     if rows != m.row_count:
-        check.errors.append(f"source_files lists {rows} rows over the days, row_count is {m.row_count}; bundle the month again with --force")
+        check.errors.append(f"source_files lists {rows} rows over the days, row_count is {m.row_count}; bundle the month again, replacing it (force)")
     if m.missing_days:
         check.warnings.append(f"partial bundle: {plural(len(m.missing_days), 'day')} not published when it was built: "
                               f"{some(m.missing_days)}")
@@ -271,7 +272,7 @@ def check_hours(ctx: DayUnderCheck, check: CheckResult) -> None:
         check.errors.append(f"bad_line_count is {m.bad_line_count} but bad_lines lists {len(m.bad_lines)}")
     if missing:
         named = f"hour {missing[0]} is" if len(missing) == 1 else f"hours {hours_text(missing)} are"
-        check.warnings.append(f"partial day: {named} missing (exported with --allow-incomplete)")
+        check.warnings.append(f"partial day: {named} missing (exported with allow_incomplete)")
     if m.bad_line_count:
         check.warnings.append(f"{plural(m.bad_line_count, 'input line')} not exported (listed in the manifest's bad_lines)")
     if not m.day_over_at_export:

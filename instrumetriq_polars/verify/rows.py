@@ -216,7 +216,7 @@ def check_content(ctx: DayUnderCheck, check: CheckResult) -> None:
         examples = ", ".join(f"row {i}: {short(v)}" for i, v in far[:3])
         check.warnings.append(
             f"{len(far)} of {dated} sampled rows are dated more than a day away from {ctx.day} (meta.added_ts, else "
-            f"snapshot_ts; {examples}): the data may be another day's; compare with the archive (--against-archive)"
+            f"snapshot_ts; {examples}): the data may be another day's; compare with the archive (against_archive)"
         )
     check.figures.update(rows_sampled=len(indices), sample_seed=ctx.seed, sampled_rows=indices, long_duration_rows=len(durations),
                          max_duration_sec=max(durations)[0] if durations else None, added_ts_outside_day=outside,

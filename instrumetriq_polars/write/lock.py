@@ -11,7 +11,7 @@ before the removal and locks it afterwards holds a lock on a file that is no lon
 folder; it sees that the path now names another file (or none) and starts over.
 
 Holding the lock is also what lets a run remove the temporary files of runs that died
-(``publish.DayDestination.clean_stale_temps``): no other run of the day can be writing.
+(``publish.Destination.clean_stale_temps``): no other run of the day can be writing.
 
 Object stores have no such lock: there the manifest-last protocol applies, and the export refuses
 to publish if the manifest changed while it ran (see ``publish.decide``).
@@ -24,13 +24,13 @@ import json
 import os
 import socket
 
-from .dayfolder import LOCK_NAME
-from .errors import LockHeldError, StorageError
-from .manifest import utc_now_iso
+from ..folder import LOCK_NAME
+from ..errors import LockHeldError, StorageError
+from ..manifest import utc_now_iso
 
 
-class DayLock:
-    """``with DayLock(folder, "2026-01-15"):`` holds the day's lock; LockHeldError if another
+class PartitionLock:
+    """``with PartitionLock(folder, "2026-01-15"):`` holds the day's lock; LockHeldError if another
     export of that day holds it, StorageError if the lock file cannot be used."""
 
     def __init__(self, folder: str, day: str) -> None:
@@ -38,13 +38,13 @@ class DayLock:
         self.day = day
         self._fd: int | None = None
 
-    def acquire(self) -> "DayLock":
+    def acquire(self) -> "PartitionLock":
         try:
             return self._acquire()
         except OSError as exc:
             raise StorageError(f"cannot lock {self.path}: {exc.strerror or exc}; nothing was done", self.path) from exc
 
-    def _acquire(self) -> "DayLock":
+    def _acquire(self) -> "PartitionLock":
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -87,7 +87,7 @@ class DayLock:
         os.close(self._fd)
         self._fd = None
 
-    def __enter__(self) -> "DayLock":
+    def __enter__(self) -> "PartitionLock":
         return self if self._fd is not None else self.acquire()
 
     def __exit__(self, *exc) -> None:
@@ -109,12 +109,12 @@ class _NoLock:
         pass
 
 
-def lock_day(destination) -> DayLock | _NoLock:
-    """The lock of a ``publish.DayDestination``'s day, acquired; release it with ``with`` or
+def lock_partition(destination) -> PartitionLock | _NoLock:
+    """The lock of a ``publish.Destination``'s day, acquired; release it with ``with`` or
     ``release()``. Raises LockHeldError if another export of the day holds it."""
     if not destination.is_local:
         return _NoLock()
-    return DayLock(destination.folder, destination.label).acquire()
+    return PartitionLock(destination.folder, destination.label).acquire()
 
 
 def _same_file(fd: int, path: str) -> bool:

@@ -22,8 +22,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from polars.io.plugins import register_io_source
 
-from .frames import SOURCE_SCHEMA
-from .schema import DROPPED_COLUMNS, FLAT_COLUMNS, NESTED_SCHEMA, schema_for
+from ..frames import SOURCE_SCHEMA
+from ..schema import DROPPED_COLUMNS, FLAT_COLUMNS, NESTED_SCHEMA, schema_for
 
 #: Rows per Parquet row group: ~10 hours of a full day (100 entries an hour). Measured on the
 #: real-shaped full day against 128-4096 rows and one group (README "The dataset"): from 128 to

@@ -1,4 +1,4 @@
-"""Where a day is written, and the one place that decides whether and how it is published.
+"""Where a partition is written, and how it is published (what may be: ``planner.plan_publish``).
 
 A day folder ``{out}/YYYY-MM-DD/`` is *published* when its ``manifest.json`` exists: the manifest
 is written last and is the commit marker. Publishing order:
@@ -44,13 +44,14 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from . import interrupt
-from .dayfolder import DATA_NAME, MANIFEST_NAME, TEMP_NAME, DayFolder, storage_errors, temp_prefix
-from .errors import (
+from .. import interrupt
+from ..folder import DATA_NAME, MANIFEST_NAME, TEMP_NAME, PartitionFolder, storage_errors, temp_prefix
+from ..errors import (
     ConflictError, DamagedDayError, InstrumetriqError, Interrupted, ManifestChangedError, ManifestError, StorageError,
 )
-from .manifest import Manifest
-from .storage import S3_PROTOCOLS, describe_error
+from ..manifest import Manifest
+from ..planner import COMPLETE, DAMAGED, EXPORT, REFUSE, REPLACE, UNCHANGED, UNREADABLE, InPlace, plan_publish
+from ..storage import S3_PROTOCOLS, describe_error
 
 STALE_TEMP_SECONDS = 6 * 3600
 
@@ -84,7 +85,7 @@ class Published:
 class Decision:
     """``status``: "published" (nothing there, or ``force``), "completed" (a complete export
     replaces a partial one), "already published" (the same data is in place: write nothing).
-    ``published``: the day in place, when there is a readable one."""
+    ``published``: the partition in place, when there is a readable one."""
 
     status: str
     published: Published | None = None
@@ -94,60 +95,54 @@ class Decision:
         return self.status != ALREADY
 
 
-def decide(folder: DayFolder, seen: bytes | None, now: bytes | None, data_size: int | None,
-           new: Candidate, force: bool) -> Decision:
-    """Whether ``new`` data may be published in ``folder``; side-effect free (``folder`` only
-    names the paths in messages). ``seen``: the manifest's bytes when the run started; ``now``:
-    right before publishing (None: no manifest); ``data_size``: the size of ``data.parquet`` in
-    place (None: missing). Raises the refusal:
+_STATUS = {UNCHANGED: ALREADY, COMPLETE: COMPLETED, EXPORT: PUBLISHED, REPLACE: PUBLISHED}
 
-    - the same data in place, intact (``data.parquet`` of the size its manifest states): "already
-      published", even if another run published it meanwhile; not intact: ``DamagedDayError``
-      (a same-size corruption is ``verify``'s to find);
+
+def decide(folder: PartitionFolder, seen: bytes | None, now: bytes | None, data_size: int | None,
+           new: Candidate, force: bool) -> Decision:
+    """Whether ``new`` data may be published in ``folder``: ``planner.plan_publish`` on the
+    manifest in place right before publishing (``now``; None: none) and the size of its data
+    (``data_size``; None: missing), plus the one check the planner cannot make: the manifest
+    changed since the run started (``seen``). Side-effect free (``folder`` only names the paths
+    in messages). Raises the refusal:
+
+    - the same data in place, intact: "already published", even if another run published it
+      meanwhile; not intact: ``DamagedDayError`` (a same-size corruption is ``verify``'s to find);
     - the manifest changed since ``seen``: ``ManifestChangedError``, whatever ``force`` says;
-    - a partial day in place and a complete one new: "completed", without ``force``;
+    - a partial partition in place and a complete one new: "completed", without ``force``;
     - nothing in place, or ``force``: "published" (``force`` always rewrites: it also repairs);
     - otherwise ``ConflictError``, or ``ManifestError`` when the manifest in place cannot be read.
     """
     manifest_url = folder.display(folder.manifest_path)
-    published, unreadable = None, None
+    manifest, unreadable = None, None
     if now is not None:
         try:
-            published = read_published(now, manifest_url)
-        except ManifestError as exc:
-            unreadable = exc
-    if published is not None and not force and published.sha256 == new.sha256 and not (published.partial and not new.partial):
-        if data_size == published.size:
-            return Decision(ALREADY, published)
+            manifest = Manifest.from_json(now)
+        except ManifestError as exc:  # the manifest module's own words, without its file name
+            unreadable = ManifestError(f"{manifest_url} {exc.problem}: whether the day is published cannot be told",
+                                       exc.problem, remedy="force")
+    in_place = InPlace(manifest, data_size, unreadable is not None)
+    plan = plan_publish(in_place, new.sha256, new.partial, force)
+    published = (Published(manifest.parquet_sha256, manifest.parquet_size_bytes, manifest.is_partial, manifest.created_ts_utc)
+                 if manifest is not None else None)
+    if plan.action == UNCHANGED:
+        return Decision(ALREADY, published)
+    if plan.refusal == DAMAGED:
         data_url = folder.display(folder.data_path)
         found = "is missing" if data_size is None else f"holds {data_size} bytes"
-        raise DamagedDayError(f"the published day is damaged: {data_url} {found}, its manifest says {published.size} bytes; "
-                              "pass --force to rewrite the day", data_url, data_size, published.size)
+        raise DamagedDayError(f"the published day is damaged: {data_url} {found}, its manifest says {published.size} bytes",
+                              data_url, data_size, published.size)
     if now != seen:
         raise ManifestChangedError(f"{manifest_url} changed while this export ran (another export of {folder.label}?); "
                                    "nothing published by this run; run it again", manifest_url)
-    if published is not None and published.partial and not new.partial:
-        return Decision(COMPLETED, published)
-    if now is None or force:
-        return Decision(PUBLISHED, published)
-    if unreadable is not None:
+    if plan.action != REFUSE:
+        return Decision(_STATUS[plan.action], published)
+    if plan.refusal == UNREADABLE:
         raise unreadable
     keys = " and ".join(folder.display(p) for p, there in ((folder.data_path, data_size is not None), (folder.manifest_path, True)) if there)
-    both_partial = " (both partial: only a complete export replaces a partial one without --force)" if published.partial else ""
-    raise ConflictError(f"{keys} already published with different data (parquet_sha256 {published.sha256[:12]}...){both_partial}; "
-                        "pass --force to replace", folder.url, published.sha256, new.sha256)
-
-
-#: The manifest fields the decision reads, and their types (bool is not an int here).
-def read_published(raw: bytes, url: str) -> Published:
-    """The fields of the manifest in place that the decision uses; ``ManifestError`` when it is
-    not a manifest (``Manifest.from_json`` validates: not JSON, fields missing or mistyped)."""
-    try:
-        manifest = Manifest.from_json(raw)
-    except InstrumetriqError as exc:  # the manifest module's own words
-        problem = str(exc).removeprefix("manifest.json ")
-        raise ManifestError(f"{url} {problem}: whether the day is published cannot be told; pass --force to rewrite the day") from None
-    return Published(manifest.parquet_sha256, manifest.parquet_size_bytes, manifest.is_partial, manifest.created_ts_utc)
+    both_partial = " (both partial: only a complete export replaces a partial one unless forced)" if published.partial else ""
+    raise ConflictError(f"{keys} already published with different data (parquet_sha256 {published.sha256[:12]}...){both_partial}",
+                        folder.url, published.sha256, new.sha256)
 
 
 # -- writing -----------------------------------------------------------------------------------
@@ -215,8 +210,8 @@ class WrittenData:
     state: str = "pending"  # "pending" | "published" | "discarded"
 
 
-class DayDestination(DayFolder):
-    """One partition folder under ``out`` (a local path or any fsspec URL), written to (``DayFolder``)."""
+class Destination(PartitionFolder):
+    """One partition folder under ``out`` (a local path or any fsspec URL), written to (``PartitionFolder``)."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
