@@ -66,7 +66,7 @@ class Manifest:
     exporter: dict[str, str]
     ignored_files: list[str] = field(default_factory=list)
     stdlib_json_lines: int = 0
-    #: False when --allow-incomplete exported today's (or a future) date: more entries may come.
+    #: False when ``allow_incomplete`` exported today's (or a future) date: more entries may come.
     #: For an hour: the hour was complete (``hourly.hour_complete``); a month: the month was over.
     day_over_at_export: bool = True
     #: "day", "hour" (``hour_utc`` of ``date_utc``: Tier 2) or "month" (``date_utc`` is YYYY-MM: a bundle)

@@ -1,7 +1,7 @@
 """What is published: one row per partition of a range (a day, an hour of Tier 2, or a monthly
 bundle), from the dataset's manifests and one listing of each archive day folder; no data file is
 read. Hours are compared with their archive hour file (one listing per archive day); bundles with
-no archive (their source is the daily dataset: ``verify --month`` checks them against their days).
+no archive (their source is the daily dataset: ``verify.verify_month`` checks them against their days).
 
 States (``PartitionStatus.state``):
 

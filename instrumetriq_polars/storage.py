@@ -23,7 +23,7 @@ from pathlib import Path
 from .errors import ConfigError
 
 DEFAULT_BUCKET = "instrumetriq-datasets"
-#: Where ``--upload`` puts a day: ``s3://{bucket}/tier3/daily/YYYY-MM-DD/``.
+#: Where an upload puts a day: ``s3://{bucket}/tier3/daily/YYYY-MM-DD/``.
 R2_PREFIX = "tier3/daily"
 S3_PROTOCOLS = ("s3", "s3a")
 MASK = "********"

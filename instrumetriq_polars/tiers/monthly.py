@@ -8,7 +8,7 @@ read (``source_files``: date, parquet_sha256, rows, is_partial) and every day of
 date) that is not published (``missing_days``). A bundle is partial when a day is missing, a day
 is partial, or the month is not over (a month-to-date bundle of the current month). A bundle
 follows its days: when the days read (or their data) changed since it was built, the next run
-rebuilds it without ``--force``; when they did not, it is "already published" and nothing is read.
+rebuilds it without ``force`` (``planner.plan_bundle``: REBUILD); when they did not, it is "already published" and nothing is read.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def bundle_month(
     first = parse_month(month)
     days, over = month_days(first, today)
     daily_options = storage_options_for(daily, daily_storage_options)
-    entries = list_days(daily, days[0], days[-1], storage_options=daily_options)
+    entries = list_days(daily, days[0], days[-1], storage_options=daily_options, partial="include")  # partial days: in source_files
     published = [e for e in entries if e.published]
     missing = [e.day.isoformat() for e in entries if not e.published]
     destination = Destination(out, first, storage_options_for(out, storage_options), partition=month_text(first))

@@ -28,7 +28,7 @@ def check_archive(ctx: DayUnderCheck, check: CheckResult) -> None:
     try:
         options = storage_options_for(str(ctx.against_archive), ctx.archive_storage_options)
         if ctx.last_day != ctx.day:
-            raise Skip("a bundle is compared with its days, not the archive: verify the month's days with --against-archive")
+            raise Skip("a bundle is compared with its days, not the archive: verify the month's days against the archive")
         archive_day = open_archive_day(str(ctx.against_archive), ctx.day, options)
         if ctx.partition is not None:  # an hour, YYYY-MM-DD/HH: its hour file only
             archive_day = archive_day.only_hour(int(ctx.partition[11:]))
