@@ -30,14 +30,19 @@ SIX_HOUR_DAY = date(2026, 1, 16)
 
 @dataclass
 class Process:
-    """One finished command: its stdout, wall time (spawned to reaped) and peak RSS."""
+    """One finished command: its stdout, wall time (spawned to reaped), peak RSS, CPU time (user and
+    system) and page faults (minor: a page mapped; major: read from disk)."""
 
     stdout: bytes
     seconds: float
     peak_rss_mb: float
+    user_seconds: float = 0.0
+    system_seconds: float = 0.0
+    minor_faults: int = 0
+    major_faults: int = 0
 
 
-# Starts the command, reaps it and writes "seconds maxrss_kib exit_code" to the fd in argv[1].
+# Starts the command, reaps it and writes "seconds maxrss_kib exit_code utime stime minflt majflt" to the fd in argv[1].
 _SPAWNER = """
 import os, sys, time
 report = int(sys.argv[1])
@@ -45,7 +50,8 @@ os.set_inheritable(report, False)
 started = time.perf_counter()
 pid = os.posix_spawn(sys.argv[2], sys.argv[2:], os.environ)
 _, status, usage = os.wait4(pid, 0)
-os.write(report, f"{time.perf_counter() - started} {usage.ru_maxrss} {os.waitstatus_to_exitcode(status)}".encode())
+os.write(report, f"{time.perf_counter() - started} {usage.ru_maxrss} {os.waitstatus_to_exitcode(status)} "
+                 f"{usage.ru_utime} {usage.ru_stime} {usage.ru_minflt} {usage.ru_majflt}".encode())
 """
 
 
@@ -70,12 +76,13 @@ def run_process(cmd: list[str], what: str) -> Process:
         stdout = proc.stdout.read()
         proc.wait()
         figures = report.read().split()
-        if proc.returncode != 0 or len(figures) != 3 or figures[2] != b"0":
+        if proc.returncode != 0 or len(figures) != 7 or figures[2] != b"0":
             err.seek(0)
             tail = err.read().decode(errors="replace").strip().splitlines()[-5:]
-            code = figures[2].decode() if len(figures) == 3 else f"? (spawner exit {proc.returncode})"
+            code = figures[2].decode() if len(figures) == 7 else f"? (spawner exit {proc.returncode})"
             raise SystemExit(f"{what} failed with exit code {code}: " + " | ".join(tail))
-    return Process(stdout, float(figures[0]), int(figures[1]) / 1024)
+    return Process(stdout, float(figures[0]), int(figures[1]) / 1024, float(figures[3]), float(figures[4]),
+                   int(figures[5]), int(figures[6]))
 
 
 def run_child(script: str, kind: str, *args: str) -> dict:
@@ -83,9 +90,14 @@ def run_child(script: str, kind: str, *args: str) -> dict:
     ``process_seconds`` (the whole process, start-up and imports included)."""
     done = run_process([sys.executable, script, "--child", kind, *args], f"{kind} child")
     result = json.loads(done.stdout)
-    result["peak_rss_mb"] = done.peak_rss_mb
-    result["process_seconds"] = done.seconds
+    result.update(process_figures(done))
     return result
+
+
+def process_figures(done: Process) -> dict:
+    """A finished process's figures as a benchmark row records them."""
+    return {"peak_rss_mb": done.peak_rss_mb, "process_seconds": done.seconds, "cpu_seconds": done.user_seconds + done.system_seconds,
+            "system_seconds": done.system_seconds, "minor_faults": done.minor_faults}
 
 
 def rss_now_mb() -> float:

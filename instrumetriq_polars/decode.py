@@ -92,6 +92,7 @@ class Chunk:
     first_line: int
     lines: list[bytes]
     damages: tuple[BadLine, ...] = ()
+    spans: LaneRead | None = None  # what a lane read of it ahead, in the reader thread (source.py)
 
 
 class LinePass:

@@ -1,21 +1,20 @@
 """The runner's process-wide memory settings (the library leaves the process's allocators alone).
 
-Measured on the real-shaped day (2,400 entries, 224 MB of JSON; 2 cores; whole process,
-``/usr/bin/time``), peak RSS went ~500 MB -> ~380 MB -> ~300 MB with the two settings below, at
-the cost of ~0.5-1.0 s more system CPU (page faults of mmap'd blocks). The day whose hour 05 holds
-20x the entries: ~410 -> ~320 MB. Measured again with the columnar lane (``export_day``
-in-process, 3-5 interleaved runs): 1.9-2.2 s and 373-395 MB without them, 2.5-2.9 s and
-281-309 MB with them: ~0.5 s of wall for ~100 MB (README "Against the peers").
+``tune_allocators(setting)`` picks where Arrow's buffers come from, and how glibc's malloc (Python's
+objects, the hour's text) hands memory back. The settings, measured with benchmarks/bench_peers.py
+(``--allocators``; figures in benchmarks/RESULTS.md):
 
-- glibc's malloc serves a block of 128 KiB or more by mmap, and returns it to the system when it
-  is freed, until one such block is freed: the threshold then rises to that block's size (up to
-  32 MiB), and later blocks of the export's sizes (an hour's ~9 MB of text, the columnar lane's
-  buffers, Polars' columns) come from heap arenas, one per thread that allocates, which keep the
-  freed pages. The threshold is pinned at its initial 128 KiB.
-- pyarrow's default pool (mimalloc) keeps freed pages per thread too; the system allocator,
-  pinned as above, returns them.
+- ``system-pinned`` (the earlier default): Arrow on the system allocator, and glibc's mmap threshold
+  pinned at 128 KiB, so every large block is mmap'd and returned when freed: a low peak, paid for
+  by a page-fault storm (~415k faults, 1.1-1.3 s of system time on the real-shaped day).
+- ``jemalloc`` (the default): Arrow's jemalloc pool, its freed pages returned at once (decay time
+  0: measured, 17 MB lower peak than jemalloc's default decay and 0.15 s less CPU); glibc as it is.
+- ``mimalloc``: Arrow's default pool (mimalloc); glibc as it is.
+- ``system-arenas``: Arrow on the system allocator, glibc with at most two arenas (one per core:
+  fewer pools of freed pages kept per thread), its threshold as it is.
+- ``default``: nothing changed.
 
-Elsewhere than glibc (musl, macOS, Windows) the first does nothing.
+Elsewhere than glibc (musl, macOS, Windows) the glibc parts do nothing.
 """
 
 from __future__ import annotations
@@ -25,17 +24,37 @@ import sys
 
 import pyarrow as pa
 
-_M_MMAP_THRESHOLD = -3  # mallopt's parameter number in glibc's malloc.h
+_M_MMAP_THRESHOLD = -3  # mallopt's parameter numbers in glibc's malloc.h
+_M_ARENA_MAX = -8
 MMAP_THRESHOLD = 128 * 1024
+SETTINGS = ("jemalloc", "mimalloc", "system-pinned", "system-arenas", "default")
+#: The setting the runner applies (chosen by measurement: benchmarks/RESULTS.md).
+DEFAULT_SETTING = "jemalloc"
 
 
-def tune_allocators() -> bool:
-    """Apply both settings (see above); True when glibc's threshold took effect."""
-    pa.set_memory_pool(pa.system_memory_pool())
-    return _pin_mmap_threshold()
+def tune_allocators(setting: str = DEFAULT_SETTING) -> bool:
+    """Apply ``setting`` (see above); True when it took effect whole (an allocator this build of
+    pyarrow lacks, or a glibc setting off glibc, leaves things as they were and gives False)."""
+    if setting not in SETTINGS:
+        raise ValueError(f"unknown allocator setting {setting!r}; choose from {', '.join(SETTINGS)}")
+    try:
+        if setting == "jemalloc":
+            pa.set_memory_pool(pa.jemalloc_memory_pool())
+            pa.jemalloc_set_decay_ms(0)
+        elif setting == "mimalloc":
+            pa.set_memory_pool(pa.mimalloc_memory_pool())
+        elif setting.startswith("system"):
+            pa.set_memory_pool(pa.system_memory_pool())
+    except NotImplementedError:  # pyarrow built without that allocator
+        return False
+    if setting == "system-pinned":
+        return _mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+    if setting == "system-arenas":
+        return _mallopt(_M_ARENA_MAX, 2)
+    return True
 
 
-def _pin_mmap_threshold() -> bool:
+def _mallopt(parameter: int, value: int) -> bool:
     if not sys.platform.startswith("linux"):
         return False
     try:
@@ -43,4 +62,4 @@ def _pin_mmap_threshold() -> bool:
     except (OSError, AttributeError):  # not glibc (musl has no mallopt)
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
+    return mallopt(parameter, value) == 1

@@ -154,7 +154,8 @@ def _read_entries(chunk: Chunk, lane: Lane, with_lists: bool, timestamps: list[s
     """One pass over the chunk's lines (``timestamps``: as ``normalize`` takes it)."""
     rows = _Rows(lists=list_columns() if with_lists else {})
     account, mistyped, lists = rows.account, rows.mistyped, rows.lists
-    decoded = LinePass(chunk, lane.take(chunk.lines) if lists else None)
+    spans, chunk.spans = chunk.spans, None  # read ahead (once: a second pass reads again)
+    decoded = LinePass(chunk, (spans or lane.take(chunk.lines)) if lists else None)
     for line_number, entry in decoded.entries():
         try:
             entry, extra, moved = _normalize(decoded, line_number, entry, account, timestamps)
@@ -275,7 +276,7 @@ def _built_hours(day: ArchiveDay, options: ReadOptions) -> Iterator[tuple[pl.Dat
     real-shaped day, 0.33-0.43 s of waiting, 0.02 s without). An error of the reader is raised where
     its chunk would have come, after the hour before it is done."""
     lane = choose_lane(options)
-    with closing(prefetch(_day_chunks(day, options), options.read_ahead, weighs=_is_chunk, name="reader")) as stream:
+    with closing(prefetch(_day_chunks(day, options, lane), options.read_ahead, weighs=_is_chunk, name="reader")) as stream:
 
         def hour_chunks() -> Iterator[Chunk]:
             for _, chunk in stream:
@@ -291,11 +292,15 @@ def _is_chunk(item: tuple[HourFile, Chunk | None]) -> bool:
     return item[1] is not None
 
 
-def _day_chunks(day: ArchiveDay, options: ReadOptions) -> Iterator[tuple[HourFile, Chunk | None]]:
-    """Every chunk of the day's hour files, in order; (hour file, None) ends each hour."""
+def _day_chunks(day: ArchiveDay, options: ReadOptions, lane: Lane) -> Iterator[tuple[HourFile, Chunk | None]]:
+    """Every chunk of the day's hour files, in order; (hour file, None) ends each hour. With
+    ``options.parse_ahead``, each chunk's lists are read by ``lane`` here too (the native parser lets
+    go of the GIL: it runs beside the build of the chunk before)."""
     for hour_file in day.hour_files:
         label = hour_label(day, hour_file)
         for chunk in open_hour(fetch_hour(day, hour_file), label, options):
+            if options.parse_ahead:
+                chunk.spans = lane.take(chunk.lines)
             yield hour_file, chunk
         yield hour_file, None
 

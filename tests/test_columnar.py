@@ -306,6 +306,18 @@ def test_real_sample_has_the_same_bytes_with_and_without_the_lane(sample_archive
     assert with_lane == without and with_lane[1]["row_count"] == 147
 
 
+def test_lists_read_ahead_in_the_reader_thread_or_not_give_the_same_bytes(sample_archive, tmp_path, monkeypatch):
+    """``ReadOptions.parse_ahead``: the native parser runs in the reader thread, or when the chunk is
+    built; no read-ahead at all: the same data.parquet."""
+    shas = set()
+    for number, options in enumerate((ReadOptions(), ReadOptions(parse_ahead=False), ReadOptions(read_ahead=0))):
+        out = tmp_path / f"out{number}"
+        with scans_with(monkeypatch, options):
+            export_day("2026-01-01", str(sample_archive), str(out), allow_incomplete=True, today=date(2099, 1, 1))
+        shas.add(hashlib.sha256((out / "2026-01-01" / "data.parquet").read_bytes()).hexdigest())
+    assert len(shas) == 1
+
+
 def test_lane_takes_exactly_its_grammar():
     """Which of the spans above the lane reads itself (the rest go to the object lane whole, and
     the comparisons above show the output is the same either way): instants only in their

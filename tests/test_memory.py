@@ -18,10 +18,20 @@ print(took, pa.default_memory_pool().backend_name)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc", reason="glibc only")
-def test_both_settings_take_effect_on_glibc():
-    done = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True, timeout=120)
+@pytest.mark.parametrize("setting, pool", [(None, "jemalloc"), ("jemalloc", "jemalloc"), ("mimalloc", "mimalloc"),
+                                           ("system-pinned", "system"), ("system-arenas", "system"), ("default", "mimalloc")])
+def test_each_setting_takes_effect_on_glibc(setting, pool):
+    code = CHECK if setting is None else CHECK.replace("tune_allocators()", f"tune_allocators({setting!r})")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["True", "system"]
+    assert done.stdout.split() == ["True", pool]
+
+
+def test_an_unknown_setting_is_refused():
+    from instrumetriq_polars.memory import tune_allocators
+
+    with pytest.raises(ValueError, match="unknown allocator setting"):
+        tune_allocators("tcmalloc")
 
 
 def test_runner_starts_with_them_and_runs_as_before(tmp_path):

@@ -18,12 +18,15 @@ class ReadOptions:
       lower peak; the 20x hour in 16 MiB chunks peaked 60-90 MB above 4 MiB chunks.
     - ``read_ahead``: chunks read (fetched, gunzipped, split) ahead of the one being built, in a
       reader thread (0: none, all in the caller's thread).
+    - ``parse_ahead``: the reader thread also reads each chunk's lists with the lane (the native
+      parser runs without the GIL, beside the build of the chunk before).
     """
 
     lane: bool = True
     whole_hour_bytes: int = 16 << 20
     chunk_bytes: int = 4 << 20
     read_ahead: int = 1
+    parse_ahead: bool = True
 
     def __post_init__(self) -> None:
         for name in ("whole_hour_bytes", "chunk_bytes"):
