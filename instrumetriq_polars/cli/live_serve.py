@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import orjson
@@ -90,6 +91,11 @@ def add_rules(sub) -> None:
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
+def tempfile_dir() -> str:
+    import tempfile
+    return tempfile.gettempdir()
+
+
 def _print(alerts: list[dict]) -> None:
     out = sys.stdout.buffer
     out.writelines(orjson.dumps(a) + b"\n" for a in alerts)
@@ -127,7 +133,11 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
                     z.write(json.dumps(make_entry(rng, start + timedelta(minutes=10 * (i // 4)))) + "\n")
         entries = f.name
         Log().info(f"no --entries and no ../shared sample: dry run on 144 synthetic entries ({len(ruleset.rules)} rules)")
-    ruleset, count, alerts = check(args.rules, entries)
+    try:
+        ruleset, count, alerts = check(args.rules, entries)
+    finally:
+        if args.entries is None and entries.endswith(".jsonl.gz") and entries.startswith(tempfile_dir()):
+            os.remove(entries)
     Log().info(f"{args.rules}: {len(ruleset.rules)} rules OK ({', '.join(r.name for r in ruleset.rules) or 'none'}); "
                f"dry run on {count} entries of {entries}: {_tally(alerts)}")
     _print(alerts)

@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 import orjson
 import polars as pl
 
-from .rules import Rule, RuleSet
+from .rules import Rule, RuleSet, template_fields
 
 #: The tier1 field that holds the event time (``meta.expired_ts``).
 TIME_FIELD = "expired_ts"
@@ -175,7 +175,7 @@ class AlertEngine:
         return out
 
     def _entry(self, rule: Rule, rows: pl.DataFrame) -> dict[str, tuple]:
-        extra = [c for c in _template_fields(rule.summary) if c in rows.columns and c not in rule.group_by]
+        extra = [c for c in template_fields(rule.summary) if c in rows.columns and c not in rule.group_by]
         frame = rows.with_columns(rule.where_expr().fill_null(False).alias(_COND), *rule.select_exprs())
         names = rule.value_names() + [c for c in extra if c not in rule.value_names()]
         observed: dict[str, tuple] = {}
@@ -333,12 +333,6 @@ def _roots(rule: Rule) -> set[str]:
         if text:
             names.update(pl.sql_expr(text).meta.root_names())
     return names
-
-
-def _template_fields(template: str) -> list[str]:
-    import string
-    import re
-    return [re.split(r"[.\[]", f, maxsplit=1)[0] for _, f, _, _ in string.Formatter().parse(template) if f]
 
 
 def _frame_out(frame: pl.DataFrame | None) -> str | None:

@@ -18,7 +18,7 @@ import polars as pl
 
 from ..dataset import column, list_partitions, scan
 from .alerts import AlertEngine
-from .rules import RuleSet, load_rules
+from .rules import RuleSet, load_rules, template_fields
 from .tier1 import TIER1_FIELDS, TIER1_SCHEMA, _spot_summary, tier1_frame, tier1_row
 
 SPOT_FIELDS = [name for name, _, _, _ in TIER1_FIELDS if name.startswith("sp_")]
@@ -94,5 +94,4 @@ def backtest(path: str | Path, location: str, start=None, end=None, *, storage_o
 
 
 def _summary_fields(ruleset: RuleSet) -> set[str]:
-    from .alerts import _template_fields
-    return {name for rule in ruleset.rules for name in _template_fields(rule.summary) if name in TIER1_SCHEMA}
+    return {name for rule in ruleset.rules for name in template_fields(rule.summary) if name in TIER1_SCHEMA}

@@ -300,12 +300,17 @@ def _check_expressions(kind, where, filt, select, group_by, frame: pl.DataFrame)
     return names
 
 
+def template_fields(template: str) -> list[str]:
+    """The names a ``str.format`` template uses (``{spread_bps:.0f}`` -> ``spread_bps``);
+    ValueError for a template that does not parse."""
+    return [re.split(r"[.\[]", f, maxsplit=1)[0] for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+
+
 def _check_summary(summary: str, available: set[str], kind: str, frame: pl.DataFrame) -> None:
     try:
-        fields = [f for _, f, _, _ in string.Formatter().parse(summary) if f is not None]
+        fields = template_fields(summary)
     except ValueError as exc:
         raise ValueError(f"summary is not a valid template ({exc})") from None
     for name in fields:
-        base = re.split(r"[.\[]", name, maxsplit=1)[0]
-        if not base or (base not in available and not (kind == "entry" and base in frame.columns)):
+        if not name or (name not in available and not (kind == "entry" and name in frame.columns)):
             raise ValueError(f"summary uses {{{name}}}, which is not a group field, a selected value, rule or severity")

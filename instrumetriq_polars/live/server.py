@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import errno
 import io
-import os
 import socket
 import time
 from dataclasses import dataclass, field
@@ -393,5 +392,3 @@ def serve(options: ServeOptions, *, ready=None) -> None:
         server.run(sockets=[sock])
     finally:
         sock.close()
-    if os.environ.get("INSTRUMETRIQ_SERVE_DEBUG"):
-        print("serve: stopped")
