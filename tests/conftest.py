@@ -21,12 +21,11 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-import requests
 from hypothesis import settings
 
 from instrumetriq_polars.synthetic import write_archive_day
 
-from .support.s3 import BUCKET, KEY_ID, R2_AND_AWS_ENV, SECRET, MotoS3
+from .support import s3 as s3_support  # names only: moto and boto3 load when a test asks for S3
 
 # Lines compared as text are unstamped (tests/test_ops.py checks the stamps); children inherit it.
 os.environ["INSTRUMETRIQ_LOG_TIMESTAMPS"] = "0"
@@ -97,7 +96,7 @@ def moto():
     starts it again."""
     werkzeug = logging.getLogger("werkzeug")
     level, werkzeug.level = werkzeug.level, logging.ERROR  # no request log lines in captured output
-    server = MotoS3()
+    server = s3_support.MotoS3()
     server.start()
     yield server
     server.stop()
@@ -110,7 +109,7 @@ def home(tmp_path, monkeypatch):
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
-    for var in R2_AND_AWS_ENV:
+    for var in s3_support.R2_AND_AWS_ENV:
         monkeypatch.delenv(var, raising=False)
     return home
 
@@ -121,14 +120,16 @@ def s3(moto, home, monkeypatch):
     environment. Returns an s3fs filesystem for looking at the bucket."""
     from s3fs import S3FileSystem
 
+    import requests
+
     moto.start()
     requests.post(f"{moto.endpoint}/moto-api/reset", timeout=10).raise_for_status()
     S3FileSystem.clear_instance_cache()
     monkeypatch.setenv("R2_ENDPOINT", moto.endpoint)
-    monkeypatch.setenv("R2_ACCESS_KEY_ID", KEY_ID)
-    monkeypatch.setenv("R2_SECRET_ACCESS_KEY", SECRET)
-    fs = S3FileSystem(key=KEY_ID, secret=SECRET, endpoint_url=moto.endpoint, skip_instance_cache=True)
-    fs.mkdir(BUCKET)
+    monkeypatch.setenv("R2_ACCESS_KEY_ID", s3_support.KEY_ID)
+    monkeypatch.setenv("R2_SECRET_ACCESS_KEY", s3_support.SECRET)
+    fs = S3FileSystem(key=s3_support.KEY_ID, secret=s3_support.SECRET, endpoint_url=moto.endpoint, skip_instance_cache=True)
+    fs.mkdir(s3_support.BUCKET)
     yield fs
     S3FileSystem.clear_instance_cache()
 

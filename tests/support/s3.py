@@ -9,11 +9,6 @@ from __future__ import annotations
 
 import socket
 
-import boto3
-from moto.server import ThreadedMotoServer
-
-from instrumetriq_polars.cli import main
-
 BUCKET = "instrumetriq-datasets"
 SECRET = "s3cr3t-NEVER-SHOWN-9f2c1e7a"
 KEY_ID = "test-key-id-4711"
@@ -37,6 +32,8 @@ class MotoS3:
 
     def start(self) -> None:
         if self._server is None:
+            from moto.server import ThreadedMotoServer
+
             self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=int(self.endpoint.rsplit(":", 1)[1]), verbose=False)
             self._server.start()
 
@@ -47,6 +44,8 @@ class MotoS3:
 
 
 def boto_client(moto: MotoS3):
+    import boto3
+
     return boto3.client("s3", endpoint_url=moto.endpoint, aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET,
                         region_name="us-east-1")
 
@@ -65,6 +64,8 @@ def sending(requests_seen: list[str]) -> list[str]:
 def run(capfd, *argv: str) -> tuple[int, str, str]:
     """The CLI's ``main`` in this process: (exit code, stdout, stderr). Fails the test if the
     secret or a traceback appears in either."""
+    from instrumetriq_polars.cli import main
+
     code = main(list(argv))
     out, err = capfd.readouterr()
     assert SECRET not in out + err
