@@ -308,6 +308,8 @@ def follow(archive: str | None = None, state_dir: str = DEFAULT_STATE_DIR, *, st
             if waker.mode == "inotify":
                 waker.watch(follower.archive.root)
             deliveries = follower.poll()
+            while follower.more and sum(d.seq is not None for d in deliveries) < batch_size:
+                deliveries += follower.poll()  # catching up: fuller batches (each poll reads READ_LIMIT)
             if deliveries:
                 yield shaper.batch(deliveries)
                 continue

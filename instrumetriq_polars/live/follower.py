@@ -250,7 +250,7 @@ class Follower:
         """Read what the archive grew by; journal it (fsynced); return it in journal order."""
         out: list[Delivery] = []
         now = self.options.clock()
-        self._read_now = 0  # bytes read in this poll
+        self._read_now, self.more = 0, False  # bytes read in this poll; whether the archive holds more now
         listed: dict[str, FileStat] = {}
         present = self.archive.days()
         days = self.recent_days(present)
@@ -278,7 +278,8 @@ class Follower:
             out += self._lifecycle(state, stat, now)
             self._read_now += max(0, state.offset + self._streams()[name].held - before)
             if stat.size > state.offset + self._streams()[name].held or self._read_now >= READ_LIMIT:
-                break  # READ_LIMIT read: later files wait for the next poll, so seq order stays file order
+                self.more = True  # READ_LIMIT read: later files wait for the next poll, so seq order stays file order
+                break
         self.journal.commit()
         self._dirty = self._dirty or bool(out)
         if self._dirty and time.monotonic() - self._saved_at > self.options.checkpoint_every:
