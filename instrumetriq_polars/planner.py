@@ -75,7 +75,7 @@ class Wanted:
     layout: str
     fingerprint: str  # the schema fingerprint of ``layout``
     export_version: str
-    name: str  # the partition's name as manifests state it: date_utc (a day or an hour's day)
+    name: str  # the partition's folder, as its manifest states it: YYYY-MM-DD (a day), YYYY-MM-DD/HH (an hour)
     force: bool = False
     allow_incomplete: bool = False
     catch_up: bool = False  # skip what cannot be healed (no archive, unchanged partial, older version)
@@ -116,7 +116,7 @@ def plan_export(hour_files: dict[int, int] | None, over: bool, in_place: InPlace
         return Plan(REPLACE if m is not None or in_place.unreadable else EXPORT)
     if hour_files is None:
         return Plan(SKIP, "no archive folder") if wanted.catch_up else Plan(EXPORT)
-    if m is None or m.date_utc != wanted.name:
+    if m is None or m.partition_path != wanted.name:
         return Plan(EXPORT)
     same_archive = not archive_changes(m.source_files, hour_files)
     if wanted.catch_up and same_archive and not m.is_partial and m.export_version != wanted.export_version:

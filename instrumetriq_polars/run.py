@@ -146,7 +146,7 @@ def _catch_up_skip(day: date, archive: str, out: str, layout: str, storage_optio
     from .tiers.daily import published_in_place, wanted
 
     folder = PartitionFolder(out, day, storage_options_for(out, storage_options))
-    plan = plan_export(hour_files, True, published_in_place(folder), wanted(day, layout, catch_up=True))
+    plan = plan_export(hour_files, True, published_in_place(folder), wanted(folder.label, layout, catch_up=True))
     return plan if plan.action == SKIP else None
 
 

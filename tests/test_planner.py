@@ -36,11 +36,12 @@ def manifest(*, missing=(), bad=0, over=True, version=EXPORT_VERSION, layout="fl
 M = manifest()
 PARTIAL_M = manifest(missing=["05"], files={h: s for h, s in FILES.items() if h != 5})
 HERE = InPlace(M, 1000)
+HOUR_M = replace(manifest(files={5: 1005}, hours_expected=1), partition="hour", hour_utc=5)
 NO_05 = {h: s for h, s in FILES.items() if h != 5}
 
 
-def want(**options) -> Wanted:
-    return Wanted("flat", FP, EXPORT_VERSION, DAY, **options)
+def want(name: str = DAY, **options) -> Wanted:
+    return Wanted("flat", FP, EXPORT_VERSION, name, **options)
 
 
 #: (case, hour files, period over, in place, options) -> (action, words of the reason)
@@ -59,6 +60,9 @@ EXPORT_TABLE = [
     ("another schema", FILES, True, InPlace(manifest(fp="0" * 16), 1000), want(), EXPORT, ""),
     ("another export version", FILES, True, InPlace(manifest(version="tier3-polars-1"), 1000), want(), EXPORT, ""),
     ("a manifest of another day", FILES, True, InPlace(manifest(date="2026-01-14"), 1000), want(), EXPORT, ""),
+    ("an hour, same file: not re-read", {5: 1005}, True, InPlace(HOUR_M, 1000), want("2026-01-15/05"), UNCHANGED, ""),
+    ("an hour, its file grew", {5: 2000}, True, InPlace(HOUR_M, 1000), want("2026-01-15/05"), EXPORT, ""),
+    ("a day's manifest in an hour's folder", FILES, True, HERE, want("2026-01-15/05"), EXPORT, ""),
     ("partial, the hour arrived: complete it", FILES, True, InPlace(PARTIAL_M, 1000), want(), COMPLETE, ""),
     ("partial, unchanged, not allowed partial", NO_05, True, InPlace(PARTIAL_M, 1000), want(), COMPLETE, ""),
     ("partial, unchanged, allowed partial", NO_05, True, InPlace(PARTIAL_M, 1000), want(allow_incomplete=True), UNCHANGED, ""),

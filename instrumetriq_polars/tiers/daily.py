@@ -61,19 +61,26 @@ def export_day(
     out_options = storage_options_for(out, storage_options)
     destination = Destination(out, day, out_options)
     plan = plan_export(archive_day.sizes(), day_over, published_in_place(destination),
-                       wanted(day, layout, force=force, allow_incomplete=allow_incomplete))
+                       wanted(destination.label, layout, force=force, allow_incomplete=allow_incomplete))
     if plan.action == UNCHANGED:  # one manifest read and one size lookup instead of reading the day (~2 s)
-        clean_leftovers(destination)
-        in_place = destination.in_place()
-        return ExportResult(in_place.manifest, destination.url, ALREADY, time.perf_counter() - started,
-                            warnings=archive_day.warnings(), skipped_read=True)
+        return unchanged(archive_day, destination, started)
     return export_archive(archive_day, destination, layout=layout, allow_incomplete=allow_incomplete, force=force,
                           progress=progress, period_over=day_over, started=started)
 
 
-def wanted(day: date, layout: str, *, force: bool = False, allow_incomplete: bool = False, catch_up: bool = False) -> Wanted:
-    """What the planner is told an export of ``day`` in ``layout`` would write."""
-    return Wanted(layout, fingerprint(schema_for(layout)), EXPORT_VERSION, day.isoformat(), force, allow_incomplete, catch_up)
+def wanted(partition: str, layout: str, *, force: bool = False, allow_incomplete: bool = False, catch_up: bool = False) -> Wanted:
+    """What the planner is told an export of ``partition`` (its folder: ``YYYY-MM-DD``,
+    ``YYYY-MM-DD/HH``) in ``layout`` would write."""
+    return Wanted(layout, fingerprint(schema_for(layout)), EXPORT_VERSION, partition, force, allow_incomplete, catch_up)
+
+
+def unchanged(archive_day: ArchiveDay, destination: Destination, started: float) -> ExportResult:
+    """The result of a partition the planner found ``UNCHANGED``: "already published", not re-read;
+    what killed runs left there goes too."""
+    clean_leftovers(destination)
+    in_place = destination.in_place()
+    return ExportResult(in_place.manifest, destination.url, ALREADY, time.perf_counter() - started,
+                        warnings=archive_day.warnings(), skipped_read=True)
 
 
 def published_in_place(folder: PartitionFolder) -> InPlace:

@@ -109,8 +109,9 @@ def export_hour(
     ``hours_expected`` 1. A missing hour file is a ``NoHourFileError`` (``allow_incomplete`` or
     not: there would be nothing to publish); ``now`` (default: the clock) is what the
     completeness guard compares with."""
+    from ..planner import UNCHANGED, plan_export
     from ..write.publish import Destination  # the guards and the calendar above stay light (status, the CLI)
-    from .daily import export_archive
+    from .daily import export_archive, published_in_place, unchanged, wanted
 
     started = time.perf_counter()
     start = parse_hour(hour)
@@ -120,6 +121,10 @@ def export_hour(
     complete = check_hour_guard(start, archive, allow_incomplete, now, archive_options)
     archive_day = open_archive_day(archive, start.date(), archive_options).only_hour(start.hour)
     destination = Destination(out, start.date(), storage_options_for(out, storage_options), partition=hour_path(start))
+    plan = plan_export(archive_day.sizes(), complete, published_in_place(destination),
+                       wanted(destination.label, layout, force=force, allow_incomplete=allow_incomplete))
+    if plan.action == UNCHANGED:
+        return unchanged(archive_day, destination, started)
     return export_archive(archive_day, destination, layout=layout, allow_incomplete=allow_incomplete, force=force,
                           progress=progress, period_over=complete, started=started,
                           partition="hour", hour_utc=start.hour, tier=TIER,
