@@ -20,7 +20,7 @@ listing, data is never read.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 import fsspec
@@ -31,16 +31,16 @@ from .folder import DATA_NAME, MANIFEST_NAME, PartitionFolder, storage_errors
 from .errors import ConfigError, DatasetError, InstrumetriqError
 from .manifest import Manifest, format_instant
 from .partitions import HOURLY, MONTHLY, Tier, bound, detect, get_tier, hint_of, parse_listing, runs_text, split_partition_folder
+from .planner import partial_reason
 from .schema import LAYOUTS, SEPARATOR, known_fingerprints
+from .states import PARTIAL_POLICIES, READABLE, PartitionState
 from .storage import display_path, is_local, is_s3_url, storage_options_for
 
-#: The states of a day in a range; only PUBLISHED days are read.
-PUBLISHED = "published"
-MISSING = "missing"            # no partition folder at all
-UNPUBLISHED = "unpublished"    # a partition folder without manifest.json
-BAD_MANIFEST = "bad manifest"  # manifest.json unreadable, incomplete, or of another partition
-FOREIGN = "foreign"            # a layout or schema fingerprint this package does not declare
-DAMAGED = "damaged"            # data.parquet missing, or not of the size the manifest states
+#: The states of a partition in a range (``states.PartitionState``, the one vocabulary); PUBLISHED
+#: partitions are read, PARTIAL ones as the ``partial`` policy says.
+PUBLISHED, PARTIAL, MISSING, UNPUBLISHED, BAD_MANIFEST, FOREIGN, DAMAGED = (
+    PartitionState.PUBLISHED, PartitionState.PARTIAL, PartitionState.MISSING, PartitionState.UNPUBLISHED,
+    PartitionState.BAD_MANIFEST, PartitionState.FOREIGN, PartitionState.DAMAGED)
 
 
 class DatasetWarning(UserWarning):
@@ -62,6 +62,8 @@ class PartitionEntry:
     data_size: int | None = None
     key: date | datetime | None = None
     unit: str = "day"
+    #: a partial partition the ``partial="exclude"`` policy leaves out
+    left_out: bool = False
 
     @property
     def name(self) -> str:
@@ -69,7 +71,8 @@ class PartitionEntry:
 
     @property
     def published(self) -> bool:
-        return self.state == PUBLISHED
+        """Read by ``scan``: published complete, or partial unless the policy leaves it out."""
+        return self.state in READABLE and not self.left_out
 
     @property
     def data_url(self) -> str:
@@ -87,14 +90,16 @@ DayEntry = PartitionEntry
 
 
 def list_days(location: str, start: str | date | None = None, end: str | date | None = None, *,
-              storage_options: dict | None = None) -> list[PartitionEntry]:
+              storage_options: dict | None = None, partial: str = "warn") -> list[PartitionEntry]:
     """The days from ``start`` to ``end`` of a daily root (``list_partitions`` with tier "daily";
     a root of hours or bundles is a ``DatasetError``)."""
-    return list_partitions(location, start, end, tier="daily", storage_options=storage_options)
+    entries = _list(location, start, end, tier="daily", storage_options=storage_options, partial=partial)
+    _warn_partial(location, entries, partial)
+    return entries
 
 
 def list_partitions(location: str, start=None, end=None, *, tier: str | None = None,
-                    storage_options: dict | None = None) -> list[PartitionEntry]:
+                    storage_options: dict | None = None, partial: str = "warn") -> list[PartitionEntry]:
     """The partitions from ``start`` to ``end`` (both inclusive) under the dataset root
     ``location``, in order, each with its state. The root's tier is what it holds (``tier``, when
     given, must be it; a root holding nothing is of ``tier``, else of the bounds' form, else daily).
@@ -102,6 +107,9 @@ def list_partitions(location: str, start=None, end=None, *, tier: str | None = N
     hourly start is the day's hour 00, an end its hour 23); months ``YYYY-MM``, or any day of one
     (monthly). An open end is the first or last partition folder; a partition of the range without
     a folder is MISSING. Without ``start`` and ``end``: every partition folder under the root.
+    ``partial``: partitions published partial (``is_partial``) are ``.published`` and named in one
+    ``DatasetWarning`` ("warn", the default), ``.published`` silently ("include"), or left out
+    ("exclude": ``.published`` false, ``.left_out`` true); their state is PARTIAL in every case.
     ``location`` may be one partition folder (``ROOT/YYYY-MM-DD``, ``ROOT/YYYY-MM-DD/HH``,
     ``ROOT/YYYY-MM``): that partition (the day folder of an hourly root: its hours). ``s3://``
     locations without ``storage_options`` use the R2 settings.
@@ -109,7 +117,15 @@ def list_partitions(location: str, start=None, end=None, *, tier: str | None = N
     Raises ``DatasetError`` for a bad bound or range, a root of several tiers or of another tier
     than ``tier``, or a root that does not exist (locally: no such folder; on an object store:
     nothing under the prefix); ``StorageError`` when the storage fails."""
+    entries = _list(location, start, end, tier=tier, storage_options=storage_options, partial=partial)
+    _warn_partial(location, entries, partial)
+    return entries
+
+
+def _list(location: str, start, end, *, tier: str | None, storage_options: dict | None, partial: str) -> list[PartitionEntry]:
+    """``list_partitions`` without its warning."""
     location = str(location)
+    _check_policy(partial)
     wanted = get_tier(tier)
     root, kind, named = split_partition_folder(location)
     options = storage_options_for(location, storage_options)
@@ -138,8 +154,28 @@ def list_partitions(location: str, start=None, end=None, *, tier: str | None = N
             low = found.step(low)
     manifests = _read_manifests(fs, [f"{root_path}/{found.path(key)}/{MANIFEST_NAME}" for key in keys
                                      if MANIFEST_NAME in folders.get(key, {})])
-    return [_entry(found, key, PartitionFolder(root_path, found.first_day(key), fs=fs, partition=found.path(key)), folders.get(key), manifests)
-            for key in keys]
+    entries = [_entry(found, key, PartitionFolder(root_path, found.first_day(key), fs=fs, partition=found.path(key)), folders.get(key), manifests)
+               for key in keys]
+    return _apply_policy(entries, partial)
+
+
+def _warn_partial(location: str, entries: list[PartitionEntry], partial: str) -> None:
+    """The "warn" policy's one DatasetWarning, pointed at the caller of list_days/list_partitions."""
+    partials = [entry for entry in entries if entry.state == PARTIAL]
+    if partials and partial == "warn":
+        warnings.warn(f"list {location}: {_partial_text(partials, len(entries))}", DatasetWarning, stacklevel=3)
+
+
+def _check_policy(partial: str) -> None:
+    if partial not in PARTIAL_POLICIES:
+        raise DatasetError(f"partial={partial!r} is not a policy for partial partitions: give one of {', '.join(PARTIAL_POLICIES)}")
+
+
+def _apply_policy(entries: list[PartitionEntry], partial: str) -> list[PartitionEntry]:
+    """The entries, partial ones marked ``left_out`` when the policy is "exclude"."""
+    if partial != "exclude":
+        return entries
+    return [replace(entry, left_out=True) if entry.state == PARTIAL else entry for entry in entries]
 
 
 def _named_range(tier: Tier, kind: str, named, location: str, root: str) -> tuple:
@@ -153,36 +189,44 @@ def _named_range(tier: Tier, kind: str, named, location: str, root: str) -> tupl
 
 
 def scan(location: str, start=None, end=None, *, tier: str | None = None,
-         storage_options: dict | None = None, strict: bool = False) -> pl.LazyFrame:
+         storage_options: dict | None = None, strict: bool = False, partial: str = "warn") -> pl.LazyFrame:
     """A ``pl.LazyFrame`` over the published partitions from ``start`` to ``end``
     (``list_partitions``: days, hours or monthly bundles, as the root holds), read by
     ``pl.scan_parquet`` from their ``data.parquet`` files, in order.
 
     Partitions that do not count are skipped with one ``DatasetWarning`` naming each (with
-    ``strict=True``: ``DatasetError``, nothing read). Also ``DatasetError``: no partition of the
+    ``strict=True``: ``DatasetError``, nothing read). Partitions published partial: ``partial``
+    "warn" (the default) reads them and names them in that warning (``strict=True``: refused),
+    "include" reads them silently, "exclude" skips them. Also ``DatasetError``: no partition of the
     range is published (an empty frame would hide a wrong root, range or credentials), or the
     published ones are of more than one export format (layout, export version), whose columns
     differ. ``s3://`` locations without ``storage_options`` use the R2 settings; fsspec/s3fs
     options are translated for Polars' own object store reader (``polars_storage_options``)."""
+    _check_policy(partial)
     options = storage_options_for(location, storage_options)
-    entries = list_partitions(location, start, end, tier=tier, storage_options=options)
-    return scan_entries(location, entries, _where(location, start, end), options, strict)
+    entries = _list(location, start, end, tier=tier, storage_options=options, partial="include")
+    return scan_entries(location, entries, _where(location, start, end), options, strict, partial)
 
 
-def scan_entries(location: str, entries: list[PartitionEntry], where: str, options: dict | None, strict: bool) -> pl.LazyFrame:
+def scan_entries(location: str, entries: list[PartitionEntry], where: str, options: dict | None, strict: bool,
+                 partial: str = "warn") -> pl.LazyFrame:
     """``scan`` once the partitions are listed (``where`` names the call in messages; ``strict``
-    as for ``scan``): what a monthly bundle reads its days through."""
+    and ``partial`` as for ``scan``): what a monthly bundle reads its days through."""
+    _check_policy(partial)
+    entries = _apply_policy(entries, partial)
     skipped = [entry for entry in entries if not entry.published]
     published = [entry for entry in entries if entry.published]
+    partials = [entry for entry in published if entry.state == PARTIAL] if partial == "warn" else []
     unit = entries[0].unit if entries else "day"
     if not published:
         found = _skipped_text(skipped, len(entries)) if entries else f"no {unit} folder"
         raise DatasetError(f"{where}: no published {unit} to read ({found}); check the location and the dates")
-    if skipped and strict:
-        raise DatasetError(f"{where}: {_skipped_text(skipped, len(entries))}; strict=True reads a range only "
-                           f"when every {unit} of it is published: export those {unit}s, or narrow the range")
-    if skipped:
-        warnings.warn(f"{where}: {_skipped_text(skipped, len(entries))}; reading the published {unit}s only",
+    told = "; ".join(([_partial_text(partials, len(entries))] if partials else []) + ([_skipped_text(skipped, len(entries))] if skipped else []))
+    if told and strict:
+        raise DatasetError(f"{where}: {told}; strict=True reads a range only when every {unit} of it is published "
+                           f"complete: export those {unit}s, narrow the range, or read partial {unit}s with partial='include'")
+    if told:
+        warnings.warn(f"{where}: {told}" + (f"; reading the published {unit}s only" if skipped else ""),
                       DatasetWarning, stacklevel=3)  # the caller of scan
     formats = {}
     for entry in published:
@@ -218,8 +262,8 @@ def day_summary(location: str, day: str | date, *, key: str = "btc", storage_opt
     ``snapshot_ts``, and one MAP lookup, ``tag_counts[key]`` of the last cycle."""
     day = _bound(day, "day")
     options = storage_options_for(location, storage_options)
-    entries = list_days(location, day, day, storage_options=options)
-    frame = scan_entries(location, entries, _where(location, day, day), options, strict=True)
+    entries = list_days(location, day, day, storage_options=options, partial="include")
+    frame = scan_entries(location, entries, _where(location, day, day), options, strict=True, partial="include")
     manifest = entries[0].manifest
     snapshot = pl.col("snapshot_ts")
     if frame.collect_schema()["snapshot_ts"] == pl.String:
@@ -365,7 +409,7 @@ def _entry(tier: Tier, key, folder: PartitionFolder, files: dict[str, int] | Non
         return entry(DAMAGED, "manifest.json without data.parquet")
     if data_size != manifest.parquet_size_bytes:
         return entry(DAMAGED, f"data.parquet holds {data_size} bytes, manifest.json says {manifest.parquet_size_bytes}")
-    return entry(PUBLISHED)
+    return entry(PARTIAL, partial_reason(manifest)) if manifest.is_partial else entry(PUBLISHED)
 
 
 def _exporter(manifest: Manifest) -> str:
@@ -391,6 +435,12 @@ def _skipped_text(skipped: list[PartitionEntry], total: int) -> str:
             runs.append([entry])
     text = "; ".join(f"{_names_text(run)} ({run[0].state}: {run[0].reason})" for run in runs)
     return f"{len(skipped)} of {total} {skipped[0].unit}s not read: {text}"
+
+
+def _partial_text(partials: list[PartitionEntry], total: int) -> str:
+    """'1 of 31 days partial, read: 2026-01-13 (partial: 12 hours missing (12, 13, ...))'."""
+    text = "; ".join(f"{entry.name} (partial: {entry.reason})" for entry in partials)
+    return f"{len(partials)} of {total} {partials[0].unit}s partial, read: {text}"
 
 
 def _tier_of(entry: PartitionEntry) -> Tier:

@@ -26,13 +26,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .manifest import Manifest
+from .states import PartitionState
 
 SKIP, UNCHANGED, EXPORT, COMPLETE, REBUILD, REPLACE, REFUSE, KEEP, REMOVE = (
     "skip", "unchanged", "export", "complete", "rebuild", "replace", "refuse", "keep", "remove")
 #: Why a publication is refused (``Plan.refusal``).
 CONFLICT, DAMAGED, UNREADABLE = "conflict", "damaged", "unreadable"
-#: The states ``status`` shows (``partition_state``).
-PUBLISHED, PARTIAL, UNPUBLISHED, MISSING, NO_ARCHIVE = "published", "partial", "unpublished", "missing", "no archive"
+#: The states ``status`` shows (``partition_state``): the one vocabulary (``states.PartitionState``).
+PUBLISHED, PARTIAL, UNPUBLISHED, MISSING, NO_ARCHIVE = (PartitionState.PUBLISHED, PartitionState.PARTIAL, PartitionState.UNPUBLISHED,
+                                                        PartitionState.MISSING, PartitionState.NO_ARCHIVE)
 
 
 @dataclass(frozen=True)
@@ -217,10 +219,10 @@ class State:
 def partition_state(listed: str, reason: str, manifest: Manifest | None, hour_files: dict[int, int] | None,
                     has_archive: bool | None, unit: str) -> State:
     """The status of a listed partition (``listed``: the dataset listing's state, "published",
-    "missing" or another; ``reason`` its words) against its archive: ``hour_files`` (compared
-    when given), ``has_archive`` (None: not looked at; False: no archive folder or hour file).
-    Bundles have no archive (their days are their source)."""
-    if listed == "published" and manifest is not None:
+    "partial", "missing" or another, kept as it is; ``reason`` its words) against its archive:
+    ``hour_files`` (compared when given), ``has_archive`` (None: not looked at; False: no archive
+    folder or hour file). Bundles have no archive (their days are their source)."""
+    if listed in (PUBLISHED, PARTIAL) and manifest is not None:
         state = State(PARTIAL if manifest.is_partial else PUBLISHED, partial_reason(manifest) if manifest.is_partial else "")
         if hour_files is not None:
             changes = archive_changes(manifest.source_files, hour_files)
@@ -230,7 +232,7 @@ def partition_state(listed: str, reason: str, manifest: Manifest | None, hour_fi
         if has_archive is False:
             return State(NO_ARCHIVE)
         return State(MISSING, "" if has_archive or unit == "month" else "archive not looked at")
-    return State(UNPUBLISHED, f"{listed}: {reason}" if reason else listed)
+    return State(PartitionState(listed), reason)
 
 
 def partial_reason(m: Manifest) -> str:

@@ -3,13 +3,14 @@ bundle), from the dataset's manifests and one listing of each archive day folder
 read. Hours are compared with their archive hour file (one listing per archive day); bundles with
 no archive (their source is the daily dataset: ``verify.verify_month`` checks them against their days).
 
-States (``PartitionStatus.state``):
+States (``PartitionStatus.state``): the one vocabulary of ``states.PartitionState``, as
+``list_days`` and ``scan`` name them:
 
 - "published": a complete day (``manifest.json`` valid, data of the stated size);
 - "partial": published, but partial (``reason`` says why: missing hours, bad lines, exported
   before the day was over);
-- "unpublished": a day folder that does not publish a readable day (no manifest, damaged,
-  unreadable or foreign manifest: ``reason``);
+- "unpublished" (no manifest), "bad manifest", "foreign", "damaged": a day folder that does not
+  publish a readable day (``reason`` says what the listing found);
 - "missing": no day folder, and the archive has the day (for an hour: its hour file; a missing
   bundle is always "missing");
 - "no archive": no day folder, and no archive folder for the day (for an hour: no hour file).
@@ -92,7 +93,7 @@ def status(location: str, start=None, end=None, *, tier: str | None = None,
     ``location`` (``dataset.list_partitions``: one listing, the manifests in the range; days, hours
     or bundles as the root holds, or ``tier``), each day or hour compared with its archive day
     folder under ``archive`` when given (one listing per archive day)."""
-    entries = list_partitions(location, start, end, tier=tier, storage_options=storage_options)
+    entries = list_partitions(location, start, end, tier=tier, storage_options=storage_options, partial="include")  # the rows say "partial"
     archive_options = storage_options_for(archive, archive_storage_options) if archive else None
     days: dict[date, ArchiveDay | ArchiveError] = {}
     return [_day_status(entry, archive if entry.unit != "month" else None, archive_options, days) for entry in entries]

@@ -188,7 +188,8 @@ def test_strict_scan_refuses_a_range_with_unpublished_days(mixed_root):
     assert str(error.value) == (
         f"scan {mixed_root} from 2026-01-11 to 2026-01-13: 2 of 3 days not read: 2026-01-12 (unpublished: "
         "data.parquet without manifest.json: being published, or its export was killed); 2026-01-13 (unpublished: no "
-        "manifest.json); strict=True reads a range only when every day of it is published: export those days, or narrow the range")
+        "manifest.json); strict=True reads a range only when every day of it is published complete: export those days, "
+        "narrow the range, or read partial days with partial='include'")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a fully published range: no warning
         assert scan(str(mixed_root), "2026-01-10", "2026-01-11", strict=True).collect().height == 48

@@ -15,6 +15,7 @@ from instrumetriq_polars.planner import (
     plan_bundle, plan_export, plan_publish, plan_removal,
 )
 from instrumetriq_polars.schema import fingerprint, schema_for
+from instrumetriq_polars.states import PartitionState
 
 DAY = "2026-01-15"
 FILES = {h: 1000 + h for h in range(24)}  # hour -> size of its file
@@ -183,10 +184,12 @@ STATE_TABLE = [
      None, False),
     ("missing bundle", "missing", "no month folder", None, None, None, "month", MISSING, "", None, False),
     ("no archive", "missing", "no day folder", None, None, False, "day", NO_ARCHIVE, "", None, True),
-    ("not published", "unpublished", "no manifest.json", None, None, True, "day", UNPUBLISHED, "unpublished: no manifest.json",
+    ("not published", "unpublished", "no manifest.json", None, None, True, "day", UNPUBLISHED, "no manifest.json",
      None, False),
-    ("damaged", "damaged", "manifest.json without data.parquet", M, None, True, "day", UNPUBLISHED,
-     "damaged: manifest.json without data.parquet", None, False),
+    # the listing's state is kept (one vocabulary, states.PartitionState), not folded into "unpublished"
+    ("damaged", "damaged", "manifest.json without data.parquet", M, None, True, "day", PartitionState.DAMAGED,
+     "manifest.json without data.parquet", None, False),
+    ("bad manifest", "bad manifest", "not JSON", None, None, True, "day", PartitionState.BAD_MANIFEST, "not JSON", None, False),
 ]
 
 

@@ -63,7 +63,7 @@ def bundle_month(
     first = parse_month(month)
     days, over = month_days(first, today)
     daily_options = storage_options_for(daily, daily_storage_options)
-    entries = list_days(daily, days[0], days[-1], storage_options=daily_options)
+    entries = list_days(daily, days[0], days[-1], storage_options=daily_options, partial="include")  # partial days: in source_files
     published = [e for e in entries if e.published]
     missing = [e.day.isoformat() for e in entries if not e.published]
     destination = Destination(out, first, storage_options_for(out, storage_options), partition=month_text(first))

@@ -93,7 +93,23 @@ def verify_partition(
         checks = [_run(spec, ctx) for spec in specs]
     finally:
         ctx.close()
-    return VerifyResult(day, ctx.url, checks, ctx.layout, time.perf_counter() - started, label=partition)
+    state = partition_state(location, partition or day.isoformat(), storage_options)
+    return VerifyResult(day, ctx.url, checks, ctx.layout, time.perf_counter() - started, label=partition, state=state)
+
+
+def partition_state(location: str, partition: str, storage_options: dict | None = None):
+    """The partition's state in the one vocabulary (``states.PartitionState``), as ``list_partitions``
+    tells it (the rules are the listing's, not repeated here); None when the location cannot be
+    listed (the checks say why)."""
+    from ..dataset import list_partitions
+    from ..errors import InstrumetriqError
+
+    key = partition.replace("/", "T")
+    try:
+        entries = list_partitions(location, key, key, storage_options=storage_options, partial="include")
+    except InstrumetriqError:
+        return None
+    return entries[0].state if len(entries) == 1 else None
 
 
 def verify_day(day: str | date, location: str, **options) -> VerifyResult:

@@ -46,6 +46,8 @@ class VerifyResult:
     layout: str | None = None
     seconds: float = 0.0
     label: str | None = None  # an hour's or a bundle's partition (YYYY-MM-DD/HH, YYYY-MM); None: the day
+    #: the partition's state, in the words of list_days and status (states.PartitionState); None: not known
+    state: str | None = None
 
     @property
     def name(self) -> str:
@@ -98,6 +100,8 @@ class VerifyResult:
             parts.append(f"{figures['data_size_bytes'] / 1e6:.1f} MB")
         passed = sum(c.status == PASS for c in self.checks)
         parts.append(f"{passed}/{len(self.checks)} checks passed")
+        if self.state is not None and self.state != "published":
+            parts.append(str(self.state))  # partial, unpublished, damaged...: the words of status and scan
         lines = [f"{self.name} {self.status}: {', '.join(parts)} ({self.location})"]
         for check in self.checks:
             lines += [f"  FAIL {check.name}: {e}" for e in check.errors]
@@ -106,7 +110,8 @@ class VerifyResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "date": self.name, "location": self.location, "status": self.status, "layout": self.layout,
+            "date": self.name, "location": self.location, "status": self.status,
+            "state": str(self.state) if self.state is not None else None, "layout": self.layout,
             "errors": self.errors, "warnings": self.warnings, "seconds": round(self.seconds, 3),
             "checks": [c.to_dict() for c in self.checks], "figures": self.figures,
         }
