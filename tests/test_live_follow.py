@@ -386,3 +386,27 @@ def test_day_folders_made_while_the_follower_was_down_are_read(tmp_path):
     entries, _ = drain(f)
     f.close()
     assert [r["f"][:8] for r in entries] == ["20260102", "20260103", "20260104", "20260105"]
+
+
+def test_read_follow_tails_the_journal_of_a_running_follower(tmp_path):
+    root, state = tmp_path / "a", tmp_path / "s"
+    (root / "20260101").mkdir(parents=True)
+    stop = threading.Event()
+    options = FollowOptions(mode="poll", poll_interval=0.05)
+
+    def run_follower():
+        for _ in live.follow(str(root), str(state), start="beginning", options=options, stop=stop, consumer=None):
+            pass
+
+    follower_thread = threading.Thread(target=run_follower, daemon=True)
+    follower_thread.start()
+    feeder = _feed_in_thread(root, 4, 0.1)
+    while not (state / "journal.log").exists():
+        time.sleep(0.05)
+    got = []
+    for batch in live.read(str(state), after=0, follow=True, poll_interval=0.05, stop=lambda: len(got) >= 4):
+        got += [(e.seq, e.row["mid"]) for e in batch.entries]
+    stop.set()
+    feeder.join()
+    follower_thread.join(timeout=10)
+    assert got == [(1, 100.0), (2, 101.0), (3, 102.0), (4, 103.0)]
