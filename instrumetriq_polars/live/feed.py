@@ -29,6 +29,7 @@ from .tier1 import tier1_frame
 
 STALL_S = 120.0  # bytes left unread this long after a file stopped growing: stalled on damage
 STATUS_S = 10.0  # how old the state folder's status (bytes behind, damage) may be when shown
+ACK_S = 1.0     # the consumer cursor's write interval (a restart re-reads at most this much journal)
 TICK_S = 0.5    # how often the rules see the wall clock (a burst settles, absent rules)
 CONSUMER = "serve"  # the follower's consumer name: the journal cursor of what the server handled
 
@@ -45,7 +46,7 @@ class Feed:
         self.outbox: Outbox | None = None
         self.deliverer: Deliverer | None = None
         self.publisher = None
-        self.follower_ready = False
+        self._saved = 0.0
         self._status: dict | None = None
         self._status_at = 0.0
         self._behind_since: dict[tuple, float] = {}
@@ -93,6 +94,9 @@ class Feed:
         for thread in (self.thread, self.ticker):
             if thread is not None:
                 thread.join(timeout=10)
+        if self.engine is not None:
+            with self.lock:
+                self._save()
         if self.deliverer is not None:
             self.deliverer.stop()
 
@@ -100,13 +104,13 @@ class Feed:
     def _run(self) -> None:
         options = self.options
         follow_options = FollowOptions(mode=options.mode, poll_interval=options.poll_interval, **options.follow)
+        unacked, acked = None, 0.0   # the cursor is written at most every ACK_S (an fsynced file: ~15 ms here)
         fresh = not os.path.exists(os.path.join(options.state_dir, jn.JOURNAL))
         start = options.fresh_start if fresh and options.fresh_start == "now" else "checkpoint"
         try:
             batches = follow(options.archive, options.state_dir, start=start, consumer=CONSUMER,
                              options=follow_options, stop=self.stopping)
             for batch in batches:
-                self.follower_ready = True
                 records = [{"k": "e", "seq": e.seq, "row": e.tier1} for e in batch.entries]
                 records += [{"k": "v", "type": ev.type, "after_seq": ev.after_seq, **ev.data} for ev in batch.events]
                 records.sort(key=lambda r: (r.get("seq") or r.get("after_seq") or 0, r["k"] == "v"))
@@ -115,10 +119,17 @@ class Feed:
                     self._evaluate(records)
                     if self.publisher is not None:
                         self.publisher.publish(records)
-                batch.ack()
+                if batch.last_seq is not None:
+                    unacked = batch
+                if unacked is not None and time.monotonic() - acked >= ACK_S:
+                    unacked.ack()
+                    unacked, acked = None, time.monotonic()
         except Exception as exc:  # the follower stopped: /v1/health says so, and stderr once
             self.error = f"{type(exc).__name__}: {exc}"
             print(f"error: live serve: the follower stopped: {exc}", file=sys.stderr, flush=True)
+        finally:
+            if unacked is not None:
+                unacked.ack()
 
     def _tick(self) -> None:
         while not self.stopping.wait(TICK_S):
@@ -143,8 +154,9 @@ class Feed:
     def _alerts(self, alerts: list[dict], force: bool = False) -> None:
         if alerts:
             self.outbox.put(alerts)       # on disk first ...
-        if alerts or force:
-            self._save()                  # ... then the state that made them
+        if alerts or (force and time.monotonic() - self._saved >= ACK_S):
+            self._save()                  # ... then the state that made them (else at most every ACK_S:
+                                          # evaluation is deterministic, re-made notifications keep their keys)
         if alerts:
             self.loop.call_soon_threadsafe(self.hub.publish_alerts, alerts)
             if self.deliverer is not None:
@@ -153,6 +165,7 @@ class Feed:
     def _save(self) -> None:
         state = {"engine": self.engine.state(), "alert_seq": self.hub.alert_seq}
         jn.atomic_write(os.path.join(self.folder, "engine.json"), orjson.dumps(state))
+        self._saved = time.monotonic()
 
     def _catch_up(self) -> None:
         """Evaluate the journal's entries after the engine's last seq (a restart)."""
