@@ -135,7 +135,7 @@ def test_bearer_token_cors_and_a_port_in_use(tmp_path, served):
     assert cors.headers["access-control-allow-origin"] == "https://dash.example"
     with pytest.raises(LiveError) as info:
         bind("127.0.0.1", server.port)
-    assert str(info.value) == f"127.0.0.1:{server.port} is already in use (another live serve?); stop it or pick another --port"
+    assert str(info.value) == f"127.0.0.1:{server.port} is already in use (another live serve?); stop it or pick another port"
 
 
 def test_the_python_client_sees_no_gap_and_no_duplicate_across_a_restart(tmp_path, served):
@@ -179,4 +179,13 @@ def test_the_serve_command_says_a_port_in_use_in_one_line(tmp_path):
         done = subprocess.run([sys.executable, "-m", "instrumetriq_polars", "live", "serve", "--archive-path", str(tmp_path / "archive"),
                                "--state-dir", str(tmp_path / "state"), "--port", str(port)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and done.stdout == ""
-    assert done.stderr.splitlines() == [f"error: 127.0.0.1:{port} is already in use (another live serve?); stop it or pick another --port"]
+    assert done.stderr.splitlines() == [f"error: 127.0.0.1:{port} is already in use (another live serve?); stop it or pick another port"]
+
+
+def test_the_client_with_symbols_fills_the_gaps_between_them(tmp_path, served):
+    collector = Collector(tmp_path / "archive")
+    collector.burst(6, symbols=["AAA", "BBB", "CCC"])
+    server = served()
+    server.wait_seq(6)
+    rows = list(itertools.islice(subscribe(server.url, after=0, symbols=["BBB"], fields=["symbol"]), 2))
+    assert [(r["seq"], r["symbol"]) for r in rows] == [(2, "BBB"), (5, "BBB")]

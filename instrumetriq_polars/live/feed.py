@@ -62,7 +62,7 @@ class Feed:
     def prepare(self) -> None:
         options = self.options
         if "://" not in options.archive and not os.path.isdir(options.archive):
-            raise LiveError(f"the archive root {options.archive} does not exist; pass --archive-path (or start the collector first)")
+            raise LiveError(f"the archive root {options.archive} does not exist; check the archive path (or start the collector first)")
         os.makedirs(options.state_dir, exist_ok=True)
         self.hub.load_journal()
         if options.rules:

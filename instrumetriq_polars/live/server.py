@@ -370,7 +370,7 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
-            raise LiveError(f"{host}:{port} is already in use (another live serve?); stop it or pick another --port") from None
+            raise LiveError(f"{host}:{port} is already in use (another live serve?); stop it or pick another port") from None
         raise LiveError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
     sock.listen(128)
     sock.set_inheritable(True)
