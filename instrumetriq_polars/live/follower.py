@@ -35,7 +35,7 @@ from ..members import MAX_ENTRY_TEXT, MemberStream
 from . import journal as jn
 from .files import ArchiveFiles, FileStat, day_hour
 from .rows import normalized
-from .tier1 import spot_summaries, tier1_row
+from .tier1 import instant_texts, spot_summaries, tier1_row
 
 #: Compressed bytes read in one poll (over all files): bounds a catch-up's batch (~25 real entries)
 #: and so the follower's memory (the sizes tried: benchmarks/RESULTS.md, Tier 1 live feed).
@@ -337,7 +337,8 @@ class Follower:
         texts = [m.text for m in scan.members]
         rows = normalized(texts, state.name) if texts else []
         spots = spot_summaries([(entry or {}).get("spot_prices") for entry, _ in rows])
-        by_start = {m.start: (rows[i], spots[i]) for i, m in enumerate(scan.members)}
+        instants = instant_texts([entry for entry, _ in rows])
+        by_start = {m.start: (rows[i], spots[i], instants[i]) for i, m in enumerate(scan.members)}
         late = state.state == "closed"
         day, hour = day_hour(state.name)
         out: list[Delivery] = []
@@ -349,7 +350,7 @@ class Follower:
                 out.append(self._event({"type": "damaged_span", "f": state.name, "start": item.start, "end": item.end,
                                         "reason": item.reason, "trail": trail}))
                 continue
-            (entry, problem), spot = by_start[item.start]
+            (entry, problem), spot, times = by_start[item.start]
             sid = _session_id(entry, item.text)
             if sid is not None and sid in self.seen:
                 out.append(self._event({"type": "duplicate_skipped", "f": state.name, "start": item.start,
@@ -359,7 +360,7 @@ class Follower:
             if sid is not None:
                 self.seen.add(sid)
             state.entries += 1
-            row = tier1_row(entry, self.last_seq, day, hour, item.start, ingested, problem, spot)
+            row = tier1_row(entry, self.last_seq, day, hour, item.start, ingested, problem, spot, times)
             record = {"k": "e", "seq": self.last_seq, "f": state.name, "start": item.start, "end": item.end,
                       "sid": sid, "late": late, "t": ingested, "trail": trail, "row": row}
             self._append(record)

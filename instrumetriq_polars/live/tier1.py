@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..frames import ListColumn
-from ..instants import NotInstants, parse_instant
+from ..instants import NotInstants, parse_instant, to_instants
 
 _TS = pl.Datetime("us", "UTC")
 
@@ -163,8 +163,25 @@ def _summarise(out: dict, mids, spreads) -> None:
         out["sp_realized_vol"] = float(np.sqrt((steps * steps).sum()))
 
 
+_INSTANT_PATHS = [(name, path) for name, dtype, path in _PATHS if dtype == _TS]
+
+
+def instant_texts(entries: list[dict | None]) -> list[dict]:
+    """For each entry, its tier1 instants as canonical text (``...Z``, microseconds), converted by
+    ``instants.to_instants`` in one call for all (a value that is not an instant: None; then each
+    value is converted alone, as ``parse_instant`` would)."""
+    texts = [_get(e, path) if e is not None else None for e in entries for _, path in _INSTANT_PATHS]
+    texts = [t if type(t) is str else None for t in texts]
+    try:
+        converted = pc.strftime(to_instants(pa.array(texts, pa.string())), "%Y-%m-%dT%H:%M:%SZ").to_pylist()
+    except (NotInstants, UnicodeEncodeError, pa.ArrowException):
+        converted = [_value(_TS, t) for t in texts]
+    width = len(_INSTANT_PATHS)
+    return [dict(zip((n for n, _ in _INSTANT_PATHS), converted[i * width:(i + 1) * width])) for i in range(len(entries))]
+
+
 def tier1_row(entry: dict | None, seq: int, day: str, hour: int, offset: int, ingested: float,
-              problem: str | None = None, spot: dict | None = None) -> dict:
+              problem: str | None = None, spot: dict | None = None, instants: dict | None = None) -> dict:
     """The ``tier1`` row of one normalised entry (None: not a row, ``problem`` says why);
     ``spot``: its ``spot_summaries`` result when the caller computed a batch of them."""
     row = dict.fromkeys(TIER1_SCHEMA)
@@ -172,10 +189,13 @@ def tier1_row(entry: dict | None, seq: int, day: str, hour: int, offset: int, in
     if entry is None:
         return row
     for name, dtype, path in _PATHS:
-        row[name] = _value(dtype, _get(entry, path))
+        if instants is None or name not in instants:
+            row[name] = _value(dtype, _get(entry, path))
+    if instants is not None:
+        row.update(instants)
     row.update(_spot_summary(entry.get("spot_prices")) if spot is None else spot)
-    expired = parse_instant(_get(entry, ("meta", "expired_ts")))
-    if expired is not None:
+    if row["expired_ts"] is not None:
+        expired = datetime.strptime(row["expired_ts"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
         row["ingest_lag_ms"] = int(round((ingested - expired.timestamp()) * 1000))
     return row
 
