@@ -72,7 +72,6 @@ TIER1_FIELDS: list[tuple[str, pl.DataType, str, tuple[str, ...] | None]] = [
 ]
 TIER1_SCHEMA: dict[str, pl.DataType] = {name: dtype for name, dtype, _, _ in TIER1_FIELDS}
 _PATHS = [(name, dtype, path) for name, dtype, _, path in TIER1_FIELDS if path is not None]
-_INSTANT_FIELDS = {name for name, dtype, _, _ in TIER1_FIELDS if dtype == _TS}
 
 
 def iso(instant: datetime) -> str:
