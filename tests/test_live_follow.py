@@ -16,6 +16,7 @@ import pytest
 from instrumetriq_polars import live
 from instrumetriq_polars.errors import LiveError
 from instrumetriq_polars.live.follower import Follower, FollowOptions
+from instrumetriq_polars.live.journal import read_records
 
 NAME = "20260101/05.jsonl.gz"
 HOUR_END = datetime(2026, 1, 1, 6, tzinfo=timezone.utc).timestamp()
@@ -410,3 +411,23 @@ def test_read_follow_tails_the_journal_of_a_running_follower(tmp_path):
     feeder.join()
     follower_thread.join(timeout=10)
     assert got == [(1, 100.0), (2, 101.0), (3, 102.0), (4, 103.0)]
+
+
+def test_journal_torn_at_every_byte_of_its_last_record_recovers_the_same_mapping(tmp_path):
+    root = tmp_path / "a"
+    append(root, NAME, b"".join(member(entry_line(i)) for i in range(3)))
+    f = follower(root, tmp_path / "ref")
+    reference = [(r["seq"], r["sid"], r["start"]) for r in drain(f)[0]]
+    f.close()
+    data = (tmp_path / "ref" / "journal.log").read_bytes()
+    last = data.rstrip(b"\n").rfind(b"\n") + 1
+    for cut in range(last, len(data), 97):
+        state = tmp_path / f"s{cut}"
+        state.mkdir()
+        (state / "journal.log").write_bytes(data[:cut])  # killed while the last record was written
+        f = follower(root, state)
+        again = [(r["seq"], r["sid"], r["start"]) for r in drain(f)[0]]
+        f.close()
+        records = [r for _, r in read_records(str(state))]
+        assert [(r["seq"], r["sid"], r["start"]) for r in records if r.get("k") == "e"] == reference, cut
+        assert again == reference[-1:], cut  # only the torn entry is read (and numbered) again
