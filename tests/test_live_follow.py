@@ -431,3 +431,14 @@ def test_journal_torn_at_every_byte_of_its_last_record_recovers_the_same_mapping
         records = [r for _, r in read_records(str(state))]
         assert [(r["seq"], r["sid"], r["start"]) for r in records if r.get("k") == "e"] == reference, cut
         assert again == reference[-1:], cut  # only the torn entry is read (and numbered) again
+
+
+def test_a_cursor_beyond_the_journal_is_an_error_not_silence(tmp_path):
+    root, state = tmp_path / "a", tmp_path / "s"
+    append(root, NAME, b"".join(member(entry_line(i)) for i in range(2)))
+    for b in live.follow(str(root), str(state), follow=False, consumer="dash"):
+        b.ack()
+    (state / "journal.log").unlink()  # a journal lost under the consumers' cursors
+    with pytest.raises(LiveError, match="beyond the journal"):
+        next(live.follow(str(root), str(state), follow=False, consumer="dash"))
+    assert [e.seq for b in live.follow(str(root), str(state), follow=False, consumer="new") for e in b.entries] == [1, 2]

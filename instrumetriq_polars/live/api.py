@@ -299,6 +299,10 @@ def follow(archive: str | None = None, state_dir: str = DEFAULT_STATE_DIR, *, st
         if start == "now":
             follower.poll()
         after = _start_after(state_dir, start, consumer, follower.last_seq)
+        if after > follower.last_seq and start == "checkpoint":
+            raise LiveError(f"the cursor of consumer {consumer!r} is at seq {after}, beyond the journal's last seq "
+                            f"{follower.last_seq} in {state_dir}: the journal is not the one it acknowledged; "
+                            f"remove {state_dir}/cursors/{consumer}.json to start that consumer again")
         for _, chunk in _chunks(_journal_from(state_dir, after), batch_size):
             yield shaper.batch(chunk)
         waker = make_waker(options.mode, options.poll_interval, options.safety, follower.archive.local)
