@@ -16,7 +16,6 @@ import polars as pl
 
 from ..archive import HourFile
 from ..decode import Chunk
-from ..write.parquet import layout_exprs
 from ..read.lanes import choose_lane
 from ..read.options import DEFAULT_OPTIONS
 from ..schema import FLAT_SCHEMA
@@ -43,6 +42,8 @@ def normalized(texts: list[bytes], name: str) -> list[tuple[dict | None, str | N
 
 def flat_frame(texts: list[bytes], name: str) -> tuple[pl.DataFrame, list[int]]:
     """The rows of ``texts`` in the flat layout, and for each row the index of its text."""
+    from ..write.parquet import layout_exprs  # here: a tier1-only follower does not load the Parquet writer
+
     day, hour = day_hour(name)
     frames, report = [], None
     chunks = iter([_chunk(texts, name)])
