@@ -82,7 +82,9 @@ def days_before(count: int, today: date | None = None) -> list[date]:
     if count < 1:
         raise RangeError(f"the number of days must be at least 1, not {count}", unit="day")
     today = today or utc_today()
-    return [today - timedelta(days=i) for i in range(count, 0, -1) if today - date.min >= timedelta(days=i)]
+    if count > (today - date.min).days:  # the calendar begins on 0001-01-01: an edge, not a traceback
+        raise RangeError(f"{count} days before {day_text(today)} reach before the calendar's first day 0001-01-01", unit="day")
+    return [today - timedelta(days=i) for i in range(count, 0, -1)]
 
 
 # -- hours -------------------------------------------------------------------------------------

@@ -135,18 +135,22 @@ def plan_export(hour_files: dict[int, int] | None, over: bool, in_place: InPlace
     return Plan(COMPLETE if m.is_partial else EXPORT)
 
 
-def plan_publish(in_place: InPlace, sha256: str, partial: bool, force: bool) -> Plan:
+def plan_publish(in_place: InPlace, sha256: str, partial: bool, force: bool, follows: bool = False) -> Plan:
     """Right before publishing data (``sha256``, ``partial``) where ``in_place`` is found:
 
     - the same data in place, intact: ``UNCHANGED`` ("already published"); not intact: ``REFUSE``
       (DAMAGED), unless ``force``;
     - a partial publication in place and complete data new: ``COMPLETE``, without ``force``;
     - nothing in place: ``EXPORT``; ``force``: ``REPLACE`` (it also repairs);
+    - ``follows`` (a bundle, which follows its days, here and on R2): other or damaged data in place
+      is rebuilt, ``REBUILD``, without ``force``;
     - otherwise ``REFUSE``: UNREADABLE (the manifest in place is not one) or CONFLICT."""
     m = in_place.manifest
     if m is not None and not force and m.parquet_sha256 == sha256 and not (m.is_partial and not partial):
         if in_place.data_size == m.parquet_size_bytes:
             return Plan(UNCHANGED, "the same data is published")
+        if follows:
+            return Plan(REBUILD, "the published data does not match its manifest")
         return Plan(REFUSE, "the published data does not match its manifest", DAMAGED)
     if m is not None and m.is_partial and not partial:
         return Plan(COMPLETE)
@@ -154,6 +158,8 @@ def plan_publish(in_place: InPlace, sha256: str, partial: bool, force: bool) -> 
         return Plan(EXPORT)
     if force:
         return Plan(REPLACE)
+    if follows:
+        return Plan(REBUILD, "its source changed")
     if m is None:
         return Plan(REFUSE, "the manifest in place is not readable", UNREADABLE)
     return Plan(REFUSE, "other data is published", CONFLICT)

@@ -53,9 +53,23 @@ def cmd_config(args: argparse.Namespace) -> int:
         print(storage.check_bucket())
         return 0
     given = {name: getattr(args, name) for name in storage.ENV if getattr(args, name)}
+    if not given and not _interactive():  # cron, CI, a pipe: nothing to prompt; the environment, or one line
+        given = storage.env_settings()
+        if not given:
+            variables = ", ".join(storage.ENV.values())
+            raise UsageError("config asks for the settings on a terminal and stdin is not one: give --endpoint, --access-key-id, "
+                             f"--secret-access-key and --bucket, or set {variables} and run config again to store them")
     path = storage.update_settings(given or storage.prompt_settings())
     print(f"saved {path} (mode 0600)")
     return 0
+
+
+def _interactive() -> bool:
+    """Whether stdin is a terminal (config may prompt)."""
+    try:
+        return bool(sys.stdin and sys.stdin.isatty())
+    except (AttributeError, ValueError):  # closed, or not a file
+        return False
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

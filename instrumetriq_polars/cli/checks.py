@@ -90,6 +90,8 @@ def _verify_partitions(args: argparse.Namespace, partitions: list[tuple[str, Cal
         location = args.local if args.local is not None else args.path
         if args.local is not None and not os.path.isdir(location):
             raise UsageError(f"--local {location} is not a directory; give the dataset root or one partition folder")
+    if args.sample_size < 1:
+        raise UsageError(f"--sample-size must be at least 1, not {args.sample_size}")
     results = []
     for name, verify in partitions:
         try:
@@ -102,8 +104,12 @@ def _verify_partitions(args: argparse.Namespace, partitions: list[tuple[str, Cal
         print(result.summary(), file=human)
     failed = sum(not r.ok for r in results)
     if args.report:
-        with fsspec.open(args.report, "w", encoding="utf-8") as out:
-            out.write(render_report(results))
+        try:
+            with fsspec.open(args.report, "w", encoding="utf-8") as out:  # as the days' report
+                out.write(render_report(results))
+        except OSError as exc:
+            print(f"error: cannot write the report {args.report}: {exc}", file=sys.stderr)
+            return 1
     if args.json:
         print(json.dumps({"passed": len(results) - failed, "failed": failed, "report": args.report,
                           "days": [r.to_dict() for r in results]}, indent=2, default=str))

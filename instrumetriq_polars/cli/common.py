@@ -11,7 +11,7 @@ import fsspec
 
 from .. import storage
 from ..periods import date_range, hour_range, parse_date, parse_hour, yesterday_utc
-from ..errors import BadInputError, DamagedDayError, InstrumetriqError, ManifestError
+from ..errors import BadInputError, DamagedDayError, InstrumetriqError, ManifestError, RangeError
 from ..tiers import ARCHIVE_ENV
 
 if TYPE_CHECKING:
@@ -59,7 +59,10 @@ def _dates(args: argparse.Namespace) -> list:
         if args.from_date or args.to_date:
             if not (args.from_date and args.to_date):
                 raise UsageError("--from-date and --to-date go together")
-            dates += date_range(args.from_date, args.to_date)
+            try:
+                dates += date_range(args.from_date, args.to_date)
+            except RangeError:  # the calendar names no flag: the command line's words
+                raise UsageError(f"--to-date {args.to_date} is before --from-date {args.from_date}") from None
     except InstrumetriqError as exc:
         raise UsageError(str(exc)) from None
     return sorted(set(dates)) or [yesterday_utc()]
@@ -130,5 +133,8 @@ def _hours(args: argparse.Namespace) -> list:
     if args.from_hour or args.to_hour:
         if not (args.from_hour and args.to_hour):
             raise UsageError("--from-hour and --to-hour go together")
-        hours += hour_range(args.from_hour, args.to_hour)
+        try:
+            hours += hour_range(args.from_hour, args.to_hour)
+        except RangeError:  # the calendar names no flag: the command line's words
+            raise UsageError(f"--to-hour {args.to_hour} is before --from-hour {args.from_hour}") from None
     return hours

@@ -28,7 +28,10 @@ def cmd_export(args: argparse.Namespace) -> int:
             raise UsageError("--catch-up N picks the days itself: give it without --date, --from-date or --to-date")
         if args.catch_up < 1:
             raise UsageError(f"--catch-up takes a number of days of at least 1, not {args.catch_up}")
-        dates = catch_up_days(args.catch_up)
+        try:
+            dates = catch_up_days(args.catch_up)
+        except InstrumetriqError as exc:
+            raise UsageError(f"--catch-up {args.catch_up}: {exc}") from None
     else:
         dates = _dates(args)
     if args.jobs < 1:

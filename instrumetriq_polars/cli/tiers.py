@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import signal
 
 from .. import interrupt, storage
-from ..errors import InstrumetriqError
+from ..errors import InstrumetriqError, Interrupted
 from ..periods import hour_text, month_text, parse_month
 from ..tiers import default_archive, hourly_root, monthly_root
 from ..tiers.hourly import catch_up_hours, export_hour, last_complete_hour
@@ -54,7 +55,18 @@ def cmd_export_hourly(args: argparse.Namespace) -> int:
 
 
 def cmd_bundle(args: argparse.Namespace) -> int:
-    """``bundle``: one file per month from the published days (``bundle.bundle_month``)."""
+    """``bundle``: one file per month from the published days (``bundle.bundle_month``). A SIGINT
+    or SIGTERM stops it at the next safe point, as it stops an export (``interrupt``): what was
+    being written is discarded and the lock released; one line, exit 128 + the signal."""
+    with interrupt.stop_on_signals():
+        try:
+            return _bundle(args)
+        except Interrupted as stop:
+            _err(f"bundle: interrupted; what it was writing was discarded ({signal.Signals(stop.signum).name})")
+            return 128 + stop.signum
+
+
+def _bundle(args: argparse.Namespace) -> int:
     try:
         months = sorted({parse_month(m) for m in args.month})
     except InstrumetriqError as exc:
@@ -74,7 +86,7 @@ def cmd_bundle(args: argparse.Namespace) -> int:
                 log.warning(f"{month_text(month)}: days not published, not in the bundle: {', '.join(result.manifest.missing_days)}")
             if args.upload:
                 print(result.summary())
-                result = upload(result, monthly_root(settings.bucket), force=args.force)
+                result = upload(result, monthly_root(settings.bucket), force=args.force, follows=True)  # R2 follows the days too
             print(result.summary())
         except InstrumetriqError as exc:
             _err(f"{month_text(month)}: {error_line(exc)}", exc if args.debug else None, log)

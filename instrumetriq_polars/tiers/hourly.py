@@ -50,6 +50,8 @@ def catch_up_hours(count: int, now: datetime | None = None) -> list[datetime]:
     if count < 1:
         raise RangeError(f"the number of hours must be at least 1, not {count}", unit="hour")
     last = last_complete_hour(now)
+    if count > (last - parse_hour("0001-01-01T00")) // ONE_HOUR + 1:  # an edge of the calendar, not a traceback
+        raise RangeError(f"{count} hours up to {hour_text(last)} reach before the calendar's first hour 0001-01-01T00", unit="hour")
     return [last - i * ONE_HOUR for i in reversed(range(count))]
 
 

@@ -16,7 +16,7 @@ from .. import interrupt
 from ..errors import DamagedDayError, InstrumetriqError, LockHeldError
 from ..manifest import Manifest
 from ..periods import partition_date
-from ..storage import storage_options_for
+from ..storage import describe_error, storage_options_for
 from ..tiers import ExportResult
 from .lock import lock_partition
 from .publish import DATA_NAME, Candidate, Destination, decide
@@ -35,7 +35,8 @@ def clean_leftovers(destination: Destination) -> None:
         lock.release()
 
 
-def upload(result: ExportResult, out: str, *, force: bool = False, storage_options: dict | None = None) -> ExportResult:
+def upload(result: ExportResult, out: str, *, force: bool = False, storage_options: dict | None = None,
+           follows: bool = False) -> ExportResult:
     """Copy a day exported to a local folder (``result`` of ``export_day``) to ``out``, e.g.
     ``s3://instrumetriq-datasets/tier3/daily``: data first, manifest last, decided on as the
     export decides (``publish.decide``): identical data is "already published", a complete day
@@ -43,7 +44,8 @@ def upload(result: ExportResult, out: str, *, force: bool = False, storage_optio
 
     The remote manifest is read before anything is sent: when it already publishes this data
     (same sha256, data object of the right size) nothing is uploaded; when it publishes other
-    data the upload is refused before it starts (unless ``force``)."""
+    data the upload is refused before it starts (unless ``force``; ``follows``: a bundle, which
+    follows its days, replaces it). A local data file that vanished is one ``DamagedDayError``."""
     started = time.perf_counter()
     manifest = result.manifest
     destination = Destination(out, partition_date(manifest.partition_path), storage_options_for(out, storage_options),
@@ -51,7 +53,12 @@ def upload(result: ExportResult, out: str, *, force: bool = False, storage_optio
     local_data = f"{result.location}/{DATA_NAME}"
 
     def copy(fileobj) -> None:
-        with open(local_data, "rb") as f:
+        try:
+            source = open(local_data, "rb")
+        except OSError as exc:  # removed (or replaced by a folder) since the export: one line, nothing sent
+            raise DamagedDayError(f"{local_data} cannot be read ({describe_error(exc)}): the local partition changed after its "
+                                  "export; nothing uploaded; export it again", local_data, None, manifest.parquet_size_bytes) from None
+        with source as f:
             shutil.copyfileobj(f, fileobj, 8 << 20)
 
     def check(written) -> Manifest:
@@ -60,11 +67,12 @@ def upload(result: ExportResult, out: str, *, force: bool = False, storage_optio
                                   local_data, written.size, manifest.parquet_size_bytes)
         return manifest
 
-    manifest, status = write_and_publish(destination, copy, check, force, known=manifest)
+    manifest, status = write_and_publish(destination, copy, check, force, known=manifest, follows=follows)
     return ExportResult(manifest, destination.url, status, time.perf_counter() - started, result.hours, result.warnings)
 
 
-def write_and_publish(destination: Destination, write, finish, force: bool, known: Manifest | None = None) -> tuple[Manifest, str]:
+def write_and_publish(destination: Destination, write, finish, force: bool, known: Manifest | None = None,
+                      follows: bool = False) -> tuple[Manifest, str]:
     """Stream ``write`` to the destination, build the manifest with ``finish(written)``, and
     publish it as ``publish.decide`` says; whatever was written and not published is discarded,
     on success as on failure. ``known``: the manifest of data known before it is written (an
@@ -75,14 +83,14 @@ def write_and_publish(destination: Destination, write, finish, force: bool, know
         destination.clean_stale_temps(locked=lock.held)  # only inside the lock (publish.py says why)
         seen = destination.read_manifest_bytes()  # compared again right before publishing
         if known is not None:  # refused, or already published, before anything is sent
-            decision = decide(destination, seen, seen, _data_size(destination, seen), Candidate.of(known), force)
+            decision = decide(destination, seen, seen, _data_size(destination, seen), Candidate.of(known), force, follows)
             if not decision.write:
                 return _as_published(known, decision), decision.status
         written = destination.write_data(write)
         manifest = finish(written)
         interrupt.check()  # the last point where stopping leaves nothing of this run behind
         now = destination.read_manifest_bytes()
-        decision = decide(destination, seen, now, _data_size(destination, now), Candidate.of(manifest), force)
+        decision = decide(destination, seen, now, _data_size(destination, now), Candidate.of(manifest), force, follows)
         if decision.write:
             destination.publish(written, manifest.to_json())
         return _as_published(manifest, decision), decision.status

@@ -50,7 +50,7 @@ from ..errors import (
     ConflictError, DamagedDayError, InstrumetriqError, Interrupted, ManifestChangedError, ManifestError, StorageError,
 )
 from ..manifest import Manifest
-from ..planner import COMPLETE, DAMAGED, EXPORT, REFUSE, REPLACE, UNCHANGED, UNREADABLE, InPlace, plan_publish
+from ..planner import COMPLETE, DAMAGED, EXPORT, REBUILD, REFUSE, REPLACE, UNCHANGED, UNREADABLE, InPlace, plan_publish
 from ..storage import S3_PROTOCOLS, describe_error
 
 STALE_TEMP_SECONDS = 6 * 3600
@@ -95,11 +95,11 @@ class Decision:
         return self.status != ALREADY
 
 
-_STATUS = {UNCHANGED: ALREADY, COMPLETE: COMPLETED, EXPORT: PUBLISHED, REPLACE: PUBLISHED}
+_STATUS = {UNCHANGED: ALREADY, COMPLETE: COMPLETED, EXPORT: PUBLISHED, REPLACE: PUBLISHED, REBUILD: PUBLISHED}
 
 
 def decide(folder: PartitionFolder, seen: bytes | None, now: bytes | None, data_size: int | None,
-           new: Candidate, force: bool) -> Decision:
+           new: Candidate, force: bool, follows: bool = False) -> Decision:
     """Whether ``new`` data may be published in ``folder``: ``planner.plan_publish`` on the
     manifest in place right before publishing (``now``; None: none) and the size of its data
     (``data_size``; None: missing), plus the one check the planner cannot make: the manifest
@@ -122,7 +122,7 @@ def decide(folder: PartitionFolder, seen: bytes | None, now: bytes | None, data_
             unreadable = ManifestError(f"{manifest_url} {exc.problem}: whether the day is published cannot be told",
                                        exc.problem, remedy="force")
     in_place = InPlace(manifest, data_size, unreadable is not None)
-    plan = plan_publish(in_place, new.sha256, new.partial, force)
+    plan = plan_publish(in_place, new.sha256, new.partial, force, follows)
     published = (Published(manifest.parquet_sha256, manifest.parquet_size_bytes, manifest.is_partial, manifest.created_ts_utc)
                  if manifest is not None else None)
     if plan.action == UNCHANGED:
