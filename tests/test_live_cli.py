@@ -137,3 +137,14 @@ def test_tail_stops_on_sigterm_with_143(archive, tmp_path):
 def test_every_tier1_field_is_documented():
     text = (ROOT / "docs" / "live.md").read_text()
     assert [name for name, *_ in TIER1_FIELDS if f"| `{name}` |" not in text] == []
+
+
+def test_compact_command(archive, tmp_path, capsys):
+    state = tmp_path / "state"
+    run(capsys, "tail", "--archive-path", archive, "--state-dir", state, "--no-follow")
+    code, out, _ = run(capsys, "compact", "--state-dir", state, "--keep-days", 0)
+    assert code == 0 and out.startswith("dropped ") and "the oldest seq kept is 5" in out
+    code, out, err = run(capsys, "tail", "--archive-path", archive, "--state-dir", state, "--no-follow", "--from-seq", 2)
+    assert code == 1 and "no longer kept" in err
+    code, _, err = run(capsys, "compact", "--state-dir", state, "--keep-days", -1)
+    assert code == 2

@@ -16,7 +16,7 @@ import pytest
 from instrumetriq_polars import live
 from instrumetriq_polars.errors import LiveError
 from instrumetriq_polars.live.follower import Follower, FollowOptions
-from instrumetriq_polars.live.journal import read_records
+from instrumetriq_polars.live.journal import read_records, record_line
 
 NAME = "20260101/05.jsonl.gz"
 HOUR_END = datetime(2026, 1, 1, 6, tzinfo=timezone.utc).timestamp()
@@ -442,3 +442,26 @@ def test_a_cursor_beyond_the_journal_is_an_error_not_silence(tmp_path):
     with pytest.raises(LiveError, match="beyond the journal"):
         next(live.follow(str(root), str(state), follow=False, consumer="dash"))
     assert [e.seq for b in live.follow(str(root), str(state), follow=False, consumer="new") for e in b.entries] == [1, 2]
+
+
+def test_compact_drops_old_records_and_keeps_the_sequence(tmp_path):
+    root, state = tmp_path / "a", tmp_path / "s"
+    append(root, NAME, b"".join(member(entry_line(i)) for i in range(3)))
+    for b in live.follow(str(root), str(state), follow=False, consumer="old"):
+        b.ack()  # consumer "old" at seq 3
+    append(root, "20260101/06.jsonl.gz", member(entry_line(3)))
+    assert [e.seq for b in live.follow(str(root), str(state), follow=False, consumer=None) for e in b.entries][-1] == 4
+    journal = [r for _, r in read_records(str(state))]
+    for r in journal:  # the entries of hour 05 were journaled ten days before the rest
+        r["t"] = r["t"] - (10 * 86400 if r.get("f") == NAME or r.get("type") == "origin" else 0)
+    (state / "journal.log").write_bytes(b"".join(record_line(r) for r in journal))
+    result = live.compact(str(state), keep_days=5)
+    assert result["dropped"] == 3 and live.oldest_seq(str(state)) == 4
+    assert [e.seq for b in live.read(str(state)) for e in b.entries] == [4]
+    append(root, NAME, member(entry_line(4)))  # the follower goes on where it was: no re-read, no reused seq
+    got = [(e.seq, e.row["mid"]) for b in live.follow(str(root), str(state), follow=False, consumer="old") for e in b.entries]
+    assert got == [(4, 103.0), (5, 104.0)]  # "old" acknowledged seq 3: it resumes at the oldest kept
+    with pytest.raises(LiveError, match="no longer kept"):
+        next(live.follow(str(root), str(state), follow=False, consumer="old", start=2))
+    with pytest.raises(LiveError, match="no longer kept"):
+        next(live.read(str(state), after=1))

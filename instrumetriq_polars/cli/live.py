@@ -182,11 +182,11 @@ def add_replay(sub) -> None:
     p = sub.add_parser("replay", help="write the journal's entries from --from-seq to --to-seq as JSONL or Parquet",
                        description="Read entries from the journal (and the archive, for full rows) without running a follower.")
     common_options(p)
-    p.add_argument("--from-seq", type=int, required=True, metavar="A")
+    p.add_argument("--from-seq", type=int, required=True, metavar="A", help="first seq to replay")
     p.add_argument("--to-seq", type=int, metavar="B", help="last seq (inclusive; default: the last one)")
-    p.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl")
+    p.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl", help="output format (default jsonl)")
     p.add_argument("--fields", default="tier1", metavar="F", help="tier1 (default), full, or col1,col2,...")
-    p.add_argument("--symbols", metavar="S1,S2")
+    p.add_argument("--symbols", metavar="S1,S2", help="only these symbols")
     p.add_argument("--out", required=True, metavar="FILE", help="output file ('-' for stdout, jsonl only)")
     p.set_defaults(func=cmd_replay)
 
@@ -247,7 +247,7 @@ def add_simulate(sub) -> None:
     p.add_argument("--start", metavar="YYYY-MM-DDTHH:MM", help="the fake clock's start (UTC; default now)")
     p.add_argument("--source", choices=("fixture", "synthetic"), default="fixture", help="the real sample's entries (default) or synthetic ones")
     p.add_argument("--faults", default="", metavar="F1,F2", help="crash,cut,corrupt,junk,truncate,replace,delete (each once, spread over the run)")
-    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--seed", type=int, default=7, help="seed of the simulator (default 7)")
     p.add_argument("--log", metavar="FILE", help="append the JSONL log of appends there (default: stderr)")
     p.set_defaults(func=cmd_simulate)
 
@@ -297,8 +297,28 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 128 + stopped["signum"] if stopped["signum"] is not None else 0
 
 
+# -- compact ---------------------------------------------------------------------------------------
+def add_compact(sub) -> None:
+    p = sub.add_parser("compact", help="drop journal records older than --keep-days (the follower must be stopped)",
+                       description="Keep the journal bounded: records older than --keep-days are dropped, with what a follower "
+                                   "needs to go on where it was. Cursors older than what is kept are refused afterwards.")
+    common_options(p)
+    p.add_argument("--keep-days", type=float, required=True, metavar="N", help="days of records to keep")
+    p.set_defaults(func=cmd_compact)
+
+
+def cmd_compact(args: argparse.Namespace) -> int:
+    from ..live import compact
+
+    if args.keep_days < 0:
+        raise UsageError(f"--keep-days takes a number of days of at least 0, not {args.keep_days}")
+    result = compact(args.state_dir, args.keep_days)
+    print(f"dropped {result['dropped']} records, kept {result['kept']}; the oldest seq kept is {result['oldest_seq']}")
+    return 0
+
+
 #: The ``live`` subcommands, in help order: each adds its parser.
-SUBCOMMANDS = [add_tail, add_status, add_replay, add_simulate]
+SUBCOMMANDS = [add_tail, add_status, add_replay, add_simulate, add_compact]
 from .live_serve import add_rules, add_serve  # noqa: E402 (it uses common_options above)
 SUBCOMMANDS += [add_serve, add_rules]
 

@@ -8,6 +8,7 @@ Public API (stable; docs/live.md is the manual):
 - ``read(state_dir, after=0, follow=False, *, fields="tier1", symbols=None, archive=None)
   -> Iterator[Batch]``: the journal from another process, without running a follower;
 - ``status(state_dir, archive=None) -> dict``: offsets, bytes behind, ages, damaged spans;
+- ``compact(state_dir, keep_days) -> dict`` / ``oldest_seq(state_dir)``: a bounded journal;
 - ``Batch`` (``.entries``, ``.events``, ``.first_seq``, ``.last_seq``, ``.ack()``, ``.to_polars()``),
   ``Entry`` (``seq``, ``position``, ``late``, ``row``), ``Event``, ``Position``, ``FollowOptions``;
 - ``TIER1_FIELDS`` / ``TIER1_SCHEMA``: the ``tier1`` projection; ``DEFAULT_STATE_DIR``.
@@ -19,6 +20,7 @@ The follower's parts: ``journal`` (durable state), ``follower`` (one pass over t
 
 from .api import BATCH_SIZE, DEFAULT_STATE_DIR, Batch, Entry, Event, Position, follow, read, to_polars
 from .client import subscribe  # the live server's client (part 2): standard library HTTP only
+from .compact import compact, oldest_seq
 from .follower import FollowOptions
 from .status import status
 from .tier1 import TIER1_FIELDS, TIER1_SCHEMA

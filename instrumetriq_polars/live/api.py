@@ -150,6 +150,8 @@ class _Shaper:
         entries, events, seqs = [], [], []
         for d in deliveries:
             record = d.record
+            if record.get("type") == "file_state":  # the follower's own bookkeeping (compact.py)
+                continue
             if record.get("k") != "e":
                 events.append(Event(record.get("type", ""), {k: v for k, v in record.items() if k not in ("k", "trail")},
                                     record.get("after_seq", 0)))
@@ -217,6 +219,18 @@ def _chunks(records: Iterator[tuple[int, dict]], size: int) -> Iterator[tuple[in
             chunk, entries = [], 0
     if chunk:
         yield offset, chunk
+
+
+def _check_kept(state_dir: str, after: int, start) -> None:
+    """Refuse to resume after a ``seq`` the journal no longer holds (``compact``): that would be a gap."""
+    if after == 0 or start in ("beginning", "now"):
+        return
+    from .compact import oldest_seq
+
+    oldest = oldest_seq(state_dir)
+    if after + 1 < oldest:
+        raise LiveError(f"entries after seq {after} are no longer kept in {state_dir} (the oldest is {oldest}); "
+                        "resume from there (start='beginning') or replay the Tier 2/3 partitions for the gap")
 
 
 def _check_start(start) -> None:
@@ -299,6 +313,7 @@ def follow(archive: str | None = None, state_dir: str = DEFAULT_STATE_DIR, *, st
         if start == "now":
             follower.poll()
         after = _start_after(state_dir, start, consumer, follower.last_seq)
+        _check_kept(state_dir, after, start)
         if after > follower.last_seq and start == "checkpoint":
             raise LiveError(f"the cursor of consumer {consumer!r} is at seq {after}, beyond the journal's last seq "
                             f"{follower.last_seq} in {state_dir}: the journal is not the one it acknowledged; "
@@ -338,6 +353,7 @@ def read(state_dir: str = DEFAULT_STATE_DIR, after: int = 0, follow: bool = Fals
         checkpoint = jn.load_checkpoint(state_dir) or {}
         archive = checkpoint.get("archive")
     shaper = _Shaper(ArchiveFiles(archive) if archive else None, fields, symbols, None)
+    _check_kept(state_dir, after, None)
     stopped = _stop_test(stop)
     read_to = [0]
     for _, chunk in _chunks(_journal_from(state_dir, after, read_to), batch_size):

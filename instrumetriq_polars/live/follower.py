@@ -129,6 +129,14 @@ class Follower:
 
     # -- the journal is the truth ------------------------------------------------------------
     def _load(self, repair: bool) -> None:
+        self._load_records(record for _, record in jn.read_records(self.state_dir, repair=repair))
+        self.fresh = self.records == 0
+        checkpoint = self.checkpoint = jn.load_checkpoint(self.state_dir)
+        if checkpoint is not None:
+            self._merge_checkpoint(checkpoint)
+
+    def _load_records(self, records) -> None:
+        """Replay ``records`` (the journal's, in order) into a fresh state."""
         self._open_streams: dict[str, MemberStream] = {}
         self.files: dict[str, FileState] = {}
         self.seen: set[str] = set()  # session ids delivered
@@ -138,18 +146,17 @@ class Follower:
         self.records = 0
         self.last_entry: dict | None = None
         self.damaged: list[dict] = []
-        for _, record in jn.read_records(self.state_dir, repair=repair):
+        for record in records:
             self._replay(record)
             self.records += 1
-        self.fresh = self.records == 0
-        checkpoint = self.checkpoint = jn.load_checkpoint(self.state_dir)
-        if checkpoint is not None:
-            self._merge_checkpoint(checkpoint)
 
     def _replay(self, record: dict) -> None:
         kind, name = record.get("k"), record.get("f")
         if record.get("type") == "origin":
             self.first_day = record.get("day")
+            return
+        if record.get("type") == "compacted":  # the journal before it was dropped (compact.py)
+            self.last_seq = record["last_seq"]
             return
         if name is None:
             return
@@ -178,6 +185,8 @@ class Follower:
             return
         if kind_type == "damaged_span":
             state.damaged_bytes += record["end"] - record["start"]
+        if kind_type == "file_state":  # a file as it stood where the journal was compacted
+            state.state, state.entries, state.damaged_bytes = record["state"], record["entries"], record["damaged_bytes"]
         if "end" in record:
             state.offset = record["end"]
             state.trail = record.get("trail", "")

@@ -35,7 +35,7 @@ JOURNAL, CHECKPOINT, LOCK, CURSORS = "journal.log", "checkpoint.json", "follower
 _CONSUMER = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
-def _line(record: dict) -> bytes:
+def record_line(record: dict) -> bytes:
     body = orjson.dumps(record)
     return b"%08x %s\n" % (zlib.crc32(body), body)
 
@@ -62,10 +62,10 @@ def atomic_write(path: str, data: bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    _fsync_dir(os.path.dirname(path) or ".")
+    fsync_dir(os.path.dirname(path) or ".")
 
 
-def _fsync_dir(folder: str) -> None:
+def fsync_dir(folder: str) -> None:
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -108,11 +108,11 @@ class Journal:
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         self.size = os.fstat(self._fd).st_size
         if not self.size:
-            _fsync_dir(state_dir)  # the new file's name is durable too
+            fsync_dir(state_dir)  # the new file's name is durable too
         self._pending: list[bytes] = []
 
     def append(self, record: dict) -> None:
-        self._pending.append(_line(record))
+        self._pending.append(record_line(record))
 
     def commit(self) -> None:
         if not self._pending:
