@@ -11,6 +11,7 @@ import time
 from ..errors import LiveError
 from . import journal as jn
 from .files import ArchiveFiles
+from .compact import oldest_seq
 from .follower import Follower
 
 #: No new entry for this long is stale (bursts come ~10 minutes apart).
@@ -60,6 +61,7 @@ def status(state_dir: str = "output/tier1_state", archive: str | None = None, *,
         "archive": archive,
         "follower_running": _follower_running(state_dir),
         "last_seq": book.last_seq,
+        "oldest_seq": oldest_seq(state_dir),
         "last_entry_age_s": round(now - last["t"], 3) if last else None,
         "last_entry_expired_ts": row.get("expired_ts"),
         "bytes_behind": behind,
