@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from instrumetriq_polars.live.server import ServeOptions, bind, build_app
+from instrumetriq_polars.live.server import ServeOptions, bind, build_app, stopping_server_class
 from instrumetriq_polars.synthetic import make_entry
 
 
@@ -61,7 +61,7 @@ class Running:
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=1)
-        self.server = uvicorn.Server(config)
+        self.server = stopping_server_class()(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 30
@@ -75,7 +75,9 @@ class Running:
         return self.app.state.hub
 
     def stop(self) -> None:
-        self.server.should_exit = True
+        if not self.thread.is_alive():
+            return
+        self.server.handle_exit(None, None)   # as SIGTERM does: streams end, then the server
         self.thread.join(timeout=20)
         self.sock.close()
 

@@ -24,6 +24,7 @@ from . import journal as jn
 #: Upper bounds (seconds) of the delivery-latency histogram's buckets.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 OVERFLOW = object()
+CLOSING = object()
 
 
 def entry_frame(seq: int, data: bytes) -> bytes:
@@ -125,6 +126,13 @@ class Hub:
             self.ring.popleft()
         if row.get("symbol") is not None and row.get("problem") is None:
             self.latest[row["symbol"]] = (seq, row)
+
+    def close_streams(self) -> None:
+        """Tell every stream to end (the server is stopping): each sends a ``shutdown`` event."""
+        for client in list(self.clients) + list(self.alert_clients):
+            while not client.queue.empty():
+                client.queue.get_nowait()
+            client.queue.put_nowait(CLOSING)
 
     def publish_alerts(self, alerts: list[dict]) -> None:
         for alert in alerts:

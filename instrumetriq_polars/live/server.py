@@ -40,7 +40,7 @@ from starlette.routing import Route
 
 from ..errors import LiveError
 from .feed import Feed
-from .hub import LATENCY_BUCKETS, OVERFLOW, Client, Hub, entry_frame, event_frame, project
+from .hub import CLOSING, LATENCY_BUCKETS, OVERFLOW, Client, Hub, entry_frame, event_frame, project
 from .tier1 import TIER1_SCHEMA, tier1_frame
 
 PAGE = Path(__file__).with_name("page")
@@ -188,6 +188,9 @@ def build_app(options: ServeOptions) -> Starlette:
                         yield event_frame("overflow", {"resume_after": sent, "reason": "the client read too slowly; "
                                                        "reconnect with Last-Event-ID to resume"})
                         return
+                    if item is CLOSING:
+                        yield event_frame("shutdown", {"resume_after": sent, "reason": "the server is stopping"})
+                        return
                     if isinstance(item, bytes):
                         yield item
                         continue
@@ -267,6 +270,9 @@ def build_app(options: ServeOptions) -> Starlette:
                         continue
                     if item is OVERFLOW:
                         yield event_frame("overflow", {"reason": "the client read too slowly"})
+                        return
+                    if item is CLOSING:
+                        yield event_frame("shutdown", {"reason": "the server is stopping"})
                         return
                     yield item
             finally:
@@ -377,15 +383,31 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def stopping_server_class():
+    """uvicorn's Server that, on SIGINT/SIGTERM, first ends every open stream (each gets a
+    ``shutdown`` event), so the graceful shutdown does not wait for them and cancel them."""
+    import uvicorn
+
+    class ClosingServer(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            feed = self.config.app.state.feed
+            if feed.loop is not None and not feed.loop.is_closed():
+                feed.loop.call_soon_threadsafe(self.config.app.state.hub.close_streams)
+            super().handle_exit(sig, frame)
+
+    return ClosingServer
+
+
 def serve(options: ServeOptions, *, ready=None) -> None:
     """Run until SIGINT/SIGTERM. ``ready(url)`` is called once the socket is bound."""
     import uvicorn
 
     app = build_app(options)
+    ClosingServer = stopping_server_class()
     sock = bind(options.host, options.port)
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=2)
-    server = uvicorn.Server(config)
+    server = ClosingServer(config)
     if ready is not None:
         ready(f"http://{options.host}:{port}")
     try:
