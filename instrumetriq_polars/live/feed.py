@@ -11,6 +11,7 @@ journal with the entries after its ``seq`` (rules without a saved state start at
 from __future__ import annotations
 
 import os
+import queue
 import sys
 import threading
 import time
@@ -46,6 +47,8 @@ class Feed:
         self.outbox: Outbox | None = None
         self.deliverer: Deliverer | None = None
         self.publisher = None
+        self.r2_queue: queue.Queue = queue.Queue()
+        self.r2_thread: threading.Thread | None = None
         self._saved = 0.0
         self._status: dict | None = None
         self._status_at = 0.0
@@ -86,12 +89,15 @@ class Feed:
             self.deliverer.start()
             self.ticker = threading.Thread(target=self._tick, name="live-rules", daemon=True)
             self.ticker.start()
+        if self.publisher is not None:
+            self.r2_thread = threading.Thread(target=self._publish, name="live-r2", daemon=True)
+            self.r2_thread.start()
         self.thread = threading.Thread(target=self._run, name="live-feed", daemon=True)
         self.thread.start()
 
     def stop(self) -> None:
         self.stopping.set()
-        for thread in (self.thread, self.ticker):
+        for thread in (self.thread, self.ticker, self.r2_thread):
             if thread is not None:
                 thread.join(timeout=10)
         if self.engine is not None:
@@ -118,7 +124,7 @@ class Feed:
                     self.loop.call_soon_threadsafe(self.hub.publish, records, time.time())
                     self._evaluate(records)
                     if self.publisher is not None:
-                        self.publisher.publish(records)
+                        self.r2_queue.put(records)   # its own thread: a slow R2 never holds the feed
                 if batch.last_seq is not None:
                     unacked = batch
                 if unacked is not None and time.monotonic() - acked >= ACK_S:
@@ -130,6 +136,18 @@ class Feed:
         finally:
             if unacked is not None:
                 unacked.ack()
+
+    def _publish(self) -> None:
+        """Upload to R2 what the feed queued, all that waits at once (a failed upload is retried
+        with the next burst: ``r2.Publisher``)."""
+        while not self.stopping.is_set():
+            try:
+                records = self.r2_queue.get(timeout=TICK_S)
+            except queue.Empty:
+                continue
+            while not self.r2_queue.empty():
+                records = records + self.r2_queue.get_nowait()
+            self.publisher.publish(records)
 
     def _tick(self) -> None:
         while not self.stopping.wait(TICK_S):
@@ -157,10 +175,11 @@ class Feed:
         if alerts or (force and time.monotonic() - self._saved >= ACK_S):
             self._save()                  # ... then the state that made them (else at most every ACK_S:
                                           # evaluation is deterministic, re-made notifications keep their keys)
-        if alerts:
-            self.loop.call_soon_threadsafe(self.hub.publish_alerts, alerts)
-            if self.deliverer is not None:
-                self.deliverer.wake.set()
+        streamed = [a for a in alerts if "sse" in a["notify"]]   # the alerts stream is the "sse" notifier
+        if streamed:
+            self.loop.call_soon_threadsafe(self.hub.publish_alerts, streamed)
+        if alerts and self.deliverer is not None:
+            self.deliverer.wake.set()
 
     def _save(self) -> None:
         state = {"engine": self.engine.state(), "alert_seq": self.hub.alert_seq}
