@@ -30,7 +30,9 @@ from .periods import parse_date
 from .folder import DATA_NAME, MANIFEST_NAME, PartitionFolder, storage_errors
 from .errors import ConfigError, DatasetError, InstrumetriqError
 from .manifest import Manifest, format_instant
-from .partitions import HOURLY, MONTHLY, Tier, bound, detect, get_tier, hint_of, parse_listing, runs_text, split_partition_folder
+from .partitions import (
+    HOURLY, MONTHLY, Tier, bound, clutter, detect, get_tier, hint_of, parse_listing, runs_text, split_partition_folder,
+)
 from .planner import partial_reason
 from .schema import LAYOUTS, SEPARATOR, known_fingerprints
 from .states import PARTIAL_POLICIES, READABLE, PartitionState
@@ -134,6 +136,10 @@ def _list(location: str, start, end, *, tier: str | None, storage_options: dict 
     listing = _listing(fs, root_path)
     hint = {"hour": HOURLY, "month": MONTHLY}.get(kind) or hint_of(start, end)
     found = detect(listing, wanted, hint, display_path(fs, root_path))
+    ignored = clutter(listing, found)
+    if ignored:
+        warnings.warn(f"dataset root {display_path(fs, root_path)}: ignored {', '.join(ignored[:8])}{' ...' if len(ignored) > 8 else ''} "
+                      f"(named like partitions of another tier, holding no partition files)", DatasetWarning, stacklevel=4)
     first, last = bound(found, start, "start", False), bound(found, end, "end", True)
     if kind is not None:
         low, high = _named_range(found, kind, named, location, root)
@@ -339,6 +345,21 @@ def _bound(value, name: str) -> date | None:
         return parse_date(value)
     except InstrumetriqError as exc:
         raise DatasetError(f"{name}: {exc}") from None
+
+
+def root_tier(location: str, storage_options: dict | None = None) -> str | None:
+    """The tier whose partitions the root holds ("daily", "hourly" or "monthly"); None when it
+    holds none or is not there. ``DatasetError`` when it holds several. One listing (what a
+    writer asks before publishing into a root: ``write.flow``)."""
+    fs, root_path = fsspec.core.url_to_fs(str(location), **(storage_options_for(str(location), storage_options) or {}))
+    try:
+        listing = _listing(fs, root_path.rstrip("/"))
+    except DatasetError:  # nothing there (yet)
+        return None
+    kinds = listing.kinds()
+    if len(kinds) > 1:
+        raise DatasetError(f"dataset root {display_path(fs, root_path)} holds partitions of several tiers ({', '.join(kinds)})")
+    return kinds[0] if kinds else None
 
 
 def _listing(fs, root_path: str):

@@ -123,7 +123,9 @@ class Listing:
     bare_days: set[date]
 
     def kinds(self) -> list[str]:
-        return [name for name in TIERS if getattr(self, name)]
+        """The tiers of the partitions held: folders holding a partition's files (``holds_partition``);
+        a folder holding none (empty, a ``.DS_Store``) is clutter, not a partition of its tier."""
+        return [name for name in TIERS if any(map(holds_partition, getattr(self, name).values()))]
 
     def folders(self, tier: Tier) -> dict:
         found = getattr(self, tier.name)
@@ -164,6 +166,28 @@ def parse_listing(found: dict[str, dict], root_path: str) -> Listing:
     return listing
 
 
+def holds_partition(files: dict) -> bool:
+    """Whether a folder's files make it a partition: its data, its manifest, or an export's
+    temporary or lock files (a partition being written, or whose export was killed)."""
+    return any(name in ("data.parquet", "manifest.json", ".export.lock") or name.startswith((".data.parquet.tmp-", ".manifest.json.tmp-"))
+               for name in files)
+
+
+def clutter(listing: Listing, tier: Tier) -> list[str]:
+    """What a root of ``tier`` holds that is named like another tier's partitions and holds none of
+    a partition's files (an empty ``2026-05/``, a ``2026-01-15/.DS_Store`` in an hourly root): ignored
+    by readers and writers alike, named in one warning; it never hides the partitions beside it."""
+    names = []
+    for other in TIERS.values():
+        if other is not tier:
+            for key, files in sorted(getattr(listing, other.name).items()):
+                if not holds_partition(files):
+                    names += [f"{other.path(key)}/{name}" for name in sorted(files)] or [f"{other.path(key)}/"]
+    if tier is MONTHLY:
+        names += [f"{DAILY.path(day)}/" for day in sorted(listing.bare_days)]
+    return names
+
+
 def detect(listing: Listing, wanted: Tier | None, hint: Tier | None, url: str) -> Tier:
     """The root's tier: the one its partitions are of (``wanted`` when given must be it), else
     ``wanted``, ``hint`` (what the bounds or the location name) or daily, for a root holding none."""
@@ -177,7 +201,8 @@ def detect(listing: Listing, wanted: Tier | None, hint: Tier | None, url: str) -
             raise DatasetError(f"dataset root {url} holds {found.name} partitions ({found.unit} folders), not {wanted.name} ones; "
                                f"give the {wanted.name} root, or tier={found.name!r}")
         return found
-    return wanted or hint or DAILY
+    present = [name for name in TIERS if getattr(listing, name)]  # clutter only: it does not decide
+    return wanted or hint or (TIERS[present[0]] if len(present) == 1 else DAILY)
 
 
 def hint_of(*values) -> Tier | None:

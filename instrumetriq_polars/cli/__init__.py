@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import NoReturn
 
@@ -62,6 +63,10 @@ def cmd_config(args: argparse.Namespace) -> int:
     path = storage.update_settings(given or storage.prompt_settings())
     print(f"saved {path} (mode 0600)")
     return 0
+
+
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    Log().warning(str(message))
 
 
 def _interactive() -> bool:
@@ -228,7 +233,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        code = args.func(args)
+        with warnings.catch_warnings():  # a reader's DatasetWarning (clutter, partial days): one "warning:" line
+            warnings.showwarning = _warning_line
+            code = args.func(args)
         sys.stdout.flush()  # a closed stdout shows here at the latest, not at exit
         return code
     except BrokenPipeError:

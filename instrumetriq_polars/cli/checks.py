@@ -35,6 +35,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     human = sys.stderr if args.json else sys.stdout
     try:
         partitions = _partitions(args)
+        if not args.r2:
+            partitions = _folder_partitions(args, partitions)
     except InstrumetriqError as exc:
         raise UsageError(str(exc)) from None
     if partitions is not None:
@@ -114,6 +116,29 @@ def _verify_partitions(args: argparse.Namespace, partitions: list[tuple[str, Cal
         print(json.dumps({"passed": len(results) - failed, "failed": failed, "report": args.report,
                           "days": [r.to_dict() for r in results]}, indent=2, default=str))
     return 1 if failed else 0
+
+
+def _folder_partitions(args: argparse.Namespace, partitions: list[tuple[str, Callable]] | None) -> list | None:
+    """An hour or month folder given as the location names its partition: without --hour/--month
+    that partition is verified (as a day folder's day is); another partition, or days, are a
+    usage error, never a path made up under the folder."""
+    from ..partitions import split_partition_folder
+
+    location = next((v for v in (getattr(args, n, None) for n in ("out_dir", "local", "path")) if v), None)
+    root, kind, key = split_partition_folder(location) if location else (None, None, None)
+    if kind not in ("hour", "month"):
+        return partitions
+    own = hour_text(key) if kind == "hour" else month_text(key)
+    if args.date or args.from_date or args.to_date:
+        raise UsageError(f"{location} is the {kind} folder of {own}: give --{kind} {own}, or a daily dataset root for days")
+    if partitions is None:
+        return [(own, verify_hour if kind == "hour" else verify_month)]
+    asked = "hour" if partitions[0][1] is verify_hour else "month"
+    names = [name for name, _ in partitions]
+    if asked != kind or names != [own]:
+        raise UsageError(f"{location} is the {kind} folder of {own}, not of {', '.join(names)}: give its dataset root {root} "
+                         f"to verify other {asked}s")
+    return partitions
 
 
 def _command_location(args) -> tuple[str, date | None]:

@@ -78,6 +78,7 @@ def write_and_publish(destination: Destination, write, finish, force: bool, know
     on success as on failure. ``known``: the manifest of data known before it is written (an
     upload), decided on before anything is sent. Returns the manifest in effect (an "already
     published" day keeps its creation time) and the status."""
+    _check_root_tier(destination)
     lock = lock_partition(destination)  # local: LockHeldError if another export of the day is running
     try:
         destination.clean_stale_temps(locked=lock.held)  # only inside the lock (publish.py says why)
@@ -103,6 +104,24 @@ def write_and_publish(destination: Destination, write, finish, force: bool, know
         destination.discard_unpublished()
         lock.release()
         destination.remove_if_empty()
+
+
+def _check_root_tier(destination: Destination) -> None:
+    """A root holds one tier: publishing a partition into a root that holds another tier's
+    partitions is refused before anything is written (the root would be unreadable after)."""
+    from ..dataset import root_tier
+    from ..errors import DatasetError
+
+    tier = "hourly" if "/" in destination.label else "monthly" if len(destination.label) == 7 else "daily"
+    found = root_tier(destination.root if destination.is_local else destination.display(destination.root), _options(destination))
+    if found not in (None, tier):
+        raise DatasetError(f"{destination.display(destination.root)} holds {found} partitions, not {tier} ones: nothing written for "
+                           f"{destination.label.replace('/', 'T')}; one root holds one tier, give the {tier} root")
+
+
+def _options(destination: Destination) -> dict | None:
+    """The storage options the destination's filesystem was made with (s3fs keeps them)."""
+    return getattr(destination.fs, "storage_options", None) or None
 
 
 def _data_size(destination: Destination, manifest: bytes | None) -> int | None:

@@ -300,12 +300,16 @@ class Destination(PartitionFolder):
             self._check_size(self.manifest_path, len(manifest_json))
 
     def remove_if_empty(self) -> None:
-        """Remove the local day folder if a failed run left it empty (nothing half-made stays)."""
+        """Remove the local partition folder if a failed run left it empty (nothing half-made
+        stays), and an hour's day folder too when that leaves it empty (else it would be listed
+        as an unpublished day)."""
         if self.is_local:
-            try:
-                os.rmdir(self.folder)
-            except OSError:  # not empty (a published day, another run's files) or already gone
-                pass
+            folders = [self.folder] + ([self.folder.rsplit("/", 1)[0]] if "/" in self.label else [])
+            for folder in folders:
+                try:
+                    os.rmdir(folder)
+                except OSError:  # not empty (a published partition, another run's files) or already gone
+                    return
 
     def clean_stale_temps(self, locked: bool = False) -> list[str]:
         """Remove what interrupted runs left in this day folder, by the exact names this module
