@@ -192,3 +192,34 @@ def test_publish_r2_writes_latest_and_the_hour(tmp_path, s3):
         assert [r["seq"] for r in rows] == [1, 2, 3]
     finally:
         server.stop()
+
+
+def test_r2_uploads_that_fail_are_kept_and_sent_with_the_next_burst(tmp_path):
+    from moto.server import ThreadedMotoServer
+    from s3fs import S3FileSystem
+
+    from instrumetriq_polars.live.r2 import Publisher
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    endpoint = f"http://127.0.0.1:{port}"
+    storage = {"key": "key", "secret": "secret", "client_kwargs": {"endpoint_url": endpoint},
+               "config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 1}}
+    publisher = Publisher(f"s3://{BUCKET}", storage)
+    row = {"seq": 1, "symbol": "AAA", "expired_ts": "2026-01-15T10:00:00.000000Z"}
+    assert publisher.publish([{"k": "e", "seq": 1, "row": row}]) is False   # nothing listens yet
+    assert publisher.errors == 1 and publisher.dirty == {"2026-01-15/10"}
+    assert "Connect" in publisher.last_error or "connect" in publisher.last_error, publisher.last_error
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        fs = S3FileSystem(key="key", secret="secret", endpoint_url=endpoint, skip_instance_cache=True)
+        fs.mkdir(BUCKET)
+        second = dict(row, seq=2, symbol="BBB")
+        assert publisher.publish([{"k": "e", "seq": 2, "row": second}]) is True, publisher.last_error
+        lines = [orjson.loads(line) for line in fs.cat(f"{BUCKET}/tier1/live/2026-01-15/10.jsonl").splitlines()]
+        assert [line["seq"] for line in lines] == [1, 2]   # the failed burst's row too
+        assert orjson.loads(fs.cat(f"{BUCKET}/tier1/live/latest.json"))["seq"] == 2
+    finally:
+        server.stop()
