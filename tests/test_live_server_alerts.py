@@ -223,3 +223,33 @@ def test_r2_uploads_that_fail_are_kept_and_sent_with_the_next_burst(tmp_path):
         assert orjson.loads(fs.cat(f"{BUCKET}/tier1/live/latest.json"))["seq"] == 2
     finally:
         server.stop()
+
+
+def test_an_absent_rule_fires_on_the_wall_clock_and_a_jsonl_notifier_gets_it(tmp_path):
+    (tmp_path / "archive").mkdir()
+    (tmp_path / "r.toml").write_text(f"""
+[notifier.file]
+type = "jsonl"
+path = "{tmp_path}/alerts.jsonl"
+
+[[rule]]
+name = "feed_silent"
+kind = "absent"
+after = 1.5
+summary = "no entry for {{silent_s:.0f}} s"
+notify = ["file"]
+""")
+    collector = Collector(tmp_path / "archive")
+    server = Running(options(tmp_path, rules=str(tmp_path / "r.toml"), settle_s=0.2))
+    try:
+        collector.burst(1)
+        server.wait_seq(1)
+        notes = tmp_path / "alerts.jsonl"
+        wait_for(lambda: notes.exists() and b'"status":"firing"' in notes.read_bytes(), what="the absent rule firing")
+        assert server.get("/v1/alerts").json()["firing"] == 1
+        collector.burst(1)
+        wait_for(lambda: b'"status":"resolved"' in notes.read_bytes(), what="the absent rule resolving")
+        lines = [orjson.loads(line) for line in notes.read_bytes().splitlines()]
+        assert [(n["rule"], n["status"]) for n in lines] == [("feed_silent", "firing"), ("feed_silent", "resolved")]
+    finally:
+        server.stop()
