@@ -109,8 +109,7 @@ def home(tmp_path, monkeypatch):
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
-    for var in s3_support.R2_AND_AWS_ENV:
-        monkeypatch.delenv(var, raising=False)
+    s3_support.clear_r2_env(monkeypatch)
     return home
 
 

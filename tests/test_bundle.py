@@ -18,7 +18,7 @@ from instrumetriq_polars.errors import ArchiveError
 from instrumetriq_polars.synthetic import write_archive_day
 from instrumetriq_polars.verify import verify_month
 
-from .test_s3 import BUCKET, home, moto, run, s3  # noqa: F401 - fixtures
+from .support.s3 import BUCKET, run
 
 JAN = date(2026, 1, 1)
 FEB_10 = date(2026, 2, 10)  # "today" for January: the month is over

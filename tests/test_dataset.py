@@ -22,7 +22,7 @@ from instrumetriq_polars.storage import r2_storage_options
 from instrumetriq_polars.synthetic import write_archive_day
 
 # the moto server and R2 settings of the S3 tests (fixtures, used by name)
-from .test_s3 import BUCKET, KEY_ID, SECRET, home, moto, s3, server_requests  # noqa: F401
+from .support.s3 import BUCKET, KEY_ID, SECRET
 from .versions import as_version_1
 
 DAY = date(2026, 1, 15)

@@ -23,7 +23,7 @@ from instrumetriq_polars.synthetic import write_archive_day
 from instrumetriq_polars.verify import CHECKS, verify_hour
 
 from .conftest import DAY
-from .test_s3 import BUCKET, home, moto, run, s3  # noqa: F401 - fixtures
+from .support.s3 import BUCKET, run
 
 HOUR = "2026-01-15T05"
 AFTER = datetime(2026, 1, 16, 12, tzinfo=timezone.utc)  # long after the day: every hour complete

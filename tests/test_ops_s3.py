@@ -8,7 +8,7 @@ from datetime import date
 from instrumetriq_polars.cli import main
 from instrumetriq_polars.synthetic import write_archive_day
 
-from .test_s3 import BUCKET, home, moto, s3  # noqa: F401 - the server fixtures
+from .support.s3 import BUCKET
 
 DAYS = [date(2026, 1, d) for d in (13, 14, 15)]
 R2_DAILY = f"{BUCKET}/tier3/daily"

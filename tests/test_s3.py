@@ -16,19 +16,14 @@ import io
 import json
 import logging
 import os
-import socket
 import stat
 import traceback
 from types import SimpleNamespace
 
-import boto3
 import fsspec
 import polars as pl
 import pytest
-import requests
 from botocore.exceptions import EndpointConnectionError
-from moto.moto_server.werkzeug_app import MotoRequestHandler
-from moto.server import ThreadedMotoServer
 from s3fs import S3FileSystem
 from s3fs.core import S3File
 
@@ -41,104 +36,12 @@ from instrumetriq_polars.storage import describe_error, load_settings, r2_storag
 from instrumetriq_polars.synthetic import write_archive_day
 
 from .conftest import DAY
+from .support.s3 import BUCKET, KEY_ID, SECRET, boto_client, run, sending, uploads
+from .support.s3 import clear_r2_env as _clear_r2_env, free_port as _free_port
 
-BUCKET = "instrumetriq-datasets"
-SECRET = "s3cr3t-NEVER-SHOWN-9f2c1e7a"
-KEY_ID = "test-key-id-4711"
 FOLDER = f"{BUCKET}/tier3/daily/{DAY}"
 R2_URL = f"s3://{BUCKET}/tier3/daily"
 MIB = 2**20
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class MotoS3:
-    """A moto S3 server on 127.0.0.1 that a test may stop and start again (state survives)."""
-
-    def __init__(self) -> None:
-        self.endpoint = f"http://127.0.0.1:{_free_port()}"
-        self._server: ThreadedMotoServer | None = None
-
-    def start(self) -> None:
-        if self._server is None:
-            self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=int(self.endpoint.rsplit(":", 1)[1]), verbose=False)
-            self._server.start()
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
-
-
-@pytest.fixture(scope="module")
-def moto():
-    werkzeug = logging.getLogger("werkzeug")
-    level, werkzeug.level = werkzeug.level, logging.ERROR  # no request log lines in captured output
-    server = MotoS3()
-    server.start()
-    yield server
-    server.stop()
-    werkzeug.setLevel(level)
-
-
-def _clear_r2_env(monkeypatch) -> None:
-    for var in ("R2_ENDPOINT", "R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY", "R2_BUCKET",
-                "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
-        monkeypatch.delenv(var, raising=False)
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    """An empty $HOME and no R2/AWS settings in the environment."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    _clear_r2_env(monkeypatch)
-    return home
-
-
-@pytest.fixture
-def s3(moto, home, monkeypatch):
-    """A fresh server holding an empty bucket; R2 settings (dummy credentials) in the environment.
-    Returns an s3fs filesystem for looking at the bucket."""
-    moto.start()
-    requests.post(f"{moto.endpoint}/moto-api/reset", timeout=10).raise_for_status()
-    S3FileSystem.clear_instance_cache()
-    monkeypatch.setenv("R2_ENDPOINT", moto.endpoint)
-    monkeypatch.setenv("R2_ACCESS_KEY_ID", KEY_ID)
-    monkeypatch.setenv("R2_SECRET_ACCESS_KEY", SECRET)
-    fs = S3FileSystem(key=KEY_ID, secret=SECRET, endpoint_url=moto.endpoint, skip_instance_cache=True)
-    fs.mkdir(BUCKET)
-    yield fs
-    S3FileSystem.clear_instance_cache()
-
-
-def boto_client(moto):
-    return boto3.client("s3", endpoint_url=moto.endpoint, aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET, region_name="us-east-1")
-
-
-def uploads(moto, prefix: str = "") -> list[str]:
-    """The keys of the unfinished multipart uploads on the server."""
-    listing = boto_client(moto).list_multipart_uploads(Bucket=BUCKET, Prefix=prefix)
-    return [upload["Key"] for upload in listing.get("Uploads", [])]
-
-
-@pytest.fixture
-def server_requests(monkeypatch):
-    """Every request the moto server answers, as "METHOD /path?query", observed by the server's
-    own request handler (werkzeug logs each request through ``log_request``)."""
-    seen: list[str] = []
-    monkeypatch.setattr(MotoRequestHandler, "log_request", lambda self, code="-", size="-": seen.append(f"{self.command} {self.path}"))
-    return seen
-
-
-def sending(requests_seen: list[str]) -> list[str]:
-    """The requests that send or change data (anything but GET / HEAD)."""
-    return [r for r in requests_seen if not r.startswith(("GET ", "HEAD "))]
 
 
 def _shape(request: str) -> str:
@@ -160,14 +63,6 @@ def published(fs) -> tuple[Manifest, bytes]:
     assert hashlib.sha256(data).hexdigest() == manifest.parquet_sha256
     assert len(data) == manifest.parquet_size_bytes
     return manifest, data
-
-
-def run(capfd, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capfd.readouterr()
-    assert SECRET not in out + err
-    assert "Traceback" not in err
-    return code, out, err
 
 
 def export_args(archive, out, *extra: str) -> list[str]:
@@ -475,7 +370,7 @@ def test_archive_read_from_s3(s3, archive, tmp_path, capfd):
 
     code, _, stderr = run(capfd, "export", "--date", "2026-01-14", "--archive-path", f"s3://{BUCKET}/archive", "--out-dir", str(tmp_path / "out"))
     assert code == 1 and stderr.splitlines()[-1] == (
-        f"error: 2026-01-14: no archive folder for 2026-01-14: s3://{BUCKET}/archive/20260114 does not exist or is empty"
+        f"error: no archive folder for 2026-01-14: s3://{BUCKET}/archive/20260114 does not exist or is empty"
     )
 
 

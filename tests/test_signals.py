@@ -33,7 +33,7 @@ from .test_crash import (
     hour_line,
 )
 from .test_crash import DATE, big_world, world  # noqa: F401 - fixtures
-from .test_s3 import BUCKET, KEY_ID, SECRET, home, moto, s3, uploads  # noqa: F401 - fixtures
+from .support.s3 import BUCKET, KEY_ID, SECRET, uploads
 
 SIGNAL_RUNS = 16  # random signal runs (half SIGTERM, half SIGINT)
 CLEAN = {"data.parquet", "manifest.json"}

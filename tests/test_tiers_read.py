@@ -15,7 +15,7 @@ from instrumetriq_polars import DatasetError, DatasetWarning, export_day, export
 from instrumetriq_polars.tiers.monthly import bundle_month
 from instrumetriq_polars.synthetic import write_archive_day
 
-from .test_s3 import BUCKET, home, moto, s3, server_requests  # noqa: F401 - fixtures
+from .support.s3 import BUCKET
 
 DAY = date(2026, 1, 15)
 AFTER = datetime(2026, 1, 16, 12, tzinfo=timezone.utc)

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 from instrumetriq_polars.status import healthy, status
 
-from .test_s3 import BUCKET, home, moto, run, s3  # noqa: F401 - fixtures
+from .support.s3 import BUCKET, run
 from .test_tiers_read import put_month, tiers  # noqa: F401 - the module's roots
 
 

@@ -8,6 +8,10 @@ must never show in any output (``run`` checks it).
 from __future__ import annotations
 
 import socket
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from moto.server import ThreadedMotoServer
 
 BUCKET = "instrumetriq-datasets"
 SECRET = "s3cr3t-NEVER-SHOWN-9f2c1e7a"
@@ -15,6 +19,12 @@ KEY_ID = "test-key-id-4711"
 #: Settings the tests' environment must not inherit from the machine's.
 R2_AND_AWS_ENV = ("R2_ENDPOINT", "R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY", "R2_BUCKET",
                   "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
+
+
+def clear_r2_env(monkeypatch) -> None:
+    """No R2 or AWS settings from the machine's environment."""
+    for var in R2_AND_AWS_ENV:
+        monkeypatch.delenv(var, raising=False)
 
 
 def free_port() -> int:
