@@ -219,7 +219,8 @@ def run_parallel(days: list, worker: Callable, options: dict, jobs: int, *,
             shown += 1
 
     stop = context.Event()
-    with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_worker_init, initargs=(stop,)) as pool:
+    sent = context.Value("i", 0)  # the signal the run got: each worker stops on that one, and names it
+    with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_worker_init, initargs=(stop, sent)) as pool:
         futures = {pool.submit(worker, day, options): i for i, day in enumerate(days)}
         pending = set(futures)
         try:
@@ -230,7 +231,8 @@ def run_parallel(days: list, worker: Callable, options: dict, jobs: int, *,
                     outcomes[futures[future]] = _outcome_of(future, days[futures[future]])
                 show_ready()
         except Interrupted as stopped:
-            stop.set()  # each worker then sends itself one SIGTERM (``_worker_init``)
+            sent.value = stopped.signum
+            stop.set()  # each worker then sends itself that signal once (``_worker_init``)
             for future in pending:
                 future.cancel()
             for future, i in futures.items():
@@ -247,7 +249,7 @@ def run_parallel(days: list, worker: Callable, options: dict, jobs: int, *,
 _stopped: int | None = None  # in a worker: the signal that stopped it; later days are not started
 
 
-def _worker_init(stop) -> None:
+def _worker_init(stop, sent=None) -> None:
     """In each worker: out of the terminal's process group (a Ctrl-C reaches the parent only),
     signals remembered between days, and a thread that turns the parent's ``stop`` event into
     one SIGTERM to this process, once the handlers are in place (a signal sent from outside
@@ -260,8 +262,8 @@ def _worker_init(stop) -> None:
         signal.signal(signum, _remember)
 
     def relay() -> None:
-        stop.wait()
-        os.kill(os.getpid(), signal.SIGTERM)
+        stop.wait()  # a Ctrl-C of the run stops its days as SIGINT, and they say so (not SIGTERM)
+        os.kill(os.getpid(), (sent.value if sent is not None else 0) or signal.SIGTERM)
 
     threading.Thread(target=relay, name="stop-relay", daemon=True).start()
 
