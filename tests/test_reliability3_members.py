@@ -18,7 +18,7 @@ import pytest
 
 from instrumetriq_polars.cli import main
 
-from .daycheck import dumps, small_entries
+from .support.daycheck import dumps, small_entries
 
 DAY = date(2026, 1, 15)
 HOUR = 6
