@@ -30,7 +30,7 @@ from instrumetriq_polars.cli import main
 from instrumetriq_polars.synthetic import make_entry, write_archive_day
 
 from .conftest import DAY, make_archive
-from .roundtrip import oracle_instant
+from .support.roundtrip import oracle_instant
 
 DATE = DAY.isoformat()
 FOLDER = DAY.strftime("%Y%m%d")

@@ -35,7 +35,7 @@ from instrumetriq_polars.read.options import ReadOptions
 from instrumetriq_polars.source import build_hour
 
 from .conftest import DAY
-from .daycheck import small_entries, write_hour
+from .support.daycheck import small_entries, write_hour
 from .readopts import scans_with
 from .test_fuzz import SEED as FUZZ_SEED
 from .test_fuzz import make_case

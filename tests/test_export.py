@@ -18,7 +18,7 @@ from instrumetriq_polars.synthetic import write_archive_day
 from .conftest import DAY, SHARED, make_archive, require_shared
 
 AFTER = date(2026, 1, 16)
-from .roundtrip import canonical_source, lineage, rebuild_flat, rebuild_nested, same
+from .support.roundtrip import canonical_source, lineage, rebuild_flat, rebuild_nested, same
 
 MAP_SUFFIXES = ("tag_counts", "cashtag_counts", "mention_counts", "url_domain_counts")
 

@@ -13,7 +13,7 @@ through the CLI's ``main()`` with stderr captured, alternately with and without
   every stderr line is one known line (progress, ``warning: ...``, ``error: ...``);
 - with ``--allow-incomplete`` the day is always published (no input makes a day impossible to
   export); without it, it is published exactly when no line was bad, else nothing is;
-- a published manifest matches its data file (``daycheck.check_published``: sha256, size, rows,
+- a published manifest matches its data file (``support.daycheck.check_published``: sha256, size, rows,
   rows per hour, one source file per hour) and is strict UTF-8 JSON;
 - per hour file, ``lines_read`` is the rows exported plus the bad lines, except that a damaged gzip
   stream adds one bad-line record for what it lost (line 0, or the first lost line), which is
@@ -52,7 +52,7 @@ from instrumetriq_polars.read.lanes import choose_lane
 from instrumetriq_polars.read.options import ReadOptions
 
 from .conftest import DAY, SAMPLE, require_shared
-from .daycheck import assert_stderr_lines, check_published, dumps, small_entries
+from .support.daycheck import assert_stderr_lines, check_published, dumps, small_entries
 
 SEED = int(os.environ.get("FUZZ_SEED", "20261127"))
 CASES = int(os.environ.get("FUZZ_CASES", "2400"))

@@ -1,5 +1,5 @@
 """The one rule for instants (instants.py) against this test suite's own reading of the documented
-rule (``roundtrip.oracle_instant``): the same answer for every text, value by value and for a whole
+rule (``support.roundtrip.oracle_instant``): the same answer for every text, value by value and for a whole
 column at once."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from instrumetriq_polars.instants import NotInstants, are_instants, as_instant, parse_instant, parse_instants, to_instants
 
-from .roundtrip import oracle_instant
+from .support.roundtrip import oracle_instant
 
 UTC = timezone.utc
 

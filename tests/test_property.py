@@ -41,7 +41,7 @@ from instrumetriq_polars import export_day
 from instrumetriq_polars.schema import DROPPED_COLUMNS, REQUIRED_COLUMNS, TREE, Field
 
 from .conftest import DAY
-from .roundtrip import ExtraConflict, as_compared_instant, rebuild_flat, rebuild_nested, same, typed_list
+from .support.roundtrip import ExtraConflict, as_compared_instant, rebuild_flat, rebuild_nested, same, typed_list
 
 INT64 = st.integers(-(2**63), 2**63 - 1)
 BIG_INTS = st.integers(-(2**70), 2**70)

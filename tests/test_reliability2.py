@@ -1,7 +1,7 @@
 """Issue 10, "Reliability, round 2", points 1-4: hour-file names, text UTF-8 cannot encode, deep
 nesting, symlinked hour files. Each class is tested through the CLI (exit code, one-line
 messages) and the published day (its manifest must agree with its data file), on days of small
-real-shaped entries (tests/daycheck.py)."""
+real-shaped entries (tests/support/daycheck.py)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from instrumetriq_polars.cli import main
 from instrumetriq_polars.decode import MAX_DEPTH, BadLine, deep_json
 
 from .conftest import DAY
-from .daycheck import assert_stderr_lines, check_published, dumps, small_entries, write_hour
+from .support.daycheck import assert_stderr_lines, check_published, dumps, small_entries, write_hour
 
 DATE = DAY.isoformat()
 FOLDER = DAY.strftime("%Y%m%d")

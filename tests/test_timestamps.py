@@ -19,7 +19,7 @@ from instrumetriq_polars.schema import TIMESTAMP_PATHS
 from instrumetriq_polars.synthetic import make_entry
 
 from .conftest import DAY
-from .roundtrip import lineage, oracle_instant
+from .support.roundtrip import lineage, oracle_instant
 
 AFTER = date(2026, 1, 16)
 UTC = timezone.utc

@@ -57,7 +57,7 @@ def check_published(day: Path) -> tuple[dict, pq.ParquetFile]:
     """The published day agrees with itself: the manifest is strict UTF-8 JSON (orjson refuses
     lone surrogates), and describes the data file (sha256, size, rows, rows per hour as its
     ``archive_hour`` column counts them, hours as "HH" like the keys of ``rows_by_hour``);
-    every ``_extra`` is JSON (read as the README says: Python's json keeps a lone surrogate's
+    every ``_extra`` is JSON (read as docs/dataset.md says: Python's json keeps a lone surrogate's
     ``\\ud800`` escape, which strict readers refuse). Returns the manifest and the data file."""
     raw = (day / "manifest.json").read_bytes()
     manifest = orjson.loads(raw)

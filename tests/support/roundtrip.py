@@ -2,7 +2,7 @@
 two compare equal exactly when nothing but the documented normalisations happened.
 
 Timestamps are compared as instants. The source's text is read by ``oracle_instant``, this
-module's own reading of the documented rule (README, "The dataset"), not by the exporter's
+module's own reading of the documented rule (docs/dataset.md), not by the exporter's
 parser: a regular expression for the grammar and the standard library's calendar arithmetic."""
 
 from __future__ import annotations
