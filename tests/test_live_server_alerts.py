@@ -36,6 +36,7 @@ def s3(tmp_path, monkeypatch):
         port = probe.getsockname()[1]
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
+    httpx.post(f"http://127.0.0.1:{port}/moto-api/reset", timeout=10).raise_for_status()  # moto's state is per process
     monkeypatch.setenv("HOME", str(tmp_path))
     for name, value in (("R2_ENDPOINT", f"http://127.0.0.1:{port}"), ("R2_ACCESS_KEY_ID", "key"),
                         ("R2_SECRET_ACCESS_KEY", "secret"), ("R2_BUCKET", BUCKET)):
@@ -214,6 +215,7 @@ def test_r2_uploads_that_fail_are_kept_and_sent_with_the_next_burst(tmp_path):
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
+        httpx.post(f"{endpoint}/moto-api/reset", timeout=10).raise_for_status()  # moto's state is per process
         fs = S3FileSystem(key="key", secret="secret", endpoint_url=endpoint, skip_instance_cache=True)
         fs.mkdir(BUCKET)
         second = dict(row, seq=2, symbol="BBB")
@@ -225,6 +227,7 @@ def test_r2_uploads_that_fail_are_kept_and_sent_with_the_next_burst(tmp_path):
         server.stop()
 
 
+@pytest.mark.slow
 def test_an_absent_rule_fires_on_the_wall_clock_and_a_jsonl_notifier_gets_it(tmp_path):
     (tmp_path / "archive").mkdir()
     (tmp_path / "r.toml").write_text(f"""
