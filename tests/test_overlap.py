@@ -25,10 +25,10 @@ from instrumetriq_polars.cli import main
 from instrumetriq_polars.write.lock import LOCK_NAME, PartitionLock
 from instrumetriq_polars.synthetic import write_archive_day
 
-from .conftest import DAY, ROOT
+from .conftest import DAY
+from .support.processes import ENV, PAUSED_EXPORT, export_args
 
 DATE = DAY.isoformat()
-ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
 
 # Holds a day's lock in another process until killed.
 LOCK_HOLDER = r"""
@@ -39,24 +39,6 @@ print("locked", flush=True)
 time.sleep(300)
 """
 
-# The CLI, paused in the middle of writing (after hour 12) until the file GO exists.
-PAUSED_EXPORT = r"""
-import os, sys, time
-from instrumetriq_polars import cli
-from instrumetriq_polars.cli import days
-make_printer = days._hour_printer
-def paused_printer(*args, **kwargs):
-    report_hour = make_printer(*args, **kwargs)
-    def paused(report):
-        report_hour(report)
-        if report.hour == 12:
-            print("paused", flush=True)
-            while not os.path.exists(os.environ["GO"]):
-                time.sleep(0.02)
-    return paused
-days._hour_printer = paused_printer
-cli.run(sys.argv[1:])
-"""
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +46,6 @@ def archive(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("overlap") / "archive"
     write_archive_day(root, DAY, entries_per_hour=2)
     return root
-
-
-def export_args(archive: Path, out: Path, *flags: str) -> list[str]:
-    return ["export", "--date", DATE, "--archive-path", str(archive), "--out-dir", str(out), *flags]
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str, str]:

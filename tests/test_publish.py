@@ -29,7 +29,7 @@ from instrumetriq_polars.write.publish import ALREADY, COMPLETED, PUBLISHED, Can
 from instrumetriq_polars.synthetic import write_archive_day
 
 from .conftest import DAY
-from .test_overlap import ENV, PAUSED_EXPORT, export_args
+from .support.processes import ENV, PAUSED_EXPORT, export_args
 
 DATE = DAY.isoformat()
 A, B = "a" * 64, "b" * 64  # two sha256 values: the same data, other data
