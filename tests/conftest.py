@@ -90,6 +90,15 @@ def copy_archive(src: Path, dst: Path) -> Path:
     return dst
 
 
+@pytest.fixture(scope="module")
+def tiers(tmp_path_factory) -> Path:
+    """Roots of every tier from one archive (tests/support/tiers.py): ``archive``, ``daily``,
+    ``hourly`` (hours 03-05) and ``monthly`` (January, and a copy of it as March)."""
+    from .support.tiers import build_tiers
+
+    return build_tiers(tmp_path_factory.mktemp("tiers"))
+
+
 @pytest.fixture(scope="session")
 def moto():
     """The test run's one S3 server (moto, 127.0.0.1, a free port). A test may stop it; ``s3``

@@ -6,41 +6,15 @@ from __future__ import annotations
 import json
 import shutil
 import warnings
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import polars as pl
 import pytest
 
-from instrumetriq_polars import DatasetError, DatasetWarning, export_day, export_hour, list_days, list_partitions, scan
-from instrumetriq_polars.tiers.monthly import bundle_month
-from instrumetriq_polars.synthetic import write_archive_day
+from instrumetriq_polars import DatasetError, DatasetWarning, list_days, list_partitions, scan
 
 from .support.s3 import BUCKET
-
-DAY = date(2026, 1, 15)
-AFTER = datetime(2026, 1, 16, 12, tzinfo=timezone.utc)
-HOURS = ("03", "04", "05")
-
-
-@pytest.fixture(scope="module")
-def tiers(tmp_path_factory):
-    """An archive day; its hours 03-05 exported to an hourly root; Jan 14-15 exported to a daily
-    root and bundled into a monthly root (January, partial), plus a copy of it as March."""
-    base = tmp_path_factory.mktemp("tiers")
-    for day in (DAY - timedelta(days=1), DAY):
-        write_archive_day(base / "archive", day, entries_per_hour=1, seed=day.day)
-        export_day(day, str(base / "archive"), str(base / "daily"))
-    for hh in HOURS:
-        export_hour(f"2026-01-15T{hh}", str(base / "archive"), str(base / "hourly"), now=AFTER)
-    bundle_month("2026-01", str(base / "daily"), str(base / "monthly"), today=date(2026, 2, 10))
-    put_month(base / "monthly", "2026-01", "2026-03")
-    return base
-
-
-def put_month(root, source: str, target: str) -> None:
-    shutil.copytree(root / source, root / target)
-    path = root / target / "manifest.json"
-    path.write_text(json.dumps({**json.loads(path.read_text()), "date_utc": target}))
+from .support.tiers import HOURS, put_month  # the roots themselves: conftest's tiers
 
 
 def hour_rows(root, *hours) -> pl.DataFrame:

@@ -10,7 +10,6 @@ from datetime import datetime, timezone
 from instrumetriq_polars.status import healthy, status
 
 from .support.s3 import BUCKET, run
-from .test_tiers_read import put_month, tiers  # noqa: F401 - the module's roots
 
 
 def rows(found) -> dict[str, tuple[str, str]]:
