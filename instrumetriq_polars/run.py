@@ -105,6 +105,9 @@ def run_day(day: date, archive: str, out: str, *, layout: str = "flat", allow_in
         skip = _catch_up_skip(day, archive, out, layout, storage_options)
         if skip is not None:
             return Outcome(day, SKIPPED, reason=skip.reason, remedy=skip.remedy)
+        remote = _unchanged_remotely(day, archive, out, layout, upload_to, storage_options, upload_options) if upload_to else None
+        if remote is not None:
+            return Outcome(day, ALREADY, [remote])
     return run_export(day, lambda: export_day(day, archive, out, layout=layout, allow_incomplete=allow_incomplete, force=force,
                                               progress=progress, storage_options=storage_options),
                       upload_to=upload_to, force=force, upload_options=upload_options)
@@ -148,6 +151,30 @@ def _catch_up_skip(day: date, archive: str, out: str, layout: str, storage_optio
     folder = PartitionFolder(out, day, storage_options_for(out, storage_options))
     plan = plan_export(hour_files, True, published_in_place(folder), wanted(folder.label, layout, catch_up=True))
     return plan if plan.action == SKIP else None
+
+
+def _unchanged_remotely(day: date, archive: str, out: str, layout: str, remote: str, storage_options: dict | None,
+                        upload_options: dict | None) -> ExportResult | None:
+    """Catch-up knows what the remote holds: a day with no local copy (keep-local removed it) that
+    ``remote`` publishes from the archive as it is now (the planner's ``UNCHANGED``) is "already
+    published" there, neither re-read nor re-sent; None: export (and upload) it as usual."""
+    import time
+
+    from .planner import UNCHANGED
+    from .tiers.daily import published_in_place, wanted
+
+    started = time.perf_counter()
+    if published_in_place(PartitionFolder(out, day, storage_options_for(out, storage_options))).manifest is not None:
+        return None  # a local copy: the export's own cheap skip decides
+    try:
+        hour_files = open_archive_day(archive, day, storage_options_for(archive, None)).sizes()
+    except ArchiveError:
+        return None
+    there = PartitionFolder(remote, day, storage_options_for(remote, upload_options))
+    in_place = published_in_place(there)
+    if plan_export(hour_files, True, in_place, wanted(there.label, layout, catch_up=True)).action != UNCHANGED:
+        return None
+    return ExportResult(in_place.manifest, there.url, ALREADY, time.perf_counter() - started, skipped_read=True)
 
 
 def _interrupted(signum: int, done: list[ExportResult], upload: bool) -> str:
@@ -315,10 +342,14 @@ def keep_local(out: str, keep: int, remote: str, *, upload_options: dict | None 
     ``parquet_sha256`` equals the local one and the remote data object has the size it states.
     Only ``YYYY-MM-DD`` folders holding a manifest of that date are considered, and only their
     ``data.parquet`` and ``manifest.json`` are removed (the manifest first: the day stops being
-    published before its data goes); the folder is removed when that leaves it empty. Returns
-    the days removed; ``log`` gets one line per day kept for a reason or removed."""
+    published before its data goes); the folder is removed when that leaves it empty. Each day is
+    checked and removed while holding its lock (``write.lock``), as an export publishing it holds
+    it: a day another run holds is kept, and one published anew meanwhile is checked as it is now.
+    Returns the days removed; ``log`` gets one line per day kept for a reason or removed."""
     if keep < 0:
         raise RangeError(f"the number of local days to keep must be at least 0, not {keep}")
+    from .write.lock import PartitionLock
+
     root = out.removeprefix("file://")
     days = []
     for name in sorted(os.listdir(root)) if os.path.isdir(root) else []:
@@ -331,12 +362,20 @@ def keep_local(out: str, keep: int, remote: str, *, upload_options: dict | None 
     removed = []
     for day in sorted(days, reverse=True)[keep:]:
         folder = os.path.join(root, day.isoformat())
-        why = _not_safe_to_remove(folder, day, remote, upload_options)
-        if why:
-            log(f"kept local {folder}: {why}")
+        try:
+            lock = PartitionLock(folder, day.isoformat()).acquire()
+        except InstrumetriqError as exc:  # another export of the day runs: it may be publishing new data
+            log(f"kept local {folder}: {exc}")
             continue
-        os.remove(os.path.join(folder, MANIFEST_NAME))
-        os.remove(os.path.join(folder, DATA_NAME))
+        try:
+            why = _not_safe_to_remove(folder, day, remote, upload_options)  # under the lock: the day as it is now
+            if why:
+                log(f"kept local {folder}: {why}")
+                continue
+            os.remove(os.path.join(folder, MANIFEST_NAME))
+            os.remove(os.path.join(folder, DATA_NAME))
+        finally:
+            lock.release()
         try:
             os.rmdir(folder)
         except OSError:
