@@ -16,7 +16,7 @@ from instrumetriq_polars.cli import main
 from instrumetriq_polars.live import TIER1_FIELDS
 
 from .conftest import ROOT, SAMPLE, require_shared
-from .test_live_follow import NAME, append, entry_line, member
+from .support.appends import NAME, append, entry_line, member
 
 CLI = [sys.executable, "-m", "instrumetriq_polars", "live"]
 
