@@ -84,13 +84,22 @@ def test_stream_ids_resume_and_a_restart_served_from_the_journal(tmp_path, serve
 
 
 def test_a_cursor_older_than_the_journal_gets_410(tmp_path, served):
-    Collector(tmp_path / "archive").burst(3)
+    from instrumetriq_polars.live.compact import compact
+
+    collector = Collector(tmp_path / "archive")
+    collector.burst(3)
     server = served()
     server.wait_seq(3)
-    server.hub.oldest_seq = 3   # as if the journal kept only from seq 3
+    server.stop()
+    compact(str(tmp_path / "state"), keep_days=0, now=time.time() + 60)   # the journal drops seq 1..3
+    collector.burst(2)
+    server = served()
+    server.wait_seq(5)
+    assert server.hub.oldest_seq == 4
     response = server.get("/v1/stream", params={"after": 1})
-    assert response.status_code == 410 and response.json()["oldest_seq"] == 3
+    assert response.status_code == 410 and response.json()["oldest_seq"] == 4
     assert server.get("/v1/entries", params={"after": 0}).status_code == 410
+    assert [int(e[1]) for e in read_stream(server, 2, params={"after": 3}) if e[0] == "entry"] == [4, 5]
     assert server.get("/v1/stream", params={"after": "x"}).status_code == 400
 
 

@@ -20,6 +20,7 @@ from collections import deque
 import orjson
 
 from . import journal as jn
+from .compact import oldest_seq
 
 #: Upper bounds (seconds) of the delivery-latency histogram's buckets.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -148,8 +149,8 @@ class Hub:
         path = os.path.join(self.state_dir, jn.JOURNAL)
         if not os.path.exists(path):
             return
-        first = next(self.read_journal(0), None)
-        self.oldest_seq = first["seq"] if first else 1
+        self.oldest_seq = oldest_seq(self.state_dir)   # after a compaction: what it kept
+        self.last_seq = max(self.last_seq, self.oldest_seq - 1)
         size = os.path.getsize(path)
         start = self._boundary(path, max(0, size - 64 * 1024 * 1024))
         now = time.monotonic()
