@@ -37,6 +37,10 @@ class Collector:
         for i in range(n):
             entry = make_entry(self.rng, when)
             entry["spot_prices"] = entry["spot_prices"][:20]
+            entry["spot_raw"]["ticker24_chg"] = round(self.rng.uniform(-9, 9), 2)   # plausible, for the page
+            stats = (entry.get("twitter_sentiment_windows") or {}).get("last_cycle", {}).get("hybrid_decision_stats")
+            if isinstance(stats, dict):
+                stats["mean_score"] = round(self.rng.uniform(-0.6, 0.6), 3)
             if symbols:
                 entry["symbol"] = symbols[i % len(symbols)]
             entry["spot_raw"].update(spot)

@@ -1,7 +1,7 @@
 """The live page in a real headless browser: Debian's chromium (/usr/bin/chromium) driven by
 Playwright (never `playwright install`: the system browser is used). An entry the collector
 appends shows within 2 s, a firing alert shows, and a server restart resumes with no duplicate
-row and no seq twice. Saves docs/img/live_page.png."""
+row and no seq twice. With INSTRUMETRIQ_UPDATE_SCREENSHOT=1 it saves docs/img/live_page.png."""
 
 from __future__ import annotations
 
@@ -81,8 +81,10 @@ def test_the_live_page_shows_entries_alerts_and_resumes_after_a_restart(tmp_path
         assert "ETHUSDT spread 90 bps" in page.locator("#alerts").inner_text()
         assert page.locator('tr[data-symbol="ETHUSDT"] td').nth(3).inner_text() == "90.0"
         page.wait_for_timeout(1600)   # let the row flash end before the picture
-        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOT))
+        picture = SCREENSHOT if os.environ.get("INSTRUMETRIQ_UPDATE_SCREENSHOT") else tmp_path / "live_page.png"
+        picture.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(picture))
+        assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         # a restart: the page reconnects by itself and resumes after the last seq it had
         before = seqs_on_page(page)
         server = server.restart()
