@@ -121,6 +121,27 @@ def next_hour(start: datetime) -> datetime | None:
     return None if start >= _LAST_HOUR else start + ONE_HOUR
 
 
+#: How long after its end an hour file may still grow (the collector appends an entry to the hour
+#: of its archiving, shortly after the hour ends): an assumption, not a measurement.
+GRACE = timedelta(minutes=2)
+
+
+def hour_over(start: datetime, now: datetime, next_file_exists=lambda: False) -> bool:
+    """The one completeness rule, for every tier: an hour is over once ``GRACE`` has passed after
+    its end, or from its end on as soon as the next hour's file exists (``next_file_exists()``,
+    asked only then: the collector moved on). A day is over when its last hour is (``day_over``)."""
+    end = next_hour(start)
+    if end is None:  # the calendar's last hour never ends
+        return False
+    return now >= end + GRACE or (now >= end and bool(next_file_exists()))
+
+
+def day_over(day: date, now: datetime, next_file_exists=lambda: False) -> bool:
+    """Whether ``day`` is over: its hour 23 is, by ``hour_over`` (``next_file_exists``: the next
+    day's hour 00 file)."""
+    return hour_over(hour_of_day(day, 23), now, next_file_exists)
+
+
 def hour_range(first: str | datetime, last: str | datetime) -> list[datetime]:
     """Every hour from ``first`` to ``last``, both included."""
     a, b = parse_hour(first), parse_hour(last)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 
 import polars as pl
 
@@ -21,7 +21,7 @@ from ..errors import BadInputError, InstrumetriqError
 from ..source import Account, ArchiveDayScan, HourReport
 from ..folder import PartitionFolder
 from ..manifest import EXPORT_VERSION, MAX_BAD_LINE_RECORDS, Manifest, format_instant, hour_key
-from ..periods import parse_date
+from ..periods import day_over, parse_date, utc_now
 from ..planner import UNCHANGED, InPlace, Wanted, plan_export
 from ..schema import fingerprint, schema_for
 from ..storage import storage_options_for
@@ -43,6 +43,7 @@ def export_day(
     archive_storage_options: dict | None = None,
     progress: Callable[[HourReport], None] | None = None,
     today: date | None = None,
+    now: datetime | None = None,
 ) -> ExportResult:
     """Export one archive day folder to ``{out}/YYYY-MM-DD/data.parquet`` + ``manifest.json``.
 
@@ -55,7 +56,9 @@ def export_day(
     day = parse_date(day)
     schema_for(layout)  # an unknown layout is refused before anything is read
     archive = archive or default_archive()
-    day_over = check_date_guard(day, allow_incomplete, today)
+    now = (now or (datetime(today.year, today.month, today.day, 12, tzinfo=timezone.utc) if today else utc_now())).astimezone(timezone.utc)
+    day_over = check_date_guard(day, allow_incomplete, now.date()) and _last_hour_over(day, archive, archive_storage_options,
+                                                                                       allow_incomplete, now)
     archive_day = open_archive_day(archive, day, storage_options_for(archive, archive_storage_options))
     check_hours_guard(archive_day, allow_incomplete)
     out_options = storage_options_for(out, storage_options)
@@ -66,6 +69,24 @@ def export_day(
         return unchanged(archive_day, destination, started)
     return export_archive(archive_day, destination, layout=layout, allow_incomplete=allow_incomplete, force=force,
                           progress=progress, period_over=day_over, started=started)
+
+
+def _last_hour_over(day: date, archive: str, storage_options: dict | None, allow_incomplete: bool, now: datetime) -> bool:
+    """A day is over only when its hour 23 is complete by the hourly rule (``periods.day_over``):
+    at 00:01 the day before is not over yet unless the collector moved on to the new day's 00 file.
+    Not over: exported partial with ``allow_incomplete``, else ``NotOverError``."""
+    from ..errors import NotOverError
+    from ..periods import GRACE, day_text, hour_of_day
+    from .hourly import hour_file_exists
+
+    following = hour_of_day(day, 23) + timedelta(hours=1)
+    if day_over(day, now, lambda: hour_file_exists(archive, following, storage_options_for(archive, storage_options))):
+        return True
+    if allow_incomplete:
+        return False
+    raise NotOverError(f"cannot export {day_text(day)} yet: its hour 23 ended at 00:00 UTC and its file may still grow until "
+                       f"{following + GRACE:%H:%M} UTC (the next day's 00 file is not there yet); run again then",
+                       day_text(day), following + GRACE)
 
 
 def wanted(partition: str, layout: str, *, force: bool = False, allow_incomplete: bool = False, catch_up: bool = False) -> Wanted:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from ..archive import open_archive_day
 from ..errors import NotOverError, RangeError
 from ..periods import ONE_HOUR, archive_day_name, hour_path, hour_range, hour_text, next_hour, parse_hour, utc_now  # noqa: F401
+from .. import periods
 from ..schema import schema_for
 from ..storage import storage_options_for
 if TYPE_CHECKING:
@@ -28,8 +29,8 @@ if TYPE_CHECKING:
 from . import DEFAULT_HOURLY_OUT, R2_HOURLY_PREFIX, ExportResult, default_archive, hourly_root  # noqa: F401 - re-exported
 
 TIER = "tier2"
-#: How long after its end an hour file may still grow (see the module docstring).
-GRACE = timedelta(minutes=2)
+#: How long after its end an hour file may still grow (see the module docstring; ``periods.hour_over``).
+GRACE = periods.GRACE
 #: the hour's folder under the hourly root (``YYYY-MM-DD/HH``); the calendar's name is ``hour_path``
 hour_partition = hour_path
 
@@ -73,9 +74,7 @@ def check_hour_guard(start: datetime, archive: str, allow_incomplete: bool, now:
     during the grace period. ``NotOverError`` (``.until``: when it will be complete)."""
     now = _now(now)
     end = next_hour(start)
-    if end is not None and now >= end + GRACE:
-        return True
-    if end is not None and now >= end and hour_file_exists(archive, end, storage_options):
+    if periods.hour_over(start, now, lambda: hour_file_exists(archive, end, storage_options)):  # the one rule
         return True
     if allow_incomplete:
         return False
