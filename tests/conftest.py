@@ -99,6 +99,23 @@ def tiers(tmp_path_factory) -> Path:
     return build_tiers(tmp_path_factory.mktemp("tiers"))
 
 
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A small day (one entry an hour) and its destinations, for killing the export right before
+    each file change it makes (tests/support/kills.py)."""
+    from .support.kills import World
+
+    return World(tmp_path_factory.mktemp("crash"), entries_per_hour=1)
+
+
+@pytest.fixture(scope="module")
+def big_world(tmp_path_factory):
+    """A day long enough that random kills land while hours are written and published."""
+    from .support.kills import ENTRIES_PER_HOUR, World
+
+    return World(tmp_path_factory.mktemp("crash_big"), entries_per_hour=ENTRIES_PER_HOUR)
+
+
 @pytest.fixture(scope="session")
 def moto():
     """The test run's one S3 server (moto, 127.0.0.1, a free port). A test may stop it; ``s3``

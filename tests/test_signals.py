@@ -28,11 +28,10 @@ import pytest
 
 from instrumetriq_polars.synthetic import write_archive_day
 
-from .test_crash import (
-    END, ENV, LAST_HOUR, SCENARIOS, SEED, STARTED, START, Run, World, _calibrate, _run_and_kill, _step_run,
+from .support.kills import (
+    DATE, END, ENV, LAST_HOUR, SCENARIOS, SEED, STARTED, START, Run, World, _calibrate, _run_and_kill, _step_run,
     hour_line,
 )
-from .test_crash import DATE, big_world, world  # noqa: F401 - fixtures
 from .support.s3 import BUCKET, KEY_ID, SECRET, uploads
 
 SIGNAL_RUNS = 16  # random signal runs (half SIGTERM, half SIGINT)
@@ -169,13 +168,18 @@ def test_a_signal_stops_a_run_of_several_days(two_days, tmp_path, sent):
     done = _driven("hour 12", sent, *argv)
     code = 128 + getattr(signal, sent)
     assert done.returncode == code and done.stdout == "", done.stderr
-    assert done.stderr.splitlines()[-1] == f"error: {DATE}: interrupted; nothing published ({sent})"
+    # the day stopped, the day that never started (issue 22), then the summary
+    assert done.stderr.splitlines()[-3:] == [f"error: {DATE}: interrupted; nothing published ({sent})",
+                                               f"error: interrupted; not started: {DAY2} ({sent})",
+                                               "2 days: 0 exported, 0 completed, 0 already published, 0 skipped, 0 failed, "
+                                               "1 interrupted, 1 not started"]
     assert f"exporting {DAY2}" not in done.stderr and not (out / DATE).exists()  # the second day never started
 
     done = _driven("published", sent, *argv)  # the first day is published, then the signal
     assert done.returncode == code, done.stderr
     assert done.stdout.startswith(f"{DATE}: published: 48 rows") and done.stdout.count("\n") == 1
-    assert done.stderr.splitlines()[-1] == f"error: {DATE}: interrupted; {out}/{DATE} published before it stopped ({sent})"
+    assert done.stderr.splitlines()[-3] == f"error: {DATE}: interrupted; {out}/{DATE} published before it stopped ({sent})"
+    assert done.stderr.splitlines()[-2] == f"error: interrupted; not started: {DAY2} ({sent})"
     assert f"exporting {DAY2}" not in done.stderr
     assert sorted(os.listdir(out)) == [DATE] and set(os.listdir(out / DATE)) == CLEAN
 
