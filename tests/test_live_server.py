@@ -147,6 +147,7 @@ def test_bearer_token_cors_and_a_port_in_use(tmp_path, served):
     assert str(info.value) == f"127.0.0.1:{server.port} is already in use (another live serve?); stop it or pick another port"
 
 
+@pytest.mark.slow
 def test_the_python_client_sees_no_gap_and_no_duplicate_across_a_restart(tmp_path, served):
     collector = Collector(tmp_path / "archive")
     collector.burst(4)

@@ -68,6 +68,7 @@ def wait_for(check, timeout=20.0, what="the condition"):
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_an_alert_fires_reaches_the_stream_and_the_webhook_once_and_not_again_after_a_restart(tmp_path):
     receiver = Receiver()
     (tmp_path / "archive").mkdir()
