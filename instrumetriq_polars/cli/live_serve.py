@@ -82,7 +82,7 @@ def add_rules(sub) -> None:
                             description="Evaluate the rules on the published Tier 3 days of a range, read through scan, with the "
                                         "live server's engine: the same entries give the live run's notifications (JSON lines).")
     back.add_argument("rules", metavar="R.toml")
-    back.add_argument("--from-date", required=True, metavar="YYYY-MM-DD")
+    back.add_argument("--from-date", required=True, metavar="YYYY-MM-DD", help="first day to backtest")
     back.add_argument("--to-date", metavar="YYYY-MM-DD", help="last day (inclusive; default: --from-date)")
     back.add_argument("--dataset", type=_location, default=None, metavar="ROOT",
                       help="the Tier 3 dataset root (default: output/tier3_daily; s3://... for R2)")
