@@ -35,6 +35,9 @@ CONFLICT, DAMAGED, UNREADABLE = "conflict", "damaged", "unreadable"
 #: The states ``status`` shows (``partition_state``): the one vocabulary (``states.PartitionState``).
 PUBLISHED, PARTIAL, UNPUBLISHED, MISSING, NO_ARCHIVE = (PartitionState.PUBLISHED, PartitionState.PARTIAL, PartitionState.UNPUBLISHED,
                                                         PartitionState.MISSING, PartitionState.NO_ARCHIVE)
+ARCHIVE_MISSING = PartitionState.ARCHIVE_MISSING
+#: ``plan_export``'s catch-up skip of a day with no archive folder (the runner tells it from the others by it)
+NO_FOLDER = "no archive folder"
 
 
 @dataclass(frozen=True)
@@ -117,7 +120,7 @@ def plan_export(hour_files: dict[int, int] | None, over: bool, in_place: InPlace
     if wanted.force:
         return Plan(REPLACE if m is not None or in_place.unreadable else EXPORT)
     if hour_files is None:
-        return Plan(SKIP, "no archive folder") if wanted.catch_up else Plan(EXPORT)
+        return Plan(SKIP, NO_FOLDER) if wanted.catch_up else Plan(EXPORT)
     if m is None or m.partition_path != wanted.name:
         return Plan(EXPORT)
     same_archive = not archive_changes(m.source_files, hour_files)
@@ -223,11 +226,13 @@ class State:
 
 
 def partition_state(listed: str, reason: str, manifest: Manifest | None, hour_files: dict[int, int] | None,
-                    has_archive: bool | None, unit: str) -> State:
+                    has_archive: bool | None, unit: str, expected: bool = False) -> State:
     """The status of a listed partition (``listed``: the dataset listing's state, "published",
     "partial", "missing" or another, kept as it is; ``reason`` its words) against its archive:
     ``hour_files`` (compared when given), ``has_archive`` (None: not looked at; False: no archive
-    folder or hour file). Bundles have no archive (their days are their source)."""
+    folder or hour file). Bundles have no archive (their days are their source). ``expected``: the
+    partition is over and after the archive began, so no archive for it is an alarm ("archive
+    missing": a collector that stopped), not "no archive"."""
     if listed in (PUBLISHED, PARTIAL) and manifest is not None:
         state = State(PARTIAL if manifest.is_partial else PUBLISHED, partial_reason(manifest) if manifest.is_partial else "")
         if hour_files is not None:
@@ -236,7 +241,7 @@ def partition_state(listed: str, reason: str, manifest: Manifest | None, hour_fi
         return state
     if listed == "missing":
         if has_archive is False:
-            return State(NO_ARCHIVE)
+            return State(ARCHIVE_MISSING, "nothing in the archive for it, after the archive began: is the collector running?") if expected else State(NO_ARCHIVE)
         return State(MISSING, "" if has_archive or unit == "month" else "archive not looked at")
     return State(PartitionState(listed), reason)
 

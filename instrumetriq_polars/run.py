@@ -32,7 +32,7 @@ from .archive import open_archive_day
 from .errors import ArchiveError, ArchiveRootError, InstrumetriqError, Interrupted, NoArchiveFolderError, RangeError
 from .folder import DATA_NAME, MANIFEST_NAME, PartitionFolder
 from .periods import days_before, parse_date
-from .planner import REMOVE, SKIP, Plan, plan_export, plan_removal
+from .planner import NO_FOLDER, REMOVE, SKIP, Plan, plan_export, plan_removal
 from .storage import describe_error, display_path, storage_options_for
 from .tiers import DEFAULT_OUT_DIR, ExportResult
 
@@ -58,6 +58,8 @@ class Outcome:
     signum: int | None = None
     error: InstrumetriqError | None = None
     remedy: str | None = None  # a "skipped" one: the option that would not skip it (``planner.Plan.remedy``)
+    #: a "skipped" one that is an alarm: no archive for a day after the archive began (a collector that stopped)
+    alarm: bool = False
 
     @property
     def day(self):
@@ -103,6 +105,9 @@ def run_day(day: date, archive: str, out: str, *, layout: str = "flat", allow_in
 
     if catch_up and not force:
         skip = _catch_up_skip(day, archive, out, layout, storage_options)
+        if skip is not None and skip.reason == NO_FOLDER and _archive_expected(day, archive):
+            return Outcome(day, SKIPPED, reason="archive missing: no archive folder for it, after the archive began "
+                                                "(is the collector running?)", alarm=True)
         if skip is not None:
             return Outcome(day, SKIPPED, reason=skip.reason, remedy=skip.remedy)
         remote = _unchanged_remotely(day, archive, out, layout, upload_to, storage_options, upload_options) if upload_to else None
@@ -135,6 +140,15 @@ def run_export(key, export: Callable[[], ExportResult], *, upload_to: str | None
     statuses = {r.status for r in done}
     status = EXPORTED if "published" in statuses else COMPLETED if "completed" in statuses else ALREADY
     return Outcome(key, status, done)
+
+
+def _archive_expected(day: date, archive: str) -> bool:
+    """Whether the archive should hold ``day``: over, and after the archive began (``status``'s rule)."""
+    from .periods import day_over, hour_of_day, utc_now
+    from .status import archive_begins
+
+    begins = archive_begins(archive, storage_options_for(archive, None))
+    return begins is not None and hour_of_day(day, 23) >= begins and day_over(day, utc_now())
 
 
 def _catch_up_skip(day: date, archive: str, out: str, layout: str, storage_options: dict | None) -> Plan | None:

@@ -18,6 +18,7 @@ class PartitionState(str, Enum):
     DAMAGED = "damaged"            # data.parquet missing, or not of the size the manifest states
     MISSING = "missing"            # no partition folder
     NO_ARCHIVE = "no archive"      # status only: no partition folder, and no archive to export it from
+    ARCHIVE_MISSING = "archive missing"  # status only: as "no archive", but after the archive began: the collector stopped?
 
     def __str__(self) -> str:
         return self.value

@@ -32,6 +32,7 @@ from datetime import date, datetime
 from .archive import ArchiveDay, open_archive_day
 from .dataset import PartitionEntry, list_partitions
 from .errors import ArchiveError, NoArchiveFolderError, NoHourFileError
+from .periods import parse_date
 from .planner import MISSING, NO_ARCHIVE, PARTIAL, PUBLISHED, UNPUBLISHED, State, partial_reason, partition_state  # noqa: F401
 from .storage import storage_options_for
 
@@ -96,11 +97,60 @@ def status(location: str, start=None, end=None, *, tier: str | None = None,
     entries = list_partitions(location, start, end, tier=tier, storage_options=storage_options, partial="include")  # the rows say "partial"
     archive_options = storage_options_for(archive, archive_storage_options) if archive else None
     days: dict[date, ArchiveDay | ArchiveError] = {}
-    return [_day_status(entry, archive if entry.unit != "month" else None, archive_options, days) for entry in entries]
+    begins = archive_begins(archive, archive_options) if archive else None
+    return [_day_status(entry, archive if entry.unit != "month" else None, archive_options, days, begins) for entry in entries]
+
+
+def archive_begins(archive: str, options: dict | None = None) -> datetime | None:
+    """The archive's first hour: the first hour file of its oldest ``YYYYMMDD`` folder (one listing
+    of the root, one of that folder); None when there is none. A day or hour that is over, after
+    it, with nothing in the archive is "archive missing" (status), a warning (catch-up)."""
+    import fsspec
+
+    from .periods import hour_of_day
+
+    try:
+        fs, root = fsspec.core.url_to_fs(str(archive), **(options or {}))
+        names = sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(root.rstrip("/"), detail=False))
+        for name in names:
+            if len(name) == 8 and name.isascii() and name.isdigit():
+                try:
+                    day = open_archive_day(archive, parse_date(f"{name[:4]}-{name[4:6]}-{name[6:]}"), options)
+                except ArchiveError:
+                    continue
+                return hour_of_day(day.day, day.hour_files[0].hour)
+    except Exception:  # noqa: BLE001 - the archive cannot be listed: no alarm can be told
+        return None
+    return None
+
+
+def _expected(entry: PartitionEntry, begins: datetime | None) -> bool:
+    """The partition is over (``periods.hour_over``/``day_over``) and not before the archive began."""
+    from .periods import day_over, hour_of_day, hour_over, utc_now
+
+    if begins is None or entry.unit == "month":
+        return False
+    now = utc_now()
+    if entry.unit == "hour":
+        return entry.key >= begins and hour_over(entry.key, now)
+    return hour_of_day(entry.day, 23) >= begins and day_over(entry.day, now)
 
 
 def healthy(rows: list[PartitionStatus]) -> bool:
     return all(row.ok for row in rows)
+
+
+def archive_has(error: ArchiveError, listed=None) -> bool:
+    """The one rule for "the archive has this partition", from the error opening it raised: no
+    folder for the day (or an empty one), or no name at all for the hour, is no archive; a folder,
+    or an hour's name, holding no readable hour file (a dangling symlink, a notes file, a folder
+    named like an hour file) is the archive's, unreadable: status shows it missing (exit 1), and
+    the export (catch-up too) fails on it with the same words. ``listed``: the day as listed."""
+    if isinstance(error, NoArchiveFolderError):
+        return False
+    if isinstance(error, NoHourFileError) and error.hour is not None:
+        return isinstance(listed, ArchiveDay) and any(i.hour == error.hour for i in listed.ignored)
+    return True
 
 
 def _archive_of(entry: PartitionEntry, archive: str, options: dict | None, days: dict) -> ArchiveDay:
@@ -116,21 +166,22 @@ def _archive_of(entry: PartitionEntry, archive: str, options: dict | None, days:
     return found.only_hour(entry.key.hour) if entry.unit == "hour" else found
 
 
-def _day_status(entry: PartitionEntry, archive: str | None, archive_options: dict | None, days: dict) -> PartitionStatus:
+def _day_status(entry: PartitionEntry, archive: str | None, archive_options: dict | None, days: dict,
+                begins: datetime | None = None) -> PartitionStatus:
     """The row of one partition: what the planner says of it (``planner.partition_state``)."""
     archive_day, has_archive = None, None
     if archive is not None:
         try:
             archive_day = _archive_of(entry, archive, archive_options, days)
             has_archive = True
-        except (NoArchiveFolderError, NoHourFileError):
-            has_archive = False
-        except ArchiveError:
-            has_archive = True
+        except ArchiveError as exc:
+            has_archive, unreadable = archive_has(exc, days.get(entry.day)), exc
     m = entry.manifest
     state = partition_state(entry.state, entry.reason, m, archive_day.sizes() if archive_day is not None else None,
-                            has_archive, entry.unit)
+                            has_archive, entry.unit, _expected(entry, begins))
     row = PartitionStatus(entry.day, state.state, state.reason, archive=has_archive, partition=entry.name, key=entry.key)
+    if state.state == MISSING and has_archive and archive_day is None:  # the archive has it, unreadable: say why
+        row.reason = str(unreadable)
     if state.state in (PUBLISHED, PARTIAL):
         row.rows, row.size_bytes, row.exported_at, row.export_version = m.row_count, m.parquet_size_bytes, m.created_ts_utc, m.export_version
         row.archive_changed, row.changes = state.archive_changed, state.changes

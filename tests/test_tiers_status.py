@@ -23,9 +23,9 @@ def test_status_of_hours_compares_each_with_its_hour_file(tiers, tmp_path):  # n
     found = status(str(tiers / "hourly"), "2026-01-15T03", "2026-01-15T07", archive=str(archive))
     assert rows(found) == {"2026-01-15T03": ("published", ""), "2026-01-15T04": ("published", ""),
                            "2026-01-15T05": ("published", ""), "2026-01-15T06": ("missing", ""),
-                           "2026-01-15T07": ("no archive", "")}
+                           "2026-01-15T07": ("archive missing", "nothing in the archive for it, after the archive began: is the collector running?")}
     assert found[0].key == datetime(2026, 1, 15, 3, tzinfo=timezone.utc) and found[0].rows == 1
-    assert not healthy(found) and healthy(found[:3]) and found[4].ok
+    assert not healthy(found) and healthy(found[:3]) and not found[4].ok  # an hour file gone after the archive began: an alarm (issue 21)
     with open(archive / "20260115" / "04.jsonl.gz", "ab") as grown:
         grown.write(b"\0")
     [row] = status(str(tiers / "hourly"), "2026-01-15T04", "2026-01-15T04", archive=str(archive))

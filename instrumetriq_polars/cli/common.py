@@ -102,9 +102,11 @@ def _reporter(args: argparse.Namespace, log: Log) -> Callable[[Outcome], None]:
                 for warning in result.warnings if result is outcome.results[0] else []:
                     log.warning(warning)
                 print(result.summary(), flush=True)
-            if outcome.status == SKIPPED:
+            if outcome.status == SKIPPED and not outcome.alarm:
                 hint = " (--force)" if outcome.remedy == "force" else ""
                 log.info(f"{outcome.partition}: skipped: {outcome.reason}{hint}")
+        if outcome.status == SKIPPED and outcome.alarm:  # a collector that stopped: said even with --quiet
+            log.warning(f"{outcome.partition}: {outcome.reason}")
         if outcome.status == FAILED:
             reason = error_line(outcome.error) if outcome.error is not None else outcome.reason
             _err(f"{outcome.partition}: {reason}", outcome.error if args.debug else None, log)
