@@ -160,8 +160,7 @@ def cli_reference() -> str:
         f"`{PROG} COMMAND [options]`; the console script `instrumetriq-polars` is the same program.",
         _prose(_home(parser.description or "")),
         "",
-        "Exit codes (every command): 0 success; 1 a partition failed, or `status`/`verify` found a",
-        "problem; 2 a usage error; 130 / 143 stopped by SIGINT / SIGTERM; 141 stdout closed.",
+        _prose(parser.epilog or ""),  # the exit codes, as the CLI defines them (cli/output.py)
         "How to run the commands on a server: [operations.md](operations.md).",
         "",
         "| command | what it does |",

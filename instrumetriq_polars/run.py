@@ -336,12 +336,13 @@ def export_worker(day: date, options: dict) -> Outcome:
 # -- the summary ----------------------------------------------------------------------------
 def summary_lines(outcomes: list[Outcome], unit: str = "day") -> list[str]:
     """The final summary: one line of counts by ``OUTCOMES``, then each failed (and skipped) day with its reason."""
-    counts = {status: 0 for status in OUTCOMES}
+    counts = {status: 0 for status in (*OUTCOMES, INTERRUPTED, NOT_STARTED)}
     for outcome in outcomes:
         if outcome.status in counts:
             counts[outcome.status] += 1
     total = len(outcomes)
-    head = f"{total} {unit}{'s' if total != 1 else ''}: " + ", ".join(f"{counts[s]} {s}" for s in OUTCOMES)
+    stopped = [s for s in (INTERRUPTED, NOT_STARTED) if counts[s]]  # a run a signal stopped
+    head = f"{total} {unit}{'s' if total != 1 else ''}: " + ", ".join(f"{counts[s]} {s}" for s in (*OUTCOMES, *stopped))
     lines = [head]
     lines += [f"  failed {o.day}: {o.reason}" for o in outcomes if o.status == FAILED]
     lines += [f"  skipped {o.day}: {o.reason}" for o in outcomes if o.status == SKIPPED]

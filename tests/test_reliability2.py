@@ -138,7 +138,7 @@ def test_a_folder_named_like_an_hour_file_is_a_missing_hour(capsys, archive, tmp
     (folder(archive) / "05.jsonl.gz").mkdir()
     code, _, messages = export(capsys, archive, tmp_path / "out")
     assert code == 1 and messages == [
-        f"error: {DATE}: incomplete day {DATE}: missing hours 05 in {folder(archive)} "
+        f"error: incomplete day {DATE}: missing hours 05 in {folder(archive)} "
         "(05.jsonl.gz/: a folder, not a file); wait for them or pass --allow-incomplete"]
     code, stdout, messages = export(capsys, archive, tmp_path / "out", "--allow-incomplete")
     assert code == 0 and stdout.startswith(f"{DATE}: published PARTIAL: {ROWS - PER_HOUR} rows, 23/24 hours, ")
@@ -417,7 +417,7 @@ def test_an_hour_name_that_is_not_a_readable_file_is_a_missing_hour_and_the_mess
     why = make(path, tmp_path)
     code, _, messages = export(capsys, archive, tmp_path / "out")
     assert code == 1 and len(messages) == 1
-    assert messages[0].startswith(f"error: {DATE}: incomplete day {DATE}: missing hours 05 in {folder(archive)} (05.jsonl.gz: {why}")
+    assert messages[0].startswith(f"error: incomplete day {DATE}: missing hours 05 in {folder(archive)} (05.jsonl.gz: {why}")
     assert messages[0].endswith("); wait for them or pass --allow-incomplete")
     code, stdout, messages = export(capsys, archive, tmp_path / "out", "--allow-incomplete")
     assert code == 0 and stdout.startswith(f"{DATE}: published PARTIAL: {ROWS - PER_HOUR} rows, 23/24 hours")

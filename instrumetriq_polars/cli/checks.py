@@ -12,11 +12,13 @@ from datetime import date
 import fsspec
 
 from ..errors import ConfigError, InstrumetriqError
-from ..tiers import hourly_root, monthly_root
+from .. import storage
+from ..tiers import DEFAULT_HOURLY_OUT, DEFAULT_MONTHLY_DIR, DEFAULT_OUT_DIR, hourly_root, monthly_root
 from ..periods import hour_text, month_text, parse_month, partition_date
 from ..storage import load_settings
 from ..verify import render_report, split_day_folder, unreadable_result, verify_day, verify_hour, verify_month
-from .common import UsageError, _dates, _hours
+from .common import UsageError, _dates, _hours, error_line
+from .output import CANNOT_CHECK
 
 
 def _partitions(args: argparse.Namespace) -> list[tuple[str, Callable]] | None:
@@ -32,6 +34,20 @@ def _partitions(args: argparse.Namespace) -> list[tuple[str, Callable]] | None:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    """``verify``: exit 0 when no partition failed, 1 when one did, 2 for a usage error or a root
+    that cannot be looked at (``output``'s codes); with ``--json`` a JSON document in every case."""
+    try:
+        return _verify(args)
+    except InstrumetriqError as exc:
+        if args.json:
+            print(json.dumps({"passed": 0, "failed": 0, "ok": False, "exit_code": CANNOT_CHECK, "error": error_line(exc),
+                              "report": None, "days": []}, indent=2))
+        if isinstance(exc, UsageError):
+            raise
+        raise UsageError(error_line(exc)) from None  # could not check: exit 2
+
+
+def _verify(args: argparse.Namespace) -> int:
     human = sys.stderr if args.json else sys.stdout
     try:
         partitions = _partitions(args)
@@ -51,7 +67,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         if args.sample_size < 1:
             raise InstrumetriqError(f"--sample-size must be at least 1, not {args.sample_size}")
     except ConfigError:
-        raise  # not a usage error: the command line is right, the settings are missing (exit 1)
+        raise  # the command line is right, the settings are missing
     except InstrumetriqError as exc:
         raise UsageError(str(exc)) from None
     results = []
@@ -77,21 +93,22 @@ def cmd_verify(args: argparse.Namespace) -> int:
             return 1
         print(f"report: {report}", file=human)
     if args.json:
-        print(json.dumps({"passed": len(results) - failed, "failed": failed, "report": report,
+        print(json.dumps({"passed": len(results) - failed, "failed": failed, "ok": not failed, "exit_code": 1 if failed else 0,
+                          "error": None, "report": report,
                           "days": [r.to_dict() for r in results]}, indent=2, default=str))
     return 1 if failed else 0
 
 
 def _verify_partitions(args: argparse.Namespace, partitions: list[tuple[str, Callable]], human) -> int:
-    """verify of hours or bundles: ``--local``/``--path`` is the hourly or monthly root (or one
+    """verify of hours or bundles: ``--out-dir`` is the hourly or monthly root (or one
     partition folder); ``--r2`` the R2 hourly or monthly root."""
     if args.r2:
         bucket = load_settings().bucket
         location = hourly_root(bucket) if partitions[0][1] is verify_hour else monthly_root(bucket)
     else:
-        location = args.local if args.local is not None else args.path
-        if args.local is not None and not os.path.isdir(location):
-            raise UsageError(f"--local {location} is not a directory; give the dataset root or one partition folder")
+        location = args.out_dir or (DEFAULT_HOURLY_OUT if partitions[0][1] is verify_hour else DEFAULT_MONTHLY_DIR)
+        if storage.is_local(location) and not os.path.isdir(location.removeprefix("file://")):
+            raise UsageError(f"--out-dir {location} is not a directory; give the dataset root or one partition folder")
     if args.sample_size < 1:
         raise UsageError(f"--sample-size must be at least 1, not {args.sample_size}")
     results = []
@@ -113,7 +130,8 @@ def _verify_partitions(args: argparse.Namespace, partitions: list[tuple[str, Cal
             print(f"error: cannot write the report {args.report}: {exc}", file=sys.stderr)
             return 1
     if args.json:
-        print(json.dumps({"passed": len(results) - failed, "failed": failed, "report": args.report,
+        print(json.dumps({"passed": len(results) - failed, "failed": failed, "ok": not failed, "exit_code": 1 if failed else 0,
+                          "error": None, "report": args.report,
                           "days": [r.to_dict() for r in results]}, indent=2, default=str))
     return 1 if failed else 0
 
@@ -146,11 +164,9 @@ def _command_location(args) -> tuple[str, date | None]:
     ``verify.split_day_folder``; a local dataset root must exist."""
     if args.r2:
         return load_settings().day_root, None  # ConfigError when the settings are missing
-    flag, location = ("--local", args.local) if args.local is not None else ("--path", args.path)
+    flag, location = "--out-dir", args.out_dir or DEFAULT_OUT_DIR
     root, folder_day = split_day_folder(location)
     if "://" in root and not root.startswith("file://"):
-        if args.local is not None:
-            raise InstrumetriqError(f"--local takes a local folder, not {location}: use --path for URLs")
         return location, folder_day
     local_root = root.removeprefix("file://")
     if not os.path.isdir(local_root):

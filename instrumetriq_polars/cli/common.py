@@ -68,18 +68,21 @@ def _dates(args: argparse.Namespace) -> list:
     return sorted(set(dates)) or [yesterday_utc()]
 
 
-def _add_date_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--date", action="append", metavar="YYYY-MM-DD", help="day to process (repeatable); default: yesterday UTC")
+def _add_date_options(parser: argparse.ArgumentParser, default: str = "default: yesterday UTC") -> None:
+    """--date, --from-date, --to-date; ``default`` says what no date means for this command."""
+    parser.add_argument("--date", action="append", metavar="YYYY-MM-DD", help=f"day to process (repeatable); {default}")
     parser.add_argument("--from-date", metavar="YYYY-MM-DD", help="first day of a range (with --to-date)")
     parser.add_argument("--to-date", metavar="YYYY-MM-DD", help="last day of a range (inclusive)")
 
 
-def _hour_printer(log: Log, day_index: int = 0, days: int = 1) -> Callable[[HourReport], None]:
-    """Per hour: a line (not a terminal), or the progress bar of hours and days (a terminal)."""
+def _hour_printer(log: Log, day_index: int = 0, days: int = 1, overall=None) -> Callable[[HourReport], None]:
+    """Per hour: a line (not a terminal), or the progress bar of hours and days (a terminal);
+    ``overall`` (``output.RunProgress``): the run's days done, rate and ETA lead the bar."""
     def show(report: HourReport) -> None:
         position = f"day {day_index + 1}/{days} " if days > 1 else ""
+        lead = f"{overall.text((report.hour + 1) / 24)} " if overall is not None else ""
         log.progress(
-            f"{bar(report.hour + 1, 24)} {position}{report.file} {report.rows} rows",
+            f"{lead}{bar(report.hour + 1, 24)} {position}{report.file} {report.rows} rows",
             detail=(f"  {report.file}: {report.rows} rows from {report.lines_read} lines, "
                     f"{report.size_bytes / 1e6:.1f} MB gz, {report.seconds:.2f} s"),
         )
@@ -92,41 +95,110 @@ def _hour_printer(log: Log, day_index: int = 0, days: int = 1) -> Callable[[Hour
     return show
 
 
-def _reporter(args: argparse.Namespace, log: Log) -> Callable[[Outcome], None]:
-    """What the log and stdout show as each day (or hour) of a run ends."""
+def _reporter(args: argparse.Namespace, log: Log, overall=None) -> Callable[[Outcome], None]:
+    """What the log and stdout show as each day (or hour) of a run ends. stdout's lines are
+    stamped like the log's when stdout is not a terminal (``output.stdout_log``); with ``--json``
+    stdout is left to the JSON document (``output.print_results``). ``overall``: the run's
+    ``output.RunProgress``, told that one more partition ended."""
+    from .output import stdout_log
+
+    out = stdout_log()
 
     def report(outcome: Outcome) -> None:
         log.done()
+        if overall is not None:
+            overall.finished_one()
         if not args.quiet:
             for result in outcome.results:
                 for warning in result.warnings if result is outcome.results[0] else []:
                     log.warning(warning)
-                print(result.summary(), flush=True)
-            if outcome.status == SKIPPED and not outcome.alarm:
+                if not getattr(args, "json", False):
+                    out.summary(result.summary())
+            if outcome.status == SKIPPED:
                 hint = " (--force)" if outcome.remedy == "force" else ""
                 log.info(f"{outcome.partition}: skipped: {outcome.reason}{hint}")
-        if outcome.status == SKIPPED and outcome.alarm:  # a collector that stopped: said even with --quiet
-            log.warning(f"{outcome.partition}: {outcome.reason}")
         if outcome.status == FAILED:
             reason = error_line(outcome.error) if outcome.error is not None else outcome.reason
-            _err(f"{outcome.partition}: {reason}", outcome.error if args.debug else None, log)
+            _err(reason if _names_itself(outcome) else f"{outcome.partition}: {reason}", outcome.error if args.debug else None, log)
         elif outcome.status == INTERRUPTED:
             _err(f"{outcome.partition}: {outcome.reason}", None, log)
 
     return report
 
 
+def _names_itself(outcome: Outcome) -> bool:
+    """Whether the outcome's error already names its partition (an archive error carries its
+    ``day`` or ``partition``): its line then does not repeat it."""
+    error = outcome.error
+    return error is not None and outcome.partition in (getattr(error, "day", None), getattr(error, "partition", None))
+
+
 def _location(text: str) -> str:
-    """A local path or an fsspec URL whose protocol this installation can open."""
+    """A local path or an fsspec URL: as given; ``check_locations`` looks at its protocol once the
+    command line is parsed (one ``error:`` line, not argparse's usage dump)."""
+    return text
+
+
+def location_problem(text: str) -> str | None:
+    """Why a location cannot be opened by this installation (an unknown protocol, a missing
+    package), or None."""
     if "://" in text:
         protocol = text.split("://", 1)[0]
         try:
             fsspec.get_filesystem_class(protocol)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"unknown storage protocol {protocol!r} in {text!r}") from None
+            return f"unknown storage protocol {protocol!r} in {text!r} (local paths, file://, s3:// and the other fsspec protocols)"
         except ImportError as exc:
-            raise argparse.ArgumentTypeError(f"{protocol}:// needs a package that is not installed ({exc})") from None
-    return text
+            return f"{protocol}:// needs a package that is not installed ({exc})"
+    return None
+
+
+def check_locations(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Every location option given to the chosen command (those parsed by ``_location``) names a
+    storage this installation can open; ``UsageError`` naming the option otherwise."""
+    for chosen in chosen_parsers(parser, args):
+        for action in chosen._actions:
+            if action.type is not _location:
+                continue
+            value = getattr(args, action.dest, None)
+            for text in value if isinstance(value, list) else [value]:
+                problem = location_problem(text) if isinstance(text, str) else None
+                if problem:
+                    raise UsageError(f"{'/'.join(action.option_strings)}: {problem}")
+
+
+def chosen_parsers(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[argparse.ArgumentParser]:
+    """The program's parser and those of the (sub)commands the arguments chose, in that order."""
+    chain = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            sub = action.choices.get(getattr(args, action.dest, None) or "")
+            if sub is not None:
+                chain += chosen_parsers(sub, args)
+            break
+    return chain
+
+
+def check_out_root(out: str) -> None:
+    """One error before any partition when a local output root cannot be written (a file in the
+    way, no permission, a read-only disk): ``StorageError`` naming it. Object stores are left to
+    the export (their credentials are checked by the settings)."""
+    import os
+    import tempfile
+
+    from ..errors import StorageError
+    from ..storage import describe_error
+
+    if not storage.is_local(out):
+        return
+    root = out.removeprefix("file://")
+    try:
+        os.makedirs(root, exist_ok=True)
+        handle, probe = tempfile.mkstemp(prefix=".write-probe-", dir=root)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as exc:
+        raise StorageError(f"cannot write to the output root {root}: {describe_error(exc)}; nothing done", root) from None
 
 
 def _hours(args: argparse.Namespace) -> list:

@@ -11,17 +11,30 @@ from ..errors import InstrumetriqError, Interrupted
 from ..log import bar
 from ..status import healthy, status
 from ..run import (
-    FAILED, INTERRUPTED, catch_up_days, check_archive_root, export_worker, keep_local, run_day, run_days, run_parallel, summary_lines,
+    FAILED, INTERRUPTED, NOT_STARTED, Outcome, catch_up_days, check_archive_root, export_worker, keep_local, run_day, run_days,
+    run_parallel, summary_lines,
 )
 from ..storage import load_settings
 from ..tiers import DEFAULT_HOURLY_OUT, DEFAULT_MONTHLY_DIR, DEFAULT_OUT_DIR, default_archive, hourly_root, monthly_root
 from ..tiers.hourly import catch_up_hours
 from ..partitions import TIERS
 from ..periods import parse_month
-from .common import UsageError, _dates, _err, _hour_printer, _hours, _log, _reporter
+from .common import UsageError, _dates, _err, _hour_printer, _hours, _log, _reporter, check_out_root, error_line
+from .output import CANNOT_CHECK, OK, UNHEALTHY, RunProgress, outcome_record, print_results
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    """``export``; with ``--json`` the run's results (``output.print_results``) are printed even
+    when it fails before any day."""
+    try:
+        return _export(args)
+    except InstrumetriqError as exc:
+        if args.json:
+            print_results("export", [], error=error_line(exc), code=CANNOT_CHECK if isinstance(exc, UsageError) else UNHEALTHY)
+        raise
+
+
+def _export(args: argparse.Namespace) -> int:
     log = _log(args)
     if args.catch_up is not None:
         if args.date or args.from_date or args.to_date:
@@ -54,13 +67,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     settings = storage.load_settings() if needs_r2 else None
     upload_to = settings.day_root if upload else None
     check_archive_root(archive)  # one error for a wrong root, not one per day
+    check_out_root(args.out_dir)  # likewise for a local output root that cannot be written
     options = dict(archive=archive, out=args.out_dir, layout=args.layout, allow_incomplete=args.allow_incomplete,
                    force=args.force, upload_to=upload_to, catch_up=args.catch_up is not None)
     if args.catch_up is not None:
         log.info(f"catch-up: {dates[0]} to {dates[-1]} ({len(dates)} days before today UTC)")
 
-    report = _reporter(args, log)
-
+    overall = RunProgress(len(dates)) if len(dates) > 1 else None
+    report = _reporter(args, log, overall)
+    signum = None
     with interrupt.stop_on_signals():
         try:
             if args.jobs > 1 and len(dates) > 1:
@@ -70,27 +85,51 @@ def cmd_export(args: argparse.Namespace) -> int:
                 def work(day):
                     index = dates.index(day)
                     log.info(f"exporting {day} from {archive}")
-                    log.progress(f"{bar(0, 24)} day {index + 1}/{len(dates)} {day}")
-                    return run_day(day, **options, progress=_hour_printer(log, index, len(dates)))
+                    lead = f"{overall.text()} " if overall is not None else ""
+                    log.progress(f"{lead}{bar(0, 24)} day {index + 1}/{len(dates)} {day}")
+                    return run_day(day, **options, progress=_hour_printer(log, index, len(dates), overall))
                 outcomes = run_days(dates, work, report=report)
         except Interrupted as stop:  # --jobs: the days that ended were reported; say what did not run
-            ended = {o.partition for o in stop_outcomes} if (stop_outcomes := getattr(stop, "outcomes", None)) else set()
+            outcomes, signum = list(getattr(stop, "outcomes", None) or []), stop.signum
+            ended = {o.partition for o in outcomes}
             rest = [str(d) for d in dates if d not in ended]
             if rest:
-                _err(f"interrupted; not started or stopped before publishing: {', '.join(rest)} ({signal.Signals(stop.signum).name})", None, log)
-            return 128 + stop.signum
-        stopped = next((o for o in outcomes if o.status == INTERRUPTED), None)
-        if stopped is not None:
-            return 128 + stopped.signum
-        if args.keep_local is not None:
-            keep_local(args.out_dir, args.keep_local, upload_to, log=log.info)
+                _err(f"interrupted; not started or stopped before publishing: {', '.join(rest)} ({signal.Signals(signum).name})", None, log)
+            outcomes += [Outcome(d, NOT_STARTED, reason="not started") for d in dates if d not in ended]
+        else:
+            stopped = next((o for o in outcomes if o.status == INTERRUPTED), None)
+            if stopped is not None:  # the days after it never started: named, and counted in the summary
+                signum = stopped.signum
+                rest = dates[dates.index(stopped.partition) + 1:]
+                if rest:
+                    _err(f"interrupted; not started: {', '.join(map(str, rest))} ({signal.Signals(signum).name})", None, log)
+                outcomes += [Outcome(d, NOT_STARTED, reason="not started") for d in rest]
+            elif args.keep_local is not None:
+                keep_local(args.out_dir, args.keep_local, upload_to, log=log.info)
+    code = 128 + signum if signum is not None else UNHEALTHY if any(o.status == FAILED for o in outcomes) else OK
     if len(dates) > 1 or args.quiet:
         for line in summary_lines(outcomes):
             log.summary(line)
-    return 1 if any(o.status == FAILED for o in outcomes) else 0
+    if args.json:
+        print_results("export", [outcome_record(o) for o in outcomes], code=code)
+    return code
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    """``status``: exit 0 healthy, 1 not healthy, 2 a usage error or a root that cannot be looked
+    at (``output``'s codes); with ``--json`` a JSON document in every case."""
+    try:
+        return _status(args)
+    except InstrumetriqError as exc:
+        if args.json:
+            print(json.dumps({"location": getattr(args, "out_dir", None), "ok": False, "exit_code": CANNOT_CHECK,
+                              "error": error_line(exc), "days": []}, indent=2))
+        if isinstance(exc, UsageError):
+            raise
+        raise UsageError(error_line(exc)) from None  # could not check: exit 2, one line
+
+
+def _status(args: argparse.Namespace) -> int:
     log = _log(args)
     try:
         keys = _status_partitions(args)
@@ -113,7 +152,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.r2:
         location = load_settings().day_root
     else:
-        location = args.path or args.out_dir or DEFAULT_OUT_DIR
+        location = args.out_dir or DEFAULT_OUT_DIR
     return _report_status(args, log, location, "daily", dates, TIERS["daily"].step, _status_archive(args, log))
 
 
@@ -134,13 +173,13 @@ def _status_partitions(args: argparse.Namespace) -> tuple[str, list] | None:
 
 
 def _status_tier(args: argparse.Namespace, log, tier: str, keys: list) -> int:
-    """``status`` of hours (Tier 2) or monthly bundles: ``--out-dir``/``--path`` is the hourly or
-    monthly root (default the tier's local root), ``--r2`` the tier's R2 root."""
+    """``status`` of hours (Tier 2) or monthly bundles: ``--out-dir`` is the hourly or monthly root
+    (default the tier's local root), ``--r2`` the tier's R2 root."""
     if args.r2:
         bucket = load_settings().bucket
         location = hourly_root(bucket) if tier == "hourly" else monthly_root(bucket)
     else:
-        location = args.path or args.out_dir or (DEFAULT_HOURLY_OUT if tier == "hourly" else DEFAULT_MONTHLY_DIR)
+        location = args.out_dir or (DEFAULT_HOURLY_OUT if tier == "hourly" else DEFAULT_MONTHLY_DIR)
     archive = _status_archive(args, log) if tier == "hourly" else None
     return _report_status(args, log, location, tier, keys, TIERS[tier].step, archive)
 
@@ -170,7 +209,8 @@ def _report_status(args: argparse.Namespace, log, location: str, tier: str, keys
     ok = healthy(rows)
     unit = {"daily": "day", "hourly": "hour", "monthly": "month"}[tier]
     if args.json:
-        print(json.dumps({"location": location, "archive": archive, "ok": ok, "tier": tier, "days": [r.to_dict() for r in rows]}, indent=2))
+        print(json.dumps({"location": location, "archive": archive, "ok": ok, "exit_code": OK if ok else UNHEALTHY, "error": None,
+                          "tier": tier, "days": [r.to_dict() for r in rows]}, indent=2, default=str))
     else:
         for row in rows:
             print(row.line())
@@ -182,7 +222,7 @@ def _report_status(args: argparse.Namespace, log, location: str, tier: str, keys
     log.summary(f"{len(rows)} {unit}s: " + ", ".join(f"{n} {state}" for state, n in counts.items())
                 + (f", {changed} with the archive changed since export" if changed else "")
                 + ("" if ok else f"; not {complete}"))
-    return 0 if ok else 1
+    return OK if ok else UNHEALTHY
 
 
 def _runs(keys: list, step) -> list[tuple]:

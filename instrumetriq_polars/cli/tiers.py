@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import time
 
 from .. import interrupt, storage
 from ..errors import InstrumetriqError, Interrupted
@@ -12,13 +13,28 @@ from ..tiers import default_archive, hourly_root, monthly_root
 from ..tiers.hourly import catch_up_hours, export_hour, last_complete_hour
 from ..tiers.monthly import bundle_month
 from ..write.flow import upload
-from ..run import FAILED, INTERRUPTED, Outcome, check_archive_root, run_days, run_export, summary_lines
-from .common import UsageError, _err, error_line, _hour_printer, _hours, _log, _reporter
+from ..run import FAILED, INTERRUPTED, NOT_STARTED, Outcome, check_archive_root, run_days, run_export, summary_lines
+from .common import UsageError, _err, error_line, _hour_printer, _hours, _log, _reporter, check_out_root
+from .output import CANNOT_CHECK, OK, UNHEALTHY, outcome_record, partition_record, print_results, stdout_log
 
 
 def cmd_export_hourly(args: argparse.Namespace) -> int:
     """``export-hourly``: Tier 2, one archive hour file per partition (``hourly.export_hour``),
-    run, reported and summed up as the days of ``export`` are."""
+    run, reported and summed up as the days of ``export`` are (``--json`` likewise)."""
+    return _with_json(args, "export-hourly", _export_hourly)
+
+
+def _with_json(args: argparse.Namespace, command: str, run) -> int:
+    """``run(args)``; with ``--json``, a failure before any partition still prints the document."""
+    try:
+        return run(args)
+    except InstrumetriqError as exc:
+        if args.json:
+            print_results(command, [], error=error_line(exc), code=CANNOT_CHECK if isinstance(exc, UsageError) else UNHEALTHY)
+        raise
+
+
+def _export_hourly(args: argparse.Namespace) -> int:
     log = _log(args)
     try:
         hours = _hours(args)
@@ -36,6 +52,7 @@ def cmd_export_hourly(args: argparse.Namespace) -> int:
     settings = storage.load_settings() if needs_r2 else None
     upload_to = hourly_root(settings.bucket) if args.upload else None
     check_archive_root(archive)
+    check_out_root(args.out_dir)
 
     def work(label: str) -> Outcome:
         log.info(f"exporting {label} from {archive}")
@@ -47,11 +64,15 @@ def cmd_export_hourly(args: argparse.Namespace) -> int:
         outcomes = run_days(labels, work, report=_reporter(args, log))
     stopped = next((o for o in outcomes if o.status == INTERRUPTED), None)
     if stopped is not None:
-        return 128 + stopped.signum
+        rest = labels[labels.index(stopped.partition) + 1:]
+        outcomes += [Outcome(label, NOT_STARTED, reason="not started") for label in rest]
+    code = 128 + stopped.signum if stopped is not None else UNHEALTHY if any(o.status == FAILED for o in outcomes) else OK
     if len(labels) > 1 or args.quiet:
         for line in summary_lines(outcomes, unit="hour"):
             log.summary(line)
-    return 1 if any(o.status == FAILED for o in outcomes) else 0
+    if args.json:
+        print_results("export-hourly", [outcome_record(o) for o in outcomes], code=code)
+    return code
 
 
 def cmd_bundle(args: argparse.Namespace) -> int:
@@ -60,7 +81,7 @@ def cmd_bundle(args: argparse.Namespace) -> int:
     being written is discarded and the lock released; one line, exit 128 + the signal."""
     with interrupt.stop_on_signals():
         try:
-            return _bundle(args)
+            return _with_json(args, "bundle", _bundle)
         except Interrupted as stop:
             _err(f"bundle: interrupted; what it was writing was discarded ({signal.Signals(stop.signum).name})")
             return 128 + stop.signum
@@ -77,18 +98,27 @@ def _bundle(args: argparse.Namespace) -> int:
     settings = storage.load_settings() if needs_r2 else None
     daily = settings.day_root if args.from_r2 else args.from_dir
     log = _log(args)
-    failures = 0
+    check_out_root(args.out_dir)
+    out = stdout_log()
+    records = []
     for month in months:
+        started, results = time.perf_counter(), []
         try:
             log.info(f"bundling {month_text(month)} from {daily}")
-            result = bundle_month(month, daily, args.out_dir, force=args.force)
-            if result.manifest.missing_days:
-                log.warning(f"{month_text(month)}: days not published, not in the bundle: {', '.join(result.manifest.missing_days)}")
+            results.append(bundle_month(month, daily, args.out_dir, force=args.force))
+            if results[0].manifest.missing_days:
+                log.warning(f"{month_text(month)}: days not published, not in the bundle: {', '.join(results[0].manifest.missing_days)}")
             if args.upload:
-                print(result.summary())
-                result = upload(result, monthly_root(settings.bucket), force=args.force, follows=True)  # R2 follows the days too
-            print(result.summary())
+                results.append(upload(results[0], monthly_root(settings.bucket), force=args.force, follows=True))  # R2 follows the days too
+            if not args.json:
+                for result in results:
+                    out.summary(result.summary())
+            status = "exported" if any(r.status != "already published" for r in results) else "already published"
+            records.append(partition_record(month_text(month), status, results, seconds=time.perf_counter() - started))
         except InstrumetriqError as exc:
             _err(f"{month_text(month)}: {error_line(exc)}", exc if args.debug else None, log)
-            failures += 1
-    return 1 if failures else 0
+            records.append(partition_record(month_text(month), "failed", results, error_line(exc), time.perf_counter() - started))
+    code = UNHEALTHY if any(r["status"] == "failed" for r in records) else OK
+    if args.json:
+        print_results("bundle", records, code=code)
+    return code

@@ -23,6 +23,7 @@ STDERR_LINE = re.compile(
     r"|  \d{8}/\d{2}\.jsonl\.gz: \d+ rows from \d+ lines, \d+\.\d MB gz, \d+\.\d\d s"
     r"|warning: \S.*"
     r"|error: \d{4}-\d{2}-\d{2}: \S.*"
+    r"|error: (no archive folder for|incomplete day|the day|day) \d{4}-\d{2}-\d{2}\b.*"  # an error naming its day itself
 )
 
 
