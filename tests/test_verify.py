@@ -10,7 +10,6 @@ import shutil
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 
 import fsspec
@@ -23,35 +22,25 @@ from instrumetriq_polars import Manifest, VerifyError, VerifyResult, export_day,
 from instrumetriq_polars.cli import main
 from instrumetriq_polars.errors import ManifestError
 from instrumetriq_polars.schema import LAYOUTS, schema_for
-from instrumetriq_polars.synthetic import write_archive_day
 from instrumetriq_polars.verify import CHECKS, render_report, split_day_folder
 
-DAY = date(2026, 1, 15)
-AFTER = date(2026, 1, 16)  # "today" for the exports: DAY is a finished day whatever the clock says
-#: With this seed none of the day's 48 entries ran longer than 9000 s, so the clean day is a PASS
-#: (the generator makes ~2% long cycles; the default seed 7 has one).
-CLEAN_SEED = 4
-ROWS = 48
+from .support.verifying import (
+    AFTER, DAY, ROWS, clean_archive, clean_exports, day_dir, messages, read_manifest, verify, write_manifest,
+)
+
 META_FIELDS = sum(name.startswith("meta__") for name in schema_for("flat"))
 
 
 # -- fixtures and helpers -----------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("verify_archive")
-    write_archive_day(root, DAY, entries_per_hour=2, seed=CLEAN_SEED)
-    return root
+    return clean_archive(tmp_path_factory.mktemp("verify_archive"))
 
 
 @pytest.fixture(scope="module")
 def exports(archive, tmp_path_factory) -> dict[str, Path]:
     """One clean export root per layout (never tampered with: tests copy them)."""
-    roots = {}
-    for layout in LAYOUTS:
-        root = tmp_path_factory.mktemp(f"verify_export_{layout}")
-        export_day(DAY, str(archive), str(root), layout=layout, today=AFTER)
-        roots[layout] = root
-    return roots
+    return clean_exports(archive, tmp_path_factory)
 
 
 @pytest.fixture
@@ -62,18 +51,6 @@ def flat_root(exports, tmp_path) -> Path:
 @pytest.fixture
 def nested_root(exports, tmp_path) -> Path:
     return Path(shutil.copytree(exports["nested"], tmp_path / "nested"))
-
-
-def day_dir(root: Path) -> Path:
-    return root / DAY.isoformat()
-
-
-def read_manifest(root: Path) -> dict:
-    return json.loads((day_dir(root) / "manifest.json").read_text())
-
-
-def write_manifest(root: Path, data: dict) -> None:
-    (day_dir(root) / "manifest.json").write_text(json.dumps(data, indent=2))
 
 
 def edit_manifest(root: Path, **changes) -> None:
@@ -109,17 +86,8 @@ def set_field(frame: pl.DataFrame, layout: str, block: str, name: str, row: int,
     return frame.drop("_i")
 
 
-def verify(root: Path, **options) -> VerifyResult:
-    return verify_day(DAY, str(root), **options)
-
-
 def failing(result: VerifyResult) -> set[str]:
     return {c.name for c in result.checks if c.status == "FAIL"}
-
-
-def messages(result: VerifyResult, name: str) -> str:
-    check = result.check(name)
-    return "\n".join(check.errors + check.warnings)
 
 
 def rewrite_hour(archive: Path, hour: int, change) -> None:
