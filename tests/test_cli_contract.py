@@ -331,6 +331,7 @@ def test_error_lines_name_the_date_once(archive, tmp_path, capsys):
 
 # --- cron logs: stdout stamped too ----------------------------------------------------------------
 
+@pytest.mark.slow  # child processes or a whole day: the full run
 def test_stdout_lines_are_stamped_when_not_a_terminal(archive, tmp_path):
     result = child("export", "--from-date", DAYS[0], "--to-date", DAYS[1], "--archive-path", str(archive),
                    "--out-dir", str(tmp_path / "out"), env={"INSTRUMETRIQ_LOG_TIMESTAMPS": None})
@@ -353,6 +354,7 @@ def three_days(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.slow  # child processes or a whole day: the full run
 def test_ctrl_c_names_the_days_that_never_started_and_prints_the_summary(three_days, tmp_path):
     command = [PYTHON, "-m", "instrumetriq_polars", "export", "--from-date", "2026-01-14", "--to-date", "2026-01-16",
                "--archive-path", str(three_days), "--out-dir", str(tmp_path / "out")]
@@ -374,6 +376,7 @@ def test_ctrl_c_names_the_days_that_never_started_and_prints_the_summary(three_d
 
 # --- progress on a terminal ----------------------------------------------------------------------
 
+@pytest.mark.slow  # child processes or a whole day: the full run
 def test_a_terminal_run_of_several_days_shows_overall_progress_rate_and_eta(archive, tmp_path):
     master, slave = pty.openpty()
     process = subprocess.Popen([PYTHON, "-m", "instrumetriq_polars", "export", "--from-date", DAYS[0], "--to-date", DAYS[1],
@@ -404,6 +407,7 @@ def test_a_terminal_run_of_several_days_shows_overall_progress_rate_and_eta(arch
 
 # --- verify PASSes a normal generated day ---------------------------------------------------------
 
+@pytest.mark.slow  # child processes or a whole day: the full run
 def test_verify_passes_a_normal_generated_day(tmp_path, capsys):
     archive = tmp_path / "archive"
     write_archive_day(archive, date(2026, 1, 15), entries_per_hour=6, seed=7)
