@@ -199,3 +199,13 @@ def test_the_client_with_symbols_fills_the_gaps_between_them(tmp_path, served):
     server.wait_seq(6)
     rows = list(itertools.islice(subscribe(server.url, after=0, symbols=["BBB"], fields=["symbol"]), 2))
     assert [(r["seq"], r["symbol"]) for r in rows] == [(2, "BBB"), (5, "BBB")]
+
+
+def test_a_cursor_beyond_the_last_seq_is_409_not_a_silent_skip(tmp_path, served):
+    Collector(tmp_path / "archive").burst(2)
+    server = served()
+    server.wait_seq(2)
+    response = server.get("/v1/stream", headers={"Last-Event-ID": "40"})
+    assert response.status_code == 409 and response.json()["last_seq"] == 2
+    with pytest.raises(LiveError, match="HTTP 409"):
+        next(subscribe(server.url, after=40))

@@ -27,7 +27,8 @@ def subscribe(url: str, *, after: int | None = None, fields="tier1", symbols=Non
     row, or ``fields``: a list of names), or with ``as_polars`` a one-row ``pl.DataFrame`` of the
     declared types. ``symbols``: only those. Reconnects forever unless ``max_retries`` is given
     (then ``LiveError`` after that many failed attempts in a row). ``LiveError`` at once for a
-    cursor the server no longer keeps (410), a refused token (401) or a bad request (400)."""
+    cursor the server no longer keeps (410) or never had (409: another state folder), a refused
+    token (401) or a bad request (400)."""
     base = url.rstrip("/")
     names = None if fields in (None, "tier1") else list(fields)
     if names is not None and "seq" not in names:
@@ -69,7 +70,7 @@ def _request(base: str, path: str, params: dict, headers: dict, timeout: float):
     query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
     connection.request("GET", f"{parts.path}{path}" + (f"?{query}" if query else ""), headers=headers)
     response = connection.getresponse()
-    if response.status in (400, 401, 403, 410):
+    if response.status in (400, 401, 403, 409, 410):
         body = response.read()
         try:
             detail = orjson.loads(body)

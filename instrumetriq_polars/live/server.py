@@ -6,7 +6,8 @@ handed to the hub (``hub.py``, in the event loop), evaluated by the alert rules 
 R2 when asked. The HTTP side only reads the hub and the journal. Endpoints (JSON unless said):
 
 - ``/v1/stream?after=&fields=&symbols=``: Server-Sent Events, ``id:`` = ``seq``; resume with
-  ``Last-Event-ID`` or ``after``; a cursor older than the journal gets 410 with ``oldest_seq``;
+  ``Last-Event-ID`` or ``after``; a cursor older than the journal gets 410 with ``oldest_seq``, one
+  beyond the last ``seq`` 409;
   system events carry no ``id``; a comment every ``heartbeat_s`` and a ``heartbeat`` event with
   the last entry's age;
 - ``/v1/latest?symbols=&fields=``: the latest entry per symbol and the ``seq`` it is current at;
@@ -141,6 +142,13 @@ def build_app(options: ServeOptions) -> Starlette:
         return JSONResponse({"error": f"entries after {after} are no longer kept", "oldest_seq": hub.oldest_seq,
                              "last_seq": hub.last_seq}, 410)
 
+    def ahead(after: int) -> Response:
+        """A cursor past the feed's last seq: the state folder is not the one the client read
+        (a new one starts at 1 again); skipping to it would lose entries without a word."""
+        return JSONResponse({"error": f"cursor {after} is beyond the feed's last seq {hub.last_seq} "
+                                      "(a new state folder?); read /v1/latest and resume from its seq",
+                             "last_seq": hub.last_seq}, 409)
+
     async def entries_after(after: int, limit: int) -> list[tuple[int, dict]]:
         rows = hub.from_ring(after, limit)
         if rows is not None:
@@ -155,6 +163,8 @@ def build_app(options: ServeOptions) -> Starlette:
             return bad(str(exc))
         if after is not None and after + 1 < hub.oldest_seq:
             return gone(after)
+        if after is not None and after > hub.last_seq:
+            return ahead(after)
         client = Client(fields, symbols, options.queue_size)
         hub.clients.add(client)
         start = hub.last_seq if after is None else after

@@ -110,8 +110,18 @@
     es.addEventListener("overflow", () => { es.close(); state.retry = setTimeout(connect, 200); });
     es.addEventListener("error", () => {
       $("conn").dataset.state = "reconnecting"; $("conn").textContent = "reconnecting";
-      if (es.readyState === EventSource.CLOSED) state.retry = setTimeout(connect, 2000);  // EventSource gave up (e.g. HTTP 5xx)
+      if (es.readyState === EventSource.CLOSED) state.retry = setTimeout(resync, 2000);  // EventSource gave up (HTTP 4xx/5xx)
     });
+  }
+
+  // the stream refused our cursor (a new state folder: 409) or failed: take a fresh snapshot, then stream
+  async function resync() {
+    try {
+      const probe = await fetch(api("v1/stream", { after: state.lastSeq ?? "" }), { method: "GET" });
+      if (probe.status === 409 || probe.status === 410) { state.lastSeq = null; await snapshot(); }
+      if (probe.body) probe.body.cancel();
+    } catch (err) { state.retry = setTimeout(resync, 2000); return; }
+    connect();
   }
 
   async function refreshAlerts() {
