@@ -15,7 +15,7 @@ from ..tiers.monthly import bundle_month
 from ..write.flow import upload
 from ..run import FAILED, INTERRUPTED, NOT_STARTED, Outcome, check_archive_root, run_days, run_export, summary_lines
 from .common import UsageError, _err, error_line, _hour_printer, _hours, _log, _reporter, check_out_root
-from .output import CANNOT_CHECK, OK, UNHEALTHY, outcome_record, partition_record, print_results, stdout_log
+from .output import CANNOT_CHECK, OK, UNHEALTHY, RunProgress, outcome_record, partition_record, print_results, stdout_log
 
 
 def cmd_export_hourly(args: argparse.Namespace) -> int:
@@ -54,17 +54,23 @@ def _export_hourly(args: argparse.Namespace) -> int:
     check_archive_root(archive)
     check_out_root(args.out_dir)
 
+    overall = RunProgress(len(labels), unit="hour") if len(labels) > 1 else None
+
     def work(label: str) -> Outcome:
         log.info(f"exporting {label} from {archive}")
+        if overall is not None:
+            log.progress(f"{overall.text()} {label}")
         return run_export(label, lambda: export_hour(label, archive, args.out_dir, layout=args.layout, allow_incomplete=args.allow_incomplete,
                                                      force=args.force, progress=_hour_printer(log)),
                           upload_to=upload_to, force=args.force)
 
     with interrupt.stop_on_signals():
-        outcomes = run_days(labels, work, report=_reporter(args, log))
+        outcomes = run_days(labels, work, report=_reporter(args, log, overall))
     stopped = next((o for o in outcomes if o.status == INTERRUPTED), None)
     if stopped is not None:
         rest = labels[labels.index(stopped.partition) + 1:]
+        if rest:
+            _err(f"interrupted; not started: {', '.join(rest)} ({signal.Signals(stopped.signum).name})", None, log)
         outcomes += [Outcome(label, NOT_STARTED, reason="not started") for label in rest]
     code = 128 + stopped.signum if stopped is not None else UNHEALTHY if any(o.status == FAILED for o in outcomes) else OK
     if len(labels) > 1 or args.quiet:
