@@ -140,6 +140,7 @@ def test_the_sweep_covers_every_kind(sweep):
         assert any(kind in name for name in names), kind
 
 
+@pytest.mark.slow
 def test_a_day_published_complete_passes_verify(sweep):
     root, entry, cases, _, exported, _ = sweep
     archive = root / "archive_ok"

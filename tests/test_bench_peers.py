@@ -46,6 +46,7 @@ def check_table(rows: dict[str, list[str]], labels, entries: int) -> None:
             assert float(output.removesuffix(" MB")) > 0
 
 
+@pytest.mark.slow
 def test_peer_table_on_the_project_day(tmp_path):
     stdout = run_bench(tmp_path, "--days", "project")
     check_table(table_rows(stdout, "project generator day"), ROW_LABELS, 48)

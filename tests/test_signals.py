@@ -92,7 +92,8 @@ def test_signals_at_random_points_stop_cleanly(big_world):
     assert stopped >= SIGNAL_RUNS // 2, f"seed {seed}: only {stopped} of {SIGNAL_RUNS} signals landed inside the export"
 
 
-@pytest.mark.parametrize("scenario", [pytest.param("empty", marks=pytest.mark.slow), "replace"])
+@pytest.mark.slow
+@pytest.mark.parametrize("scenario", ["empty", "replace"])
 def test_sigterm_before_each_file_change(world, scenario):  # noqa: F811 - the fixture
     """Signalled right before each file change: before publishing, nothing is published; once
     publishing has started it finishes (there is no safe point inside it) and the line says so."""
