@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from instrumetriq_polars.cli import build_parser
+from instrumetriq_polars import DatasetWarning
+from instrumetriq_polars.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -124,3 +125,26 @@ def test_ci_runs_the_readme_test_commands_fast_first():
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert fast in ci and full in ci and ci.index(fast) < ci.index(full)
     assert shlex.split(full)[-2:] == ["-m", "slow or not slow"]
+
+
+def readme_block(language: str, starts: str) -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    return next(block for block in re.findall(rf"^```{language}\n(.*?)^```$", text, flags=re.S | re.M)
+                if block.lstrip().startswith(starts))
+
+
+def test_readme_demo_export_and_read_run_as_written(tmp_path, monkeypatch, capsys):
+    """The front door's commands in order, in a fresh folder: the demo, the export of its archive,
+    the read (the demo is run in-process, with fewer entries than its default)."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--entries-per-hour", "2"]) == 0
+    export = readme_block("bash", "python -m instrumetriq_polars export")
+    argv = shlex.split(export.strip())
+    assert argv[:3] == ["python", "-m", "instrumetriq_polars"]
+    assert main(argv[3:]) == 0
+    assert capsys.readouterr().out.startswith("2026-01-15: published: 48 rows, 24/24 hours, ")
+    namespace: dict = {}
+    with pytest.warns(DatasetWarning):  # the other January days are missing
+        exec(compile(readme_block("python", "import polars"), "README.md", "exec"), namespace)
+    df = namespace["df"]
+    assert df.columns == ["symbol", "snapshot_ts", "btc_tags"] and df.height == 48
