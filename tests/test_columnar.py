@@ -37,8 +37,8 @@ from instrumetriq_polars.source import build_hour
 from .conftest import DAY
 from .support.daycheck import small_entries, write_hour
 from .readopts import scans_with
-from .test_fuzz import SEED as FUZZ_SEED
-from .test_fuzz import make_case
+from .support.fuzz import SEED as FUZZ_SEED
+from .support.fuzz import make_case
 
 SAMPLE = '{"ts": "2026-01-15T00:00:01.123Z", "mid": 1.5, "bid": 1.25, "ask": 1.75, "spread_bps": 2.0}'
 
