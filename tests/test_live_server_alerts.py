@@ -20,7 +20,7 @@ pytest.importorskip("uvicorn")
 from instrumetriq_polars.live.client import subscribe  # noqa: E402
 
 from .live_server_util import Collector, Running, options, sse_events  # noqa: E402
-from .test_rules_notify import Receiver  # noqa: E402
+from .support.receiver import Receiver  # noqa: E402
 
 BUCKET = "live-bucket"
 
