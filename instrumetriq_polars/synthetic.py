@@ -31,11 +31,14 @@ TERMS = ["moon", "pump", "bullish", "dump", "wagmi", "lfg", "scam", "rug", "brea
 
 
 def _timestamp(moment: datetime, style: int) -> str:
+    """One of three spellings; the year always has four digits (strftime's %Y drops the leading
+    zeros of years below 1000 on glibc)."""
+    year = f"{moment.year:04d}"
     if style == 0:
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return year + moment.strftime("-%m-%dT%H:%M:%S.%fZ")
     if style == 1:
         return moment.isoformat()
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return year + moment.strftime("-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def _long_tail_key(rng: random.Random, prefix: str, vocabulary: int) -> str:
@@ -124,7 +127,7 @@ def write_archive_day(root: str | Path, day: date, entries_per_hour: int = 100, 
     """Write ``root/YYYYMMDD/HH.jsonl.gz`` for ``hours`` of ``day``; return the files written."""
     rng = random.Random(f"{seed}-{day}")
     start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
-    folder = Path(root) / day.strftime("%Y%m%d")
+    folder = Path(root) / f"{day.year:04d}{day.month:02d}{day.day:02d}"  # four-digit years (strftime drops zeros)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for hour in hours:

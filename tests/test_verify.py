@@ -741,8 +741,6 @@ USAGE_HINT = "check the path: give the dataset root (the folder holding the YYYY
      f"error: --local {{root}}/2026-01-15/manifest.json is not a directory; {USAGE_HINT}"),
     (["verify", "--local", "{root}/2026-01-15", "--date", "2026-01-14"],
      "error: {root}/2026-01-15 is the day folder of 2026-01-15; to verify other dates, give its parent (the dataset root)"),
-    (["verify", "--local", "memory://bucket", "--date", "2026-01-15"],
-     "error: --local takes a local folder, not memory://bucket: use --path for URLs"),
     (["verify", "--local", "{root}", "--date", "2026-01-15", "--sample-size", "0"], "error: --sample-size must be at least 1, not 0"),
 ])
 def test_cli_usage_errors_exit_2(flat_root, capsys, argv, message):
@@ -782,18 +780,19 @@ def test_api_day_folder_of_another_date(exports):
         verify_day("2026-01-14", str(day_dir(exports["flat"])))
 
 
-def test_cli_needs_a_location(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["verify", "--date", "2026-01-15"])
-    assert exit_info.value.code == 2
-    assert "one of the arguments --local --path --r2 is required" in capsys.readouterr().err
+def test_cli_without_a_location_uses_the_default_root(tmp_path, monkeypatch, capsys):
+    """No root given: the daily default, as export and status have it (issue 22: one spelling, the
+    same defaults); here it does not exist: cannot check, exit 2."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["verify", "--date", "2026-01-15"]) == 2
+    assert capsys.readouterr().err.startswith("error: --out-dir output/tier3_daily does not exist;")
 
 
 def test_cli_r2_without_settings_is_one_error_line(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("HOME", str(tmp_path))
     for var in ("R2_ENDPOINT", "R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY", "R2_BUCKET"):
         monkeypatch.delenv(var, raising=False)
-    assert main(["verify", "--r2", "--date", "2026-01-15"]) == 1
+    assert main(["verify", "--r2", "--date", "2026-01-15"]) == 2  # cannot check (issue 22's exit codes)
     err = capsys.readouterr().err
     assert err.startswith("error: R2 settings missing") and err.count("\n") == 1
 

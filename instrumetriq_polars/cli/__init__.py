@@ -31,7 +31,7 @@ from ..schema import LAYOUTS, describe, schema_for
 from ..states import vocabulary
 from ..tiers import ARCHIVE_ENV, DEFAULT_HOURLY_OUT, DEFAULT_MONTHLY_DIR, DEFAULT_OUT_DIR, R2_HOURLY_PREFIX, R2_MONTHLY_PREFIX
 from ..verify import DEFAULT_SAMPLE_SIZE, DEFAULT_SEED
-from .common import UsageError, _add_date_options, _err, check_locations, chosen_parsers, error_line, _hour_printer, _location
+from .common import RootOption, UsageError, _add_date_options, _err, check_locations, chosen_parsers, error_line, _hour_printer, _location
 from .live import add_live_parser
 from .output import CANNOT_CHECK, EXIT_CODES, UNHEALTHY
 
@@ -161,7 +161,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     stat.add_argument("--hours", type=int, metavar="N", help="the N latest complete hours (UTC)")
     stat.add_argument("--month", action="append", metavar="YYYY-MM", help="monthly bundle (repeatable; the root is the monthly one)")
     where = stat.add_mutually_exclusive_group()
-    where.add_argument("--out-dir", "--path", type=_location, metavar="DIR", dest="out_dir",
+    where.add_argument("--out-dir", "--path", type=_location, metavar="DIR", dest="out_dir", action=RootOption,
                        help=f"dataset root, local or fsspec URL (default: {DEFAULT_OUT_DIR}; hours: {DEFAULT_HOURLY_OUT}; months: {DEFAULT_MONTHLY_DIR}); --path: the former spelling")
     where.add_argument("--r2", action="store_true",
                        help=f"the R2 dataset s3://BUCKET/{storage.R2_PREFIX} (hours: {R2_HOURLY_PREFIX}; months: {R2_MONTHLY_PREFIX})")
@@ -231,7 +231,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                             description="Verify published days. Exit 0 when no day failed (warnings allowed), 1 otherwise, "
                                         "2 for usage errors or a root that cannot be looked at.")
     where = verify.add_mutually_exclusive_group()
-    where.add_argument("--out-dir", "--local", "--path", type=_location, metavar="DIR", dest="out_dir",
+    where.add_argument("--out-dir", "--local", "--path", type=_location, metavar="DIR", dest="out_dir", action=RootOption,
                        help=f"dataset root, local or fsspec URL, or one partition folder (default: {DEFAULT_OUT_DIR}; hours: {DEFAULT_HOURLY_OUT}; "
                             f"months: {DEFAULT_MONTHLY_DIR}); --local, --path: the former spellings")
     where.add_argument("--r2", action="store_true", help=f"the R2 dataset s3://BUCKET/{storage.R2_PREFIX} (settings: see `config`)")

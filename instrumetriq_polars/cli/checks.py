@@ -17,7 +17,7 @@ from ..tiers import DEFAULT_HOURLY_OUT, DEFAULT_MONTHLY_DIR, DEFAULT_OUT_DIR, ho
 from ..periods import hour_text, month_text, parse_month, partition_date
 from ..storage import load_settings
 from ..verify import render_report, split_day_folder, unreadable_result, verify_day, verify_hour, verify_month
-from .common import UsageError, _dates, _hours, error_line
+from .common import UsageError, _dates, _hours, error_line, root_flag
 from .output import CANNOT_CHECK
 
 
@@ -108,7 +108,7 @@ def _verify_partitions(args: argparse.Namespace, partitions: list[tuple[str, Cal
     else:
         location = args.out_dir or (DEFAULT_HOURLY_OUT if partitions[0][1] is verify_hour else DEFAULT_MONTHLY_DIR)
         if storage.is_local(location) and not os.path.isdir(location.removeprefix("file://")):
-            raise UsageError(f"--out-dir {location} is not a directory; give the dataset root or one partition folder")
+            raise UsageError(f"{root_flag(args)} {location} is not a directory; give the dataset root or one partition folder")
     if args.sample_size < 1:
         raise UsageError(f"--sample-size must be at least 1, not {args.sample_size}")
     results = []
@@ -164,7 +164,7 @@ def _command_location(args) -> tuple[str, date | None]:
     ``verify.split_day_folder``; a local dataset root must exist."""
     if args.r2:
         return load_settings().day_root, None  # ConfigError when the settings are missing
-    flag, location = "--out-dir", args.out_dir or DEFAULT_OUT_DIR
+    flag, location = root_flag(args), args.out_dir or DEFAULT_OUT_DIR
     root, folder_day = split_day_folder(location)
     if "://" in root and not root.startswith("file://"):
         return location, folder_day

@@ -133,6 +133,20 @@ def _names_itself(outcome: Outcome) -> bool:
     return error is not None and outcome.partition in (getattr(error, "day", None), getattr(error, "partition", None))
 
 
+class RootOption(argparse.Action):
+    """``--out-dir`` and its former spellings (``--local``, ``--path``): one option; the spelling
+    used is kept in ``out_dir_flag`` so that messages name what the person typed."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        namespace.out_dir_flag = option_string
+
+
+def root_flag(args: argparse.Namespace) -> str:
+    """The spelling of the dataset root's option that was given (``--out-dir`` when none was)."""
+    return getattr(args, "out_dir_flag", None) or "--out-dir"
+
+
 def _location(text: str) -> str:
     """A local path or an fsspec URL: as given; ``check_locations`` looks at its protocol once the
     command line is parsed (one ``error:`` line, not argparse's usage dump)."""
