@@ -24,6 +24,7 @@ from instrumetriq_polars.errors import ManifestError
 from instrumetriq_polars.schema import LAYOUTS, schema_for
 from instrumetriq_polars.verify import CHECKS, render_report, split_day_folder
 
+from .support.s3 import BUCKET, SECRET
 from .support.verifying import (
     AFTER, DAY, ROWS, clean_archive, clean_exports, day_dir, messages, read_manifest, verify, write_manifest,
 )
@@ -798,39 +799,22 @@ def test_cli_r2_without_settings_is_one_error_line(monkeypatch, tmp_path, capsys
 
 
 # -- R2 (a moto S3 server on 127.0.0.1) ---------------------------------------------------------
-def test_cli_r2_verifies_the_bucket(exports, tmp_path, monkeypatch, capsys):
-    socket = pytest.importorskip("socket")
-    moto_server = pytest.importorskip("moto.server")
-    s3fs = pytest.importorskip("s3fs")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        endpoint, secret = f"http://127.0.0.1:{port}", "verify-secret-never-printed"
-        monkeypatch.setenv("HOME", str(tmp_path))
-        for var, value in (("R2_ENDPOINT", endpoint), ("R2_ACCESS_KEY_ID", "verify-key"),
-                           ("R2_SECRET_ACCESS_KEY", secret), ("R2_BUCKET", "verify-bucket")):
-            monkeypatch.setenv(var, value)
-        s3fs.S3FileSystem.clear_instance_cache()
-        fs = s3fs.S3FileSystem(key="verify-key", secret=secret, endpoint_url=endpoint, skip_instance_cache=True)
-        fs.mkdir("verify-bucket")
-        folder = f"verify-bucket/tier3/daily/{DAY}"
-        for name in ("data.parquet", "manifest.json"):
-            fs.pipe_file(f"{folder}/{name}", (day_dir(exports["flat"]) / name).read_bytes())
+def test_cli_r2_verifies_the_bucket(exports, s3, tmp_path, capsys):
+    """``verify --r2`` against the run's moto server (conftest's ``s3``: R2 settings in the environment)."""
+    from s3fs import S3FileSystem
 
-        assert main(["verify", "--r2", "--date", DAY.isoformat()]) == 0
-        out = capsys.readouterr().out
-        assert "2026-01-15 PASS: 48 rows, flat" in out and f"12/12 checks passed (s3://{folder})" in out
+    folder = f"{BUCKET}/tier3/daily/{DAY}"
+    for name in ("data.parquet", "manifest.json"):
+        s3.pipe_file(f"{folder}/{name}", (day_dir(exports["flat"]) / name).read_bytes())
 
-        manifest = json.loads(fs.cat_file(f"{folder}/manifest.json"))
-        fs.pipe_file(f"{folder}/manifest.json", json.dumps({**manifest, "parquet_sha256": "a" * 64}).encode())
-        s3fs.S3FileSystem.clear_instance_cache()
-        assert main(["verify", "--r2", "--date", DAY.isoformat(), "--report", str(tmp_path / "r2.md")]) == 1
-        captured = capsys.readouterr()
-        assert "FAIL sha256: data.parquet sha256 is" in captured.out
-        assert secret not in captured.out + captured.err + (tmp_path / "r2.md").read_text()
-    finally:
-        s3fs.S3FileSystem.clear_instance_cache()
-        server.stop()
+    assert main(["verify", "--r2", "--date", DAY.isoformat()]) == 0
+    out = capsys.readouterr().out
+    assert "2026-01-15 PASS: 48 rows, flat" in out and f"12/12 checks passed (s3://{folder})" in out
+
+    manifest = json.loads(s3.cat_file(f"{folder}/manifest.json"))
+    s3.pipe_file(f"{folder}/manifest.json", json.dumps({**manifest, "parquet_sha256": "a" * 64}).encode())
+    S3FileSystem.clear_instance_cache()
+    assert main(["verify", "--r2", "--date", DAY.isoformat(), "--report", str(tmp_path / "r2.md")]) == 1
+    captured = capsys.readouterr()
+    assert "FAIL sha256: data.parquet sha256 is" in captured.out
+    assert SECRET not in captured.out + captured.err + (tmp_path / "r2.md").read_text()
