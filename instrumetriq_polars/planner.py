@@ -30,6 +30,9 @@ from .states import PartitionState
 
 SKIP, UNCHANGED, EXPORT, COMPLETE, REBUILD, REPLACE, REFUSE, KEEP, REMOVE = (
     "skip", "unchanged", "export", "complete", "rebuild", "replace", "refuse", "keep", "remove")
+#: A complete partition whose hour files only grew since its export (the collector writing late):
+#: re-exported, and the new export replaces it without force.
+UPDATE = "update"
 #: Why a publication is refused (``Plan.refusal``).
 CONFLICT, DAMAGED, UNREADABLE = "conflict", "damaged", "unreadable"
 #: The states ``status`` shows (``partition_state``): the one vocabulary (``states.PartitionState``).
@@ -52,7 +55,7 @@ class Plan:
     @property
     def writes(self) -> bool:
         """Whether data is to be read and written (an export or a bundle goes on)."""
-        return self.action in (EXPORT, COMPLETE, REBUILD, REPLACE)
+        return self.action in (EXPORT, COMPLETE, REBUILD, REPLACE, UPDATE)
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,15 @@ def archive_changes(source_files: list, hour_files: dict[int, int]) -> list[str]
     return changes
 
 
+def archive_grew(source_files: list, hour_files: dict[int, int]) -> bool:
+    """Whether the hour files only grew since a manifest's ``source_files`` were exported: every
+    hour still there, none smaller, one larger (the collector appends; nothing else changes a
+    file that way). Sizes only, as ``archive_changes``."""
+    exported = {int(f["hour"]): int(f["size_bytes"]) for f in source_files if isinstance(f, dict) and "hour" in f and "size_bytes" in f}
+    return (bool(exported) and all(h in hour_files and hour_files[h] >= size for h, size in exported.items())
+            and any(hour_files[h] > size for h, size in exported.items()))
+
+
 def plan_export(hour_files: dict[int, int] | None, over: bool, in_place: InPlace, wanted: Wanted) -> Plan:
     """Before reading: what to do with a day (or an hour) whose archive holds ``hour_files``
     (hour -> size; None: no archive folder or hour file), ``over`` (the period is over), given
@@ -135,10 +147,18 @@ def plan_export(hour_files: dict[int, int] | None, over: bool, in_place: InPlace
             return Plan(SKIP, f"published partial ({why}) and the archive has not changed since: nothing to complete")
         if not m.is_partial or (wanted.allow_incomplete and m.day_over_at_export == over):
             return Plan(UNCHANGED, "archive unchanged since the export")
+    if not m.is_partial and in_place.intact and not same_archive:
+        if archive_grew(m.source_files, hour_files):  # the collector wrote late: follow it, once
+            return Plan(UPDATE, "the archive grew since the export (late entries)")
+        if wanted.catch_up:  # rewritten, not appended to: status raises it; catch-up does not fail on it nightly
+            changes = archive_changes(m.source_files, hour_files)
+            return Plan(SKIP, f"the archive changed since the export, not by growth ({', '.join(changes[:3])}): not replaced; "
+                              "forcing re-exports it", remedy="force")
     return Plan(COMPLETE if m.is_partial else EXPORT)
 
 
-def plan_publish(in_place: InPlace, sha256: str, partial: bool, force: bool, follows: bool = False) -> Plan:
+def plan_publish(in_place: InPlace, sha256: str, partial: bool, force: bool, follows: bool = False,
+                 sources: list | None = None) -> Plan:
     """Right before publishing data (``sha256``, ``partial``) where ``in_place`` is found:
 
     - the same data in place, intact: ``UNCHANGED`` ("already published"); not intact: ``REFUSE``
@@ -157,6 +177,9 @@ def plan_publish(in_place: InPlace, sha256: str, partial: bool, force: bool, fol
         return Plan(REFUSE, "the published data does not match its manifest", DAMAGED)
     if m is not None and m.is_partial and not partial:
         return Plan(COMPLETE)
+    if m is not None and not partial and sources is not None and in_place.intact and archive_grew(
+            m.source_files, {int(s["hour"]): int(s["size_bytes"]) for s in sources if isinstance(s, dict) and "hour" in s}):
+        return Plan(UPDATE, "read from the same hour files, grown since (late entries)")
     if m is None and not in_place.unreadable:
         return Plan(EXPORT)
     if force:

@@ -11,7 +11,7 @@ import pytest
 from instrumetriq_polars.manifest import EXPORT_VERSION, Manifest
 from instrumetriq_polars.planner import (
     COMPLETE, CONFLICT, DAMAGED, EXPORT, KEEP, MISSING, NO_ARCHIVE, PARTIAL, PUBLISHED, REBUILD, REFUSE, REMOVE,
-    REPLACE, SKIP, UNCHANGED, UNPUBLISHED, UNREADABLE, InPlace, Wanted, archive_changes, bundle_source, partition_state,
+    REPLACE, SKIP, UNCHANGED, UNPUBLISHED, UNREADABLE, UPDATE, InPlace, Wanted, archive_changes, bundle_source, partition_state,
     plan_bundle, plan_export, plan_publish, plan_removal,
 )
 from instrumetriq_polars.schema import fingerprint, schema_for
@@ -62,7 +62,15 @@ EXPORT_TABLE = [
     ("another export version", FILES, True, InPlace(manifest(version="tier3-polars-1"), 1000), want(), EXPORT, ""),
     ("a manifest of another day", FILES, True, InPlace(manifest(date="2026-01-14"), 1000), want(), EXPORT, ""),
     ("an hour, same file: not re-read", {5: 1005}, True, InPlace(HOUR_M, 1000), want("2026-01-15/05"), UNCHANGED, ""),
-    ("an hour, its file grew", {5: 2000}, True, InPlace(HOUR_M, 1000), want("2026-01-15/05"), EXPORT, ""),
+    ("an hour, its file grew: late entries, updated", {5: 2000}, True, InPlace(HOUR_M, 1000), want("2026-01-15/05"), UPDATE, "grew"),
+    ("an hour, its file shrank", {5: 900}, True, InPlace(HOUR_M, 1000), want("2026-01-15/05"), EXPORT, ""),
+    ("a day, hour 23 grew: late entries, updated", {**FILES, 23: 5000}, True, HERE, want(), UPDATE, "grew"),
+    ("a day, hour 07 shrank", {**FILES, 7: 10}, True, HERE, want(), EXPORT, ""),
+    ("a day, hour 07 gone", {h: s for h, s in FILES.items() if h != 7}, True, HERE, want(), EXPORT, ""),
+    ("catch-up: a day whose hour 23 grew", {**FILES, 23: 5000}, True, HERE, want(catch_up=True), UPDATE, "grew"),
+    ("catch-up: a day whose hour 07 shrank: left to status", {**FILES, 7: 10}, True, HERE, want(catch_up=True), SKIP,
+     "not by growth (hour 07 1007 -> 10 bytes)"),
+    ("catch-up: a damaged day whose archive grew: exported", {**FILES, 23: 5000}, True, InPlace(M, 990), want(catch_up=True), EXPORT, ""),
     ("a day's manifest in an hour's folder", FILES, True, HERE, want("2026-01-15/05"), EXPORT, ""),
     ("partial, the hour arrived: complete it", FILES, True, InPlace(PARTIAL_M, 1000), want(), COMPLETE, ""),
     ("partial, unchanged, not allowed partial", NO_05, True, InPlace(PARTIAL_M, 1000), want(), COMPLETE, ""),
@@ -82,8 +90,10 @@ EXPORT_TABLE = [
     ("catch-up: partial, the hour arrived", FILES, True, InPlace(PARTIAL_M, 1000), want(catch_up=True), COMPLETE, ""),
     ("catch-up: complete in an older version", FILES, True, InPlace(manifest(version="tier3-polars-1"), 1000),
      want(catch_up=True), SKIP, f"published complete by export version tier3-polars-1; forcing re-exports it as {EXPORT_VERSION}"),
-    ("catch-up: older version, archive changed", {**FILES, 1: 7}, True, InPlace(manifest(version="tier3-polars-1"), 1000),
-     want(catch_up=True), EXPORT, ""),
+    ("catch-up: older version, archive rewritten", {**FILES, 1: 7}, True, InPlace(manifest(version="tier3-polars-1"), 1000),
+     want(catch_up=True), SKIP, "not by growth"),
+    ("catch-up: older version, archive grew", {**FILES, 1: 7000}, True, InPlace(manifest(version="tier3-polars-1"), 1000),
+     want(catch_up=True), UPDATE, "grew"),
     ("catch-up, forced: no archive folder", None, True, InPlace(), want(catch_up=True, force=True), EXPORT, ""),
 ]
 
@@ -93,7 +103,7 @@ def test_plan_export(case, files, over, in_place, wanted, action, reason):
     plan = plan_export(files, over, in_place, wanted)
     assert plan.action == action
     assert reason in plan.reason
-    assert plan.writes == (action in (EXPORT, COMPLETE, REPLACE))
+    assert plan.writes == (action in (EXPORT, COMPLETE, REPLACE, UPDATE))
     assert "--" not in plan.reason  # the library names no flag
 
 
@@ -123,6 +133,28 @@ PUBLISH_TABLE = [
 @pytest.mark.parametrize("case, in_place, sha, partial, force, action, refusal", PUBLISH_TABLE, ids=[r[0] for r in PUBLISH_TABLE])
 def test_plan_publish(case, in_place, sha, partial, force, action, refusal):
     plan = plan_publish(in_place, sha, partial, force)
+    assert (plan.action, plan.refusal) == (action, refusal)
+
+
+GROWN = [{"hour": h, "size_bytes": s + (500 if h == 23 else 0)} for h, s in FILES.items()]
+SHRUNK = [{"hour": h, "size_bytes": s - (500 if h == 7 else 0)} for h, s in FILES.items()]
+#: issue 21: (case, in place, new sha256, new partial, follows, the new data's sources) -> (action, refusal)
+PUBLISH_FOLLOWS_TABLE = [
+    ("a bundle over another bundle: rebuilt", HERE, B, False, True, None, REBUILD, None),
+    ("a bundle over a damaged copy of itself: rebuilt", InPlace(M, 990), A, False, True, None, REBUILD, None),
+    ("a bundle over the same bundle", HERE, A, False, True, None, UNCHANGED, None),
+    ("a bundle over a partial one", InPlace(PARTIAL_M, 1000), B, False, True, None, COMPLETE, None),
+    ("late entries: read from grown hour files", HERE, B, False, False, GROWN, UPDATE, None),
+    ("late entries, partial new: a conflict", HERE, B, True, False, GROWN, REFUSE, CONFLICT),
+    ("rewritten hour files: a conflict", HERE, B, False, False, SHRUNK, REFUSE, CONFLICT),
+    ("grown over a damaged copy: refused", InPlace(M, 990), B, False, False, GROWN, REFUSE, CONFLICT),
+]
+
+
+@pytest.mark.parametrize("case, in_place, sha, partial, follows, sources, action, refusal", PUBLISH_FOLLOWS_TABLE,
+                         ids=[r[0] for r in PUBLISH_FOLLOWS_TABLE])
+def test_plan_publish_follows_and_late_entries(case, in_place, sha, partial, follows, sources, action, refusal):
+    plan = plan_publish(in_place, sha, partial, False, follows, sources)
     assert (plan.action, plan.refusal) == (action, refusal)
 
 

@@ -421,6 +421,7 @@ def test_config_prompts_with_the_secret_hidden(home, monkeypatch, capfd):
     answers = iter(["https://acct.r2.cloudflarestorage.com", KEY_ID, ""])
     monkeypatch.setattr("builtins.input", lambda prompt: asked.append(prompt) or next(answers))
     monkeypatch.setattr("getpass.getpass", lambda prompt: hidden.append(prompt) or SECRET)
+    monkeypatch.setattr("instrumetriq_polars.cli._interactive", lambda: True)  # a terminal (prompts only on one: issue 21)
     code, _, _ = run(capfd, "config")
     assert code == 0
     assert hidden == ["secret access key (hidden) []: "] and len(asked) == 3 and asked[-1] == f"bucket [{BUCKET}]: "

@@ -50,7 +50,7 @@ from ..errors import (
     ConflictError, DamagedDayError, InstrumetriqError, Interrupted, ManifestChangedError, ManifestError, StorageError,
 )
 from ..manifest import Manifest
-from ..planner import COMPLETE, DAMAGED, EXPORT, REBUILD, REFUSE, REPLACE, UNCHANGED, UNREADABLE, InPlace, plan_publish
+from ..planner import COMPLETE, DAMAGED, EXPORT, REBUILD, REFUSE, REPLACE, UNCHANGED, UNREADABLE, UPDATE, InPlace, plan_publish
 from ..storage import S3_PROTOCOLS, describe_error
 
 STALE_TEMP_SECONDS = 6 * 3600
@@ -65,10 +65,11 @@ class Candidate:
 
     sha256: str
     partial: bool
+    sources: list | None = None  # the hour files it was read from (``planner.archive_grew``)
 
     @classmethod
     def of(cls, manifest: Manifest) -> "Candidate":
-        return cls(manifest.parquet_sha256, manifest.is_partial)
+        return cls(manifest.parquet_sha256, manifest.is_partial, manifest.source_files)
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ class Decision:
         return self.status != ALREADY
 
 
-_STATUS = {UNCHANGED: ALREADY, COMPLETE: COMPLETED, EXPORT: PUBLISHED, REPLACE: PUBLISHED, REBUILD: PUBLISHED}
+_STATUS = {UNCHANGED: ALREADY, COMPLETE: COMPLETED, EXPORT: PUBLISHED, REPLACE: PUBLISHED, REBUILD: PUBLISHED, UPDATE: PUBLISHED}
 
 
 def decide(folder: PartitionFolder, seen: bytes | None, now: bytes | None, data_size: int | None,
@@ -122,7 +123,7 @@ def decide(folder: PartitionFolder, seen: bytes | None, now: bytes | None, data_
             unreadable = ManifestError(f"{manifest_url} {exc.problem}: whether the day is published cannot be told",
                                        exc.problem, remedy="force")
     in_place = InPlace(manifest, data_size, unreadable is not None)
-    plan = plan_publish(in_place, new.sha256, new.partial, force, follows)
+    plan = plan_publish(in_place, new.sha256, new.partial, force, follows, new.sources)
     published = (Published(manifest.parquet_sha256, manifest.parquet_size_bytes, manifest.is_partial, manifest.created_ts_utc)
                  if manifest is not None else None)
     if plan.action == UNCHANGED:
