@@ -21,30 +21,7 @@ from instrumetriq_polars.live.client import subscribe  # noqa: E402
 
 from .live_server_util import Collector, Running, options, sse_events  # noqa: E402
 from .support.receiver import Receiver  # noqa: E402
-
-BUCKET = "live-bucket"
-
-
-@pytest.fixture
-def s3(tmp_path, monkeypatch):
-    """moto's S3 server on 127.0.0.1 with an empty bucket; R2 settings pointing at it."""
-    from moto.server import ThreadedMotoServer
-    from s3fs import S3FileSystem
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    httpx.post(f"http://127.0.0.1:{port}/moto-api/reset", timeout=10).raise_for_status()  # moto's state is per process
-    monkeypatch.setenv("HOME", str(tmp_path))
-    for name, value in (("R2_ENDPOINT", f"http://127.0.0.1:{port}"), ("R2_ACCESS_KEY_ID", "key"),
-                        ("R2_SECRET_ACCESS_KEY", "secret"), ("R2_BUCKET", BUCKET)):
-        monkeypatch.setenv(name, value)
-    fs = S3FileSystem(key="key", secret="secret", endpoint_url=f"http://127.0.0.1:{port}", skip_instance_cache=True)
-    fs.mkdir(BUCKET)
-    yield fs
-    server.stop()
+from .support.s3 import BUCKET  # noqa: E402 - the run's one moto server: conftest's s3 and moto
 
 RULES = """
 [notifier.hook]
@@ -196,16 +173,13 @@ def test_publish_r2_writes_latest_and_the_hour(tmp_path, s3):
         server.stop()
 
 
-def test_r2_uploads_that_fail_are_kept_and_sent_with_the_next_burst(tmp_path):
-    from moto.server import ThreadedMotoServer
+def test_r2_uploads_that_fail_are_kept_and_sent_with_the_next_burst(moto, home):
     from s3fs import S3FileSystem
 
     from instrumetriq_polars.live.r2 import Publisher
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    endpoint = f"http://127.0.0.1:{port}"
+    moto.stop()  # nothing listens at the endpoint yet
+    endpoint = moto.endpoint
     storage = {"key": "key", "secret": "secret", "client_kwargs": {"endpoint_url": endpoint},
                "config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 1}}
     publisher = Publisher(f"s3://{BUCKET}", storage)
@@ -213,19 +187,15 @@ def test_r2_uploads_that_fail_are_kept_and_sent_with_the_next_burst(tmp_path):
     assert publisher.publish([{"k": "e", "seq": 1, "row": row}]) is False   # nothing listens yet
     assert publisher.errors == 1 and publisher.dirty == {"2026-01-15/10"}
     assert "Connect" in publisher.last_error or "connect" in publisher.last_error, publisher.last_error
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        httpx.post(f"{endpoint}/moto-api/reset", timeout=10).raise_for_status()  # moto's state is per process
-        fs = S3FileSystem(key="key", secret="secret", endpoint_url=endpoint, skip_instance_cache=True)
-        fs.mkdir(BUCKET)
-        second = dict(row, seq=2, symbol="BBB")
-        assert publisher.publish([{"k": "e", "seq": 2, "row": second}]) is True, publisher.last_error
-        lines = [orjson.loads(line) for line in fs.cat(f"{BUCKET}/tier1/live/2026-01-15/10.jsonl").splitlines()]
-        assert [line["seq"] for line in lines] == [1, 2]   # the failed burst's row too
-        assert orjson.loads(fs.cat(f"{BUCKET}/tier1/live/latest.json"))["seq"] == 2
-    finally:
-        server.stop()
+    moto.start()
+    httpx.post(f"{endpoint}/moto-api/reset", timeout=10).raise_for_status()
+    fs = S3FileSystem(key="key", secret="secret", endpoint_url=endpoint, skip_instance_cache=True)
+    fs.mkdir(BUCKET)
+    second = dict(row, seq=2, symbol="BBB")
+    assert publisher.publish([{"k": "e", "seq": 2, "row": second}]) is True, publisher.last_error
+    lines = [orjson.loads(line) for line in fs.cat(f"{BUCKET}/tier1/live/2026-01-15/10.jsonl").splitlines()]
+    assert [line["seq"] for line in lines] == [1, 2]   # the failed burst's row too
+    assert orjson.loads(fs.cat(f"{BUCKET}/tier1/live/latest.json"))["seq"] == 2
 
 
 @pytest.mark.slow
