@@ -54,6 +54,7 @@ MANIFEST_FIELDS = {
     "source_files": "each file read: name, size, lines, rows per hour (a bundle: each day read, with its sha256 and rows)",
     "ignored_files": "names in the folder that are not hour files, each also named in a warning",
     "missing_days": "bundles only: days of the month (to date) with no published day",
+    "source_root": "bundles only: the daily root the days were read from, as given; `verify --month` and `status --month` name each day that changed since",
     "schema_versions": "the entries' `meta.schema_version` values and how many rows carry each",
     "min_added_ts": "earliest `meta.added_ts` of the rows (UTC), or null",
     "max_added_ts": "latest `meta.added_ts` of the rows (UTC), or null",

@@ -74,6 +74,8 @@ class Manifest:
     hour_utc: int | None = None
     #: A bundle's days of the month (to date) that had no published day: the bundle is partial.
     missing_days: list[str] = field(default_factory=list)
+    #: a bundle's daily root, as given to ``bundle`` (verify --month and status --month compare its days)
+    source_root: str | None = None
     #: gzip damage skipped in the hour files: {"file", "start", "end", "reason"} byte spans (decode.gunzip)
     damaged_spans: list[dict] = field(default_factory=list)
     created_ts_utc: str = field(default_factory=lambda: utc_now_iso())
@@ -124,6 +126,8 @@ class Manifest:
             del data["missing_days"]
         if not self.damaged_spans:  # the manifests of undamaged hours are as before
             del data["damaged_spans"]
+        if self.source_root is None:
+            del data["source_root"]
         return {key: data[key] for key in _ORDER if key in data}
 
     def to_json(self) -> bytes:
@@ -257,7 +261,7 @@ _ORDER = (
     "date_utc", "partition", "hour_utc", "created_ts_utc", "tier", "export_version", "exporter", "row_count", "schema_versions",
     "min_added_ts", "max_added_ts", "parquet_sha256", "parquet_size_bytes", "compression", "layout",
     "schema_fingerprint", "column_count", "partition_basis", "archive_day", "hours_expected", "hours_found",
-    "missing_hours", "coverage_ratio", "day_over_at_export", "missing_days", "is_partial", "rows_by_hour", "source_files", "ignored_files",
+    "missing_hours", "coverage_ratio", "day_over_at_export", "missing_days", "source_root", "is_partial", "rows_by_hour", "source_files", "ignored_files",
     "lines_read", "lines_exported", "stdlib_json_lines", "bad_line_count", "bad_lines", "damaged_spans", "unknown_fields",
     "mistyped_fields", "dropped_columns", "null_semantics",
 )
@@ -276,7 +280,7 @@ def _representable(value):
 
 #: Fields a manifest must have; the rest came later and have defaults.
 REQUIRED_FIELDS = tuple(key for key in _ORDER if key not in ("ignored_files", "stdlib_json_lines", "day_over_at_export",
-                                                             "partition", "hour_utc", "missing_days", "damaged_spans"))
+                                                             "partition", "hour_utc", "missing_days", "damaged_spans", "source_root"))
 
 
 def utc_now_iso() -> str:

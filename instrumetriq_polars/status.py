@@ -140,6 +140,36 @@ def healthy(rows: list[PartitionStatus]) -> bool:
     return all(row.ok for row in rows)
 
 
+def bundle_changes(manifest, storage_options: dict | None = None) -> list[str]:
+    """How a bundle's days changed since it was built, one phrase per day: a day of it replaced
+    or no longer published, a day missing then and published now; from its daily root
+    (``source_root``: one listing and the manifests of the month). Empty when the same, or when
+    the root cannot be looked at (nothing can be told)."""
+    from .periods import month_end, parse_month
+
+    root = getattr(manifest, "source_root", None)
+    if not root or manifest.partition != "month":
+        return []
+    first = parse_month(manifest.date_utc)
+    try:
+        days = {e.day.isoformat(): e for e in list_partitions(root, first, month_end(first), tier="daily",
+                                                               storage_options=storage_options, partial="include")}
+    except Exception:  # noqa: BLE001 - a root not reachable from here (another host's path): nothing to tell
+        return []
+    changes = []
+    for source in manifest.source_files:
+        if not isinstance(source, dict) or not str(source.get("date", "")).startswith(manifest.date_utc):
+            continue  # not a day of this month: nothing to compare it with
+        entry = days.get(str(source.get("date")))
+        if entry is None or entry.manifest is None or entry.state not in (PUBLISHED, PARTIAL):
+            changes.append(f"{source.get('date')} no longer published since bundled")
+        elif entry.manifest.parquet_sha256 != source.get("parquet_sha256"):
+            changes.append(f"{source.get('date')} changed since bundled")
+    changes += [f"{day} published since bundled" for day in manifest.missing_days
+                if day in days and days[day].state in (PUBLISHED, PARTIAL)]
+    return changes
+
+
 def archive_has(error: ArchiveError, listed=None) -> bool:
     """The one rule for "the archive has this partition", from the error opening it raised: no
     folder for the day (or an empty one), or no name at all for the hour, is no archive; a folder,
@@ -185,4 +215,7 @@ def _day_status(entry: PartitionEntry, archive: str | None, archive_options: dic
     if state.state in (PUBLISHED, PARTIAL):
         row.rows, row.size_bytes, row.exported_at, row.export_version = m.row_count, m.parquet_size_bytes, m.created_ts_utc, m.export_version
         row.archive_changed, row.changes = state.archive_changed, state.changes
+        if entry.unit == "month":  # a bundle's source is its days: say which no longer match (bundle again)
+            row.changes = bundle_changes(m)
+            row.archive_changed = bool(row.changes) or None
     return row

@@ -14,6 +14,7 @@ rebuilds it without ``force`` (``planner.plan_bundle``: REBUILD); when they did 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 import warnings
 from collections import Counter
 from datetime import date, timedelta
@@ -79,7 +80,7 @@ def bundle_month(
     _check_rows(plan, published)
 
     def finish(written) -> Manifest:
-        return _manifest(first, published, sources, missing, over, written)
+        return replace(_manifest(first, published, sources, missing, over, written), source_root=str(daily))
 
     # the days' rows through the writer every tier uses (its encodings, its row groups); a bundle
     # follows its days: the planner's REBUILD replaces the bundle in place without force

@@ -128,8 +128,30 @@ def verify_hour(hour, location: str, **options) -> VerifyResult:
 def verify_month(month, location: str, **options) -> VerifyResult:
     """Verify the published bundle ``location/YYYY-MM`` (``location`` may be its folder): every
     check of a day; rows are dated within the month; no archive cross-check (verify its days)."""
+    from ..status import bundle_changes
+
     first = parse_month(month)
-    return verify_partition(first, location, partition=month_text(first), last_day=month_end(first), **options)
+    result = verify_partition(first, location, partition=month_text(first), last_day=month_end(first), **options)
+    manifest = _manifest_of(result.location, options.get("storage_options"))
+    changes = bundle_changes(manifest) if manifest is not None else []
+    if changes:  # a bundle follows its days: one that no longer does FAILs, naming them
+        result.checks.append(CheckResult("days", "the bundle's days are those published",
+                                         errors=[f"{change}: bundle the month again" for change in changes]))
+    return result
+
+
+def _manifest_of(folder: str, storage_options: dict | None):
+    """The manifest in ``folder``, or None when it is not one."""
+    import fsspec
+
+    from ..manifest import Manifest
+    from ..storage import storage_options_for
+
+    try:
+        with fsspec.open(f"{folder.rstrip('/')}/manifest.json", "rb", **(storage_options_for(folder, storage_options) or {})) as f:
+            return Manifest.from_json(f.read())
+    except Exception:  # noqa: BLE001 - the checks above report a missing or bad manifest
+        return None
 
 
 def _skip() -> type:
