@@ -23,7 +23,7 @@ from instrumetriq_polars.synthetic import write_archive_day
 
 # the moto server and R2 settings of the S3 tests (fixtures, used by name)
 from .support.s3 import BUCKET, KEY_ID, SECRET
-from .versions import as_version_1
+from .support.versions import as_version_1
 
 DAY = date(2026, 1, 15)
 

@@ -13,7 +13,7 @@ from instrumetriq_polars.schema import LEGACY_FINGERPRINTS, fingerprint, known_f
 from instrumetriq_polars.synthetic import write_archive_day
 
 from .conftest import DAY
-from .versions import as_version_1
+from .support.versions import as_version_1
 
 #: Golden values, per export version: a change here changes what every published day's manifest
 #: says. Add them only with a new export version, and keep the old ones verifiable.

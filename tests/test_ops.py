@@ -24,7 +24,7 @@ from instrumetriq_polars.status import status
 from instrumetriq_polars.synthetic import write_archive_day
 
 from .conftest import ROOT
-from .versions import as_version_1
+from .support.versions import as_version_1
 
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
 STAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z ")

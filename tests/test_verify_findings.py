@@ -22,7 +22,7 @@ from instrumetriq_polars.errors import ManifestError, StorageError
 from instrumetriq_polars.synthetic import write_archive_day
 from instrumetriq_polars.verify import render_report
 
-from .versions import as_version_1
+from .support.versions import as_version_1
 from .support.verifying import (
     AFTER, CLEAN_SEED, DAY, ROWS, clean_archive, clean_exports, day_dir, messages, read_manifest, verify, write_manifest,
 )
