@@ -7,8 +7,15 @@ objects, the hour's text) hands memory back. The settings, measured with benchma
 - ``system-pinned`` (the earlier default): Arrow on the system allocator, and glibc's mmap threshold
   pinned at 128 KiB, so every large block is mmap'd and returned when freed: a low peak, paid for
   by a page-fault storm (~415k faults, 1.1-1.3 s of system time on the real-shaped day).
-- ``jemalloc`` (the default): Arrow's jemalloc pool, its freed pages returned at once (decay time
-  0: measured, 17 MB lower peak than jemalloc's default decay and 0.15 s less CPU); glibc as it is.
+- ``jemalloc-pinned`` (the default): Arrow's jemalloc pool (decay time 0, as below), and glibc's
+  mmap threshold pinned at 1 MiB: the hour's text and its other multi-MB blocks are mmap'd and
+  returned when freed, while the many smaller blocks stay in the heap (no fault storm). Measured
+  against the settings below on the real-shaped day and the 20x-hour day: the peak of
+  ``system-pinned`` within ~5-10 MB, with ~75% of its page faults and ~70% of its system time on
+  the 20x-hour day.
+- ``jemalloc``: Arrow's jemalloc pool, its freed pages returned at once (decay time 0: measured,
+  17 MB lower peak than jemalloc's default decay and 0.15 s less CPU); glibc as it is (its
+  threshold then grows with the largest block freed, up to 32 MiB: measured ~10-20 MB more peak).
 - ``mimalloc``: Arrow's default pool (mimalloc); glibc as it is.
 - ``system-arenas``: Arrow on the system allocator, glibc with at most two arenas (one per core:
   fewer pools of freed pages kept per thread), its threshold as it is.
@@ -26,10 +33,11 @@ import pyarrow as pa
 
 _M_MMAP_THRESHOLD = -3  # mallopt's parameter numbers in glibc's malloc.h
 _M_ARENA_MAX = -8
-MMAP_THRESHOLD = 128 * 1024
-SETTINGS = ("jemalloc", "mimalloc", "system-pinned", "system-arenas", "default")
+MMAP_THRESHOLD = 128 * 1024  # system-pinned
+LARGE_BLOCK = 1 << 20  # jemalloc-pinned: measured against 128 KiB and 4 MiB (benchmarks/RESULTS.md)
+SETTINGS = ("jemalloc-pinned", "jemalloc", "mimalloc", "system-pinned", "system-arenas", "default")
 #: The setting the runner applies (chosen by measurement: benchmarks/RESULTS.md).
-DEFAULT_SETTING = "jemalloc"
+DEFAULT_SETTING = "jemalloc-pinned"
 
 
 def tune_allocators(setting: str = DEFAULT_SETTING) -> bool:
@@ -38,7 +46,7 @@ def tune_allocators(setting: str = DEFAULT_SETTING) -> bool:
     if setting not in SETTINGS:
         raise ValueError(f"unknown allocator setting {setting!r}; choose from {', '.join(SETTINGS)}")
     try:
-        if setting == "jemalloc":
+        if setting.startswith("jemalloc"):
             pa.set_memory_pool(pa.jemalloc_memory_pool())
             pa.jemalloc_set_decay_ms(0)
         elif setting == "mimalloc":
@@ -49,6 +57,8 @@ def tune_allocators(setting: str = DEFAULT_SETTING) -> bool:
         return False
     if setting == "system-pinned":
         return _mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+    if setting == "jemalloc-pinned":
+        return _mallopt(_M_MMAP_THRESHOLD, LARGE_BLOCK)
     if setting == "system-arenas":
         return _mallopt(_M_ARENA_MAX, 2)
     return True

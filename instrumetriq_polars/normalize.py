@@ -141,7 +141,7 @@ def normalize(entry: dict, by_stdlib: bool = False, timestamps: list[str] | None
         if value not in (None, {}):
             extra[key] = value
             walker.unknown.append(key)
-    walker.walk(TREE, entry, "", extra)
+    walker.walk(walker.tree, entry, "", extra)
     _require(entry, checks, normalised=True)  # again: what is left once unknown and mistyped values moved out
     return Normalized(_dumps(extra) if extra else None, walker.unknown, walker.mistyped)
 
@@ -159,32 +159,60 @@ def add_to_extra(extra_text: str | None, column: str, value) -> str:
     return _dumps(extra)
 
 
+#: What the walk does with a declared key: test a leaf, check a list of objects, walk a block.
+_LEAF, _LIST, _BLOCK = 0, 1, 2
+
+
+def _compiled(node: dict, checks: dict, top: bool = True) -> dict:
+    """``node`` (a ``TREE`` block) as key -> (kind, payload, flag), for the walk: a leaf's check
+    function and whether it is a timestamp; a list's item node; a block's compiled node and
+    whether it is a required top-level block. Built once per set of checks (measured: the walk
+    is the building thread's largest Python step)."""
+    compiled = {}
+    for key, spec in node.items():
+        if type(spec) is Field:
+            compiled[key] = (_LEAF, checks[spec.type_name], spec.type_name == "timestamp")
+        elif "[]" in spec:
+            compiled[key] = (_LIST, spec["[]"], False)
+        else:
+            compiled[key] = (_BLOCK, _compiled(spec, checks, False), top and key in REQUIRED_COLUMNS)
+    return compiled
+
+
+_COMPILED = {id(checks): _compiled(TREE, checks) for checks in (_CHECKS, _STDLIB_CHECKS, _PARSED_CHECKS, _PARSED_STDLIB_CHECKS)}
+
+
 class _Walker:
     def __init__(self, checks: dict, timestamps: list[str] | None) -> None:
-        self.checks = checks
+        self.tree = _COMPILED[id(checks)]
         self.timestamps = timestamps
         self.unknown: list[str] = []
         self.mistyped: list[str] = []
 
     def walk(self, node: dict, obj: dict, prefix: str, extra: dict) -> None:
+        """Normalise the block ``obj`` against ``node`` (``_compiled``), moving what does not fit
+        into ``extra``."""
         moved = []
+        timestamps = self.timestamps
         for key, value in obj.items():
-            spec = node.get(key)
             if value is None:
                 continue
+            spec = node.get(key)
             if spec is None:
                 moved.append(key)
                 self.unknown.append(prefix + representable(key))  # a key from the input: the manifest counts it
-            elif type(spec) is Field:
-                if not self.checks[spec.type_name](value):
+                continue
+            kind, payload, flag = spec
+            if kind == _LEAF:
+                if not payload(value):
                     moved.append(key)
                     self.mistyped.append(prefix + key)
-                elif spec.type_name == "timestamp" and self.timestamps is not None:
-                    self.timestamps.append(value)
+                elif flag and timestamps is not None:
+                    timestamps.append(value)
                 elif not value and type(value) is dict:
                     obj[key] = None  # an empty count map: NULL, like every empty object
-            elif "[]" in spec:
-                if not self._list_of_objects_ok(spec["[]"], value, prefix + key):
+            elif kind == _LIST:
+                if not self._list_of_objects_ok(payload, value, prefix + key):
                     moved.append(key)
             elif type(value) is not dict:
                 moved.append(key)
@@ -193,10 +221,10 @@ class _Walker:
                 obj[key] = None
             else:
                 sub_extra: dict = {}
-                self.walk(spec, value, prefix + key + ".", sub_extra)
+                self.walk(payload, value, prefix + key + ".", sub_extra)
                 if sub_extra:
                     extra[key] = sub_extra
-                if not value and not (node is TREE and key in REQUIRED_COLUMNS):
+                if not value and not flag:
                     obj[key] = None  # everything inside moved out (a required block is rejected after the walk)
         for key in moved:
             extra[key] = obj.pop(key)

@@ -106,3 +106,17 @@ def test_the_rule_is_the_documented_one(texts):
     else:
         with pytest.raises(NotInstants):
             to_instants(pa.array(texts))
+
+
+def test_the_year_bounds_are_the_first_and_last_microsecond_python_can_hold():
+    """The bounds are plain integers (a tz-aware scalar at import made pyarrow import pandas)."""
+    from instrumetriq_polars import instants
+
+    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    first = datetime(1, 1, 1, tzinfo=timezone.utc) - epoch
+    last = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc) - epoch
+    assert instants._FIRST_US == (first.days * 86400 + first.seconds) * 10**6 + first.microseconds
+    assert instants._LAST_US == (last.days * 86400 + last.seconds) * 10**6 + last.microseconds
+    assert parse_instant("0001-01-01T00:00:00Z") == datetime(1, 1, 1, tzinfo=timezone.utc)
+    assert parse_instant("9999-12-31T23:59:59.999999Z") is not None
+    assert parse_instant("9999-12-31T23:59:59.999999-00:01") is None

@@ -18,13 +18,47 @@ print(took, pa.default_memory_pool().backend_name)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc", reason="glibc only")
-@pytest.mark.parametrize("setting, pool", [(None, "jemalloc"), ("jemalloc", "jemalloc"), ("mimalloc", "mimalloc"),
+@pytest.mark.parametrize("setting, pool", [(None, "jemalloc"), ("jemalloc-pinned", "jemalloc"), ("jemalloc", "jemalloc"), ("mimalloc", "mimalloc"),
                                            ("system-pinned", "system"), ("system-arenas", "system"), ("default", "mimalloc")])
 def test_each_setting_takes_effect_on_glibc(setting, pool):
     code = CHECK if setting is None else CHECK.replace("tune_allocators()", f"tune_allocators({setting!r})")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["True", pool]
+
+
+MMAPPED = """
+import ctypes
+from instrumetriq_polars.memory import tune_allocators
+
+class Info(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype, libc.malloc.restype, libc.malloc.argtypes = Info, ctypes.c_void_p, [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+assert tune_allocators()
+
+def mmapped(size):
+    before = libc.mallinfo2().hblks
+    block = libc.malloc(size)
+    after = libc.mallinfo2().hblks
+    libc.free(block)
+    return after - before
+
+print(mmapped(512 << 10), mmapped(2 << 20))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc"
+                    or tuple(map(int, platform.libc_ver()[1].split(".")[:2])) < (2, 33), reason="glibc 2.33+ (mallinfo2)")
+def test_the_default_pins_glibc_mmap_threshold_at_one_mib():
+    """Blocks of 1 MiB or more are mmap'd (returned when freed), smaller ones come from the heap:
+    without the pin, glibc's threshold starts at 128 KiB and grows with the blocks freed."""
+    done = subprocess.run([sys.executable, "-c", MMAPPED], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0", "1"]
 
 
 def test_an_unknown_setting_is_refused():
