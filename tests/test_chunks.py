@@ -22,7 +22,7 @@ from instrumetriq_polars.read.options import ReadOptions
 from instrumetriq_polars.synthetic import make_entry, write_archive_day
 
 from .conftest import DAY
-from .readopts import scans_with
+from .support.readopts import scans_with
 
 FOLDER = DAY.strftime("%Y%m%d")
 PER_HOUR = 6

@@ -21,6 +21,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -36,7 +37,7 @@ from instrumetriq_polars.source import build_hour
 
 from .conftest import DAY
 from .support.daycheck import small_entries, write_hour
-from .readopts import scans_with
+from .support.readopts import scans_with
 from .support.fuzz import SEED as FUZZ_SEED
 from .support.fuzz import make_case
 
@@ -351,3 +352,21 @@ def test_day_with_every_case_has_the_same_bytes_without_the_extension(tmp_path, 
     (tmp_path / "out-True-flat").rename(tmp_path / "with-lane")
     absent = _export_sha(sample_archive, "2026-01-01", True, monkeypatch, tmp_path, "flat")
     assert absent == with_lane
+
+
+@pytest.mark.parametrize("layout", ["flat", "nested"])
+def test_writer_leaf_paths_are_pyarrows(layout):
+    """The writer's column paths, walked from the Arrow schema, are the ones pyarrow writes (read
+    back from a file), in file order, and each leaf's type is the one the file holds."""
+    from instrumetriq_polars.write import parquet as writer
+
+    schema = pl.DataFrame(schema=writer.lazy_day(lambda: iter(()), layout).collect_schema()).to_arrow().schema
+    leaves = writer._leaf_columns(schema)
+    written = io.BytesIO()
+    pq.write_table(schema.empty_table(), written)
+    parquet = pq.ParquetFile(io.BytesIO(written.getvalue())).schema
+    assert list(leaves) == [parquet.column(index).path for index in range(len(parquet))]
+    for index in range(len(parquet)):
+        column = parquet.column(index)
+        assert (column.logical_type.type == "TIMESTAMP") == (leaves[column.path].id == pa.timestamp("us").id), column.path
+        assert (column.physical_type == "DOUBLE") == (leaves[column.path] == pa.float64()), column.path

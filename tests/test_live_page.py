@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("starlette")
 playwright_api = pytest.importorskip("playwright.sync_api")
 
-from .live_server_util import Collector, Running, options  # noqa: E402
+from .support.live_server import Collector, Running, options  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

@@ -24,7 +24,7 @@ from instrumetriq_polars.errors import LiveError  # noqa: E402
 from instrumetriq_polars.live import subscribe  # noqa: E402
 from instrumetriq_polars.live.server import bind  # noqa: E402
 
-from .live_server_util import Collector, Running, options, sse_events  # noqa: E402
+from .support.live_server import Collector, Running, options, sse_events  # noqa: E402
 
 
 def read_stream(server: Running, count: int, headers=None, params=None, timeout=20.0):

@@ -19,7 +19,7 @@ pytest.importorskip("uvicorn")
 
 from instrumetriq_polars.live.client import subscribe  # noqa: E402
 
-from .live_server_util import Collector, Running, options, sse_events  # noqa: E402
+from .support.live_server import Collector, Running, options, sse_events  # noqa: E402
 from .support.receiver import Receiver  # noqa: E402
 from .support.s3 import BUCKET  # noqa: E402 - the run's one moto server: conftest's s3 and moto
 
