@@ -42,7 +42,8 @@ def r2_manifest(fs, key: str) -> dict:
 
 # -- a bundle follows its days, on R2 as locally ------------------------------------------------
 
-@pytest.mark.parametrize("change", ["day added", "day replaced", "nothing"])
+@pytest.mark.parametrize("change", ["day added", pytest.param("day replaced", marks=pytest.mark.slow),
+                                    pytest.param("nothing", marks=pytest.mark.slow)])
 def test_bundle_upload_follows_its_days_on_r2(s3, tmp_path, capsys, change):
     """The issue's month-to-date bundle uploaded every night (its days grow), then our variants:
     a day re-exported with other data, and nothing changed (nothing rebuilt, R2 as it was)."""
@@ -95,6 +96,7 @@ def test_keep_local_leaves_a_day_whose_lock_another_run_holds(s3, tmp_path, caps
     assert not (out / str(DAYS[1])).exists()  # the day without a holder went, as before
 
 
+@pytest.mark.slow
 def test_keep_local_leaves_a_day_locked_by_another_process(s3, tmp_path, capsys):
     """Variant: the holder is another process (the nightly cron's export started twice)."""
     archive, out = _uploaded_days(capsys, tmp_path)
@@ -113,6 +115,7 @@ def test_keep_local_leaves_a_day_locked_by_another_process(s3, tmp_path, capsys)
     assert (out / str(DAYS[0]) / "data.parquet").exists()
 
 
+@pytest.mark.slow
 def test_keep_local_rechecks_under_the_lock(s3, tmp_path, capsys, monkeypatch):
     """Variant: new data is published locally for the day after keep-local's first look (the
     race of the issue, made deterministic): the day is kept, since R2 does not hold that data."""
@@ -173,7 +176,7 @@ def _counts(err: str) -> dict[str, int]:
     return {name.strip(): int(n) for n, name in (part.split(" ", 1) for part in line.split(": ", 1)[1].split(", "))}
 
 
-@pytest.mark.parametrize("keep", [0, 1])
+@pytest.mark.parametrize("keep", [0, pytest.param(1, marks=pytest.mark.slow)])
 def test_catch_up_with_keep_local_does_not_re_export_what_r2_holds(s3, tmp_path, capsys, keep):
     """The issue's --keep-local 0 (every day removed locally, then re-read every night and
     counted "exported"), and a variant keeping one day."""
@@ -188,6 +191,7 @@ def test_catch_up_with_keep_local_does_not_re_export_what_r2_holds(s3, tmp_path,
     assert sorted(p.name for p in out.iterdir()) == [str(d) for d in days[3 - keep:]]
 
 
+@pytest.mark.slow
 def test_catch_up_re_exports_a_removed_day_that_r2_lost(s3, tmp_path, capsys):
     """Variant: R2 no longer holds a day keep-local removed: catch-up exports and uploads it again."""
     archive, out, days = _catch_up_world(tmp_path)
