@@ -175,7 +175,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     hourly.add_argument("--hour", action="append", metavar="YYYY-MM-DDTHH", help="hour to export (repeatable)")
     hourly.add_argument("--from-hour", metavar="YYYY-MM-DDTHH", help="first hour of a range (with --to-hour)")
     hourly.add_argument("--to-hour", metavar="YYYY-MM-DDTHH", help="last hour of a range (inclusive)")
-    hourly.add_argument("--catch-up", type=int, metavar="N", help="also the N latest complete hours (those already published are left as they are)")
+    hourly.add_argument("--catch-up", type=int, metavar="N", help="also the N latest complete hours (those already published are left as they are, unless their file grew: late entries update them)")
     hourly.add_argument("--archive-path", type=_location, metavar="PATH", help=f"archive root (default: ${ARCHIVE_ENV} or the server path)")
     hourly.add_argument("--out-dir", type=_location, default=DEFAULT_HOURLY_OUT, metavar="DIR", help=f"dataset root of the hours, local or fsspec URL (default: {DEFAULT_HOURLY_OUT})")
     hourly.add_argument("--layout", choices=LAYOUTS, default="flat", help="flat: block__field columns (default); nested: 12 struct columns")
