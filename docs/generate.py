@@ -63,7 +63,7 @@ MANIFEST_FIELDS = {
     "stdlib_json_lines": "lines that only Python's `json` could decode (NaN, Infinity, huge integers)",
     "bad_line_count": "lines not exported (each day with one fails unless `--allow-incomplete`)",
     "bad_lines": "the first 1,000 of them: file, line, reason (line 0: the whole file)",
-    "damaged_spans": "gzip damage skipped in the hour files (only when there is some): file, start and end byte, reason; the entries they held are counted in bad_line_count",
+    "damaged_spans": "gzip damage skipped in the hour files (only when there is some): file, start and end byte, reason, entries (those it held, counted in bad_line_count); the members after it are read",
     "unknown_fields": "paths of fields the schema does not declare, with counts (their values are in `_extra`)",
     "mistyped_fields": "paths of values of the wrong type, with counts (their values are in `_extra`)",
     "day_over_at_export": "false when the day (hour, month) was not over at export: more entries may come",

@@ -247,7 +247,9 @@ def gunzip(data: bytes, file: str) -> tuple[bytes, list[BadLine]]:
         if item.reason.startswith("incomplete member"):
             text += _complete_lines(data, item.start, item.end)
         read_after = any(isinstance(later, Member) for later in items[index + 1:])
-        damages += _span_lines(data, file, item, _count_lines(text), read_after)
+        lost = _span_lines(data, file, item, _count_lines(text), read_after)
+        damages += lost
+        text += b"\n" * len(lost)  # each lost entry keeps its line number (a blank line: not read, not counted)
     if damages:
         del text[text.rfind(b"\n") + 1:]
     return bytes(text), damages
@@ -259,7 +261,7 @@ _TRUNCATED = "hour file is truncated (gzip stream ends early); the entries after
 def _span_lines(data: bytes, file: str, span, lines_before: int, read_after: bool) -> list[BadLine]:
     """The ``BadLine``s of one damaged span: worded as before resync when nothing was read after it."""
     detail = span.reason.removeprefix("inflate failed (").removesuffix(")") if span.reason.startswith("inflate failed (") else span.reason
-    held = max(1, data.count(GZIP_MAGIC, span.start, span.end))
+    held = max(1, data.count(GZIP_MAGIC, span.start, span.end)) if read_after else 1  # as before resync: one
     line = lines_before + 1
     if read_after:
         entries = "1 entry" if held == 1 else f"{held} entries"
@@ -272,7 +274,7 @@ def _span_lines(data: bytes, file: str, span, lines_before: int, read_after: boo
         line, reason = 0, f"gzip data is corrupt ({detail}); none of it was read"
     else:
         reason = f"gzip data is corrupt after this point ({detail}); the entries after this line are lost"
-    return [BadLine(file, line, reason, span.start, span.end)] * held
+    return [BadLine(file, line + i if line else 0, reason, span.start, span.end) for i in range(held)]
 
 
 def damaged_spans(bad_lines: list[BadLine]) -> list[dict]:
@@ -280,7 +282,9 @@ def damaged_spans(bad_lines: list[BadLine]) -> list[dict]:
     spans: dict[tuple, dict] = {}
     for bad in bad_lines:
         if bad.start is not None:
-            spans.setdefault((bad.file, bad.start), {"file": bad.file, "start": bad.start, "end": bad.end, "reason": bad.reason})
+            span = spans.setdefault((bad.file, bad.start), {"file": bad.file, "start": bad.start, "end": bad.end,
+                                                            "reason": bad.reason, "entries": 0})
+            span["entries"] += 1  # the entries it held, counted as lost (bad_line_count)
     return list(spans.values())
 
 
