@@ -114,9 +114,11 @@ def _reporter(args: argparse.Namespace, log: Log, overall=None) -> Callable[[Out
                     log.warning(warning)
                 if not getattr(args, "json", False):
                     out.summary(result.summary())
-            if outcome.status == SKIPPED:
+            if outcome.status == SKIPPED and not outcome.alarm:
                 hint = " (--force)" if outcome.remedy == "force" else ""
                 log.info(f"{outcome.partition}: skipped: {outcome.reason}{hint}")
+        if outcome.status == SKIPPED and outcome.alarm:  # a collector that stopped: said even with --quiet
+            log.warning(f"{outcome.partition}: {outcome.reason}")
         if outcome.status == FAILED:
             reason = error_line(outcome.error) if outcome.error is not None else outcome.reason
             _err(reason if _names_itself(outcome) else f"{outcome.partition}: {reason}", outcome.error if args.debug else None, log)
