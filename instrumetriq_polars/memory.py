@@ -4,18 +4,19 @@
 objects, the hour's text) hands memory back. The settings, measured with benchmarks/bench_peers.py
 (``--allocators``; figures in benchmarks/RESULTS.md):
 
-- ``system-pinned`` (the earlier default): Arrow on the system allocator, and glibc's mmap threshold
-  pinned at 128 KiB, so every large block is mmap'd and returned when freed: a low peak, paid for
-  by a page-fault storm (~415k faults, 1.1-1.3 s of system time on the real-shaped day).
-- ``jemalloc-pinned`` (the default): Arrow's jemalloc pool (decay time 0, as below), and glibc's
-  mmap threshold pinned at 1 MiB: the hour's text and its other multi-MB blocks are mmap'd and
-  returned when freed, while the many smaller blocks stay in the heap (no fault storm). Measured
-  against the settings below on the real-shaped day and the 20x-hour day: the peak of
-  ``system-pinned`` within ~5-10 MB, with ~75% of its page faults and ~70% of its system time on
-  the 20x-hour day.
+- ``system-pinned`` (the default): Arrow on the system allocator, and glibc's mmap threshold pinned
+  at 128 KiB, so every large block is mmap'd and returned when freed. Chosen again by measurement
+  (benchmarks/RESULTS.md, 2026-12-07 SPEED2): the lowest and steadiest peak of all the settings
+  on the real-shaped day and the 20x-hour day (~295 and ~311 MB, against ~304/322 for
+  ``jemalloc-pinned`` and ~324/339 for ``jemalloc``), paid for by ~0.05-0.15 s more system time
+  (~280k page faults on the 20x-hour day against ~150k for ``jemalloc``).
+- ``jemalloc-pinned``: Arrow's jemalloc pool (decay time 0, as below), and glibc's mmap threshold
+  pinned at 1 MiB: only the multi-MB blocks (the hour's text) are mmap'd; fewer faults, ~10 MB
+  more peak.
 - ``jemalloc``: Arrow's jemalloc pool, its freed pages returned at once (decay time 0: measured,
   17 MB lower peak than jemalloc's default decay and 0.15 s less CPU); glibc as it is (its
-  threshold then grows with the largest block freed, up to 32 MiB: measured ~10-20 MB more peak).
+  threshold then grows with the largest block freed, up to 32 MiB): the least system time, the
+  highest peak (~20-30 MB above ``system-pinned``).
 - ``mimalloc``: Arrow's default pool (mimalloc); glibc as it is.
 - ``system-arenas``: Arrow on the system allocator, glibc with at most two arenas (one per core:
   fewer pools of freed pages kept per thread), its threshold as it is.
@@ -35,9 +36,9 @@ _M_MMAP_THRESHOLD = -3  # mallopt's parameter numbers in glibc's malloc.h
 _M_ARENA_MAX = -8
 MMAP_THRESHOLD = 128 * 1024  # system-pinned
 LARGE_BLOCK = 1 << 20  # jemalloc-pinned: measured against 128 KiB and 4 MiB (benchmarks/RESULTS.md)
-SETTINGS = ("jemalloc-pinned", "jemalloc", "mimalloc", "system-pinned", "system-arenas", "default")
+SETTINGS = ("system-pinned", "jemalloc-pinned", "jemalloc", "mimalloc", "system-arenas", "default")
 #: The setting the runner applies (chosen by measurement: benchmarks/RESULTS.md).
-DEFAULT_SETTING = "jemalloc-pinned"
+DEFAULT_SETTING = "system-pinned"
 
 
 def tune_allocators(setting: str = DEFAULT_SETTING) -> bool:

@@ -18,7 +18,7 @@ print(took, pa.default_memory_pool().backend_name)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc", reason="glibc only")
-@pytest.mark.parametrize("setting, pool", [(None, "jemalloc"), ("jemalloc-pinned", "jemalloc"), ("jemalloc", "jemalloc"), ("mimalloc", "mimalloc"),
+@pytest.mark.parametrize("setting, pool", [(None, "system"), ("jemalloc-pinned", "jemalloc"), ("jemalloc", "jemalloc"), ("mimalloc", "mimalloc"),
                                            ("system-pinned", "system"), ("system-arenas", "system"), ("default", "mimalloc")])
 def test_each_setting_takes_effect_on_glibc(setting, pool):
     code = CHECK if setting is None else CHECK.replace("tune_allocators()", f"tune_allocators({setting!r})")
@@ -38,7 +38,7 @@ class Info(ctypes.Structure):
 libc = ctypes.CDLL(None)
 libc.mallinfo2.restype, libc.malloc.restype, libc.malloc.argtypes = Info, ctypes.c_void_p, [ctypes.c_size_t]
 libc.free.argtypes = [ctypes.c_void_p]
-assert tune_allocators()
+assert tune_allocators(SETTING)
 
 def mmapped(size):
     before = libc.mallinfo2().hblks
@@ -47,18 +47,23 @@ def mmapped(size):
     libc.free(block)
     return after - before
 
-print(mmapped(512 << 10), mmapped(2 << 20))
+libc.free(libc.malloc(4 << 20))  # unpinned, glibc's threshold now rises to 4 MiB
+print(mmapped(256 << 10), mmapped(2 << 20))
 """
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc"
                     or tuple(map(int, platform.libc_ver()[1].split(".")[:2])) < (2, 33), reason="glibc 2.33+ (mallinfo2)")
-def test_the_default_pins_glibc_mmap_threshold_at_one_mib():
-    """Blocks of 1 MiB or more are mmap'd (returned when freed), smaller ones come from the heap:
-    without the pin, glibc's threshold starts at 128 KiB and grows with the blocks freed."""
-    done = subprocess.run([sys.executable, "-c", MMAPPED], capture_output=True, text=True, timeout=120)
+@pytest.mark.parametrize("setting, expected", [("system-pinned", ["1", "1"]), ("jemalloc-pinned", ["0", "1"]),
+                                               ("default", ["0", "0"])])
+def test_pinned_settings_keep_glibc_mmap_threshold(setting, expected):
+    """Whether a 256 KiB and a 2 MiB block are mmap'd (returned to the system when freed) once a
+    4 MiB block was freed: unpinned, glibc's threshold has then risen to 4 MiB; pinned, it stays
+    at 128 KiB (system-pinned) or 1 MiB (jemalloc-pinned)."""
+    done = subprocess.run([sys.executable, "-c", MMAPPED.replace("SETTING", repr(setting))],
+                          capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["0", "1"]
+    assert done.stdout.split() == expected
 
 
 def test_an_unknown_setting_is_refused():
