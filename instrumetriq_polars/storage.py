@@ -199,7 +199,9 @@ def storage_options_for(url: str, given: dict | None) -> dict | None:
 
 
 def redact(text: str) -> str:
-    for secret in _known_secrets:
+    """``text`` with every known secret masked; the longest first, so a secret that holds another
+    one is masked whole (masking the shorter first would leave the rest of the longer in view)."""
+    for secret in sorted(_known_secrets, key=len, reverse=True):
         text = text.replace(secret, MASK)
     return text
 

@@ -103,3 +103,14 @@ def test_credentials_file_is_owner_only(tmp_path, monkeypatch):
     finally:
         os.umask(old_umask)
     assert modes_while_writing == [0o600, 0o600]  # 0600 before the secret was written, both times
+
+
+@pytest.mark.parametrize("order", [("secret", "given-secret-5d1a77c0"), ("given-secret-5d1a77c0", "secret")])
+def test_a_secret_holding_another_is_masked_whole(order, monkeypatch):
+    """Secrets are masked longest first: masking a shorter secret found inside a longer one first
+    would leave the longer one's other characters in the text (found when test order changed)."""
+    from instrumetriq_polars import storage
+
+    monkeypatch.setattr(storage, "_known_secrets", list(order))  # a list: the order the masking meets them
+    assert storage.redact("bad signature for given-secret-5d1a77c0, then secret") == \
+        f"bad signature for {storage.MASK}, then {storage.MASK}"
