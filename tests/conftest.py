@@ -6,7 +6,7 @@ that asks for ``s3``; helpers to look at it are in tests/support/s3.py.
 
 Markers: ``slow`` (more than a few seconds: the long property, fuzz, crash, signal, benchmark and
 Spark tests) and ``spark`` (starts a JVM). ``pytest -q`` deselects ``slow`` (pyproject.toml's
-addopts); ``pytest -q -m "slow or not slow"`` runs everything, as CI does."""
+addopts); ``pytest -q -n 0 -m "slow or not slow"`` runs everything in one process, as CI does."""
 
 from __future__ import annotations
 
