@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import warnings
 from collections import Counter
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -20,12 +19,13 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from instrumetriq_polars import DatasetWarning, Manifest, export_day
+from instrumetriq_polars import Manifest, export_day
 from instrumetriq_polars.instants import parse_instant
 from instrumetriq_polars.schema import TIMESTAMP_PATHS
 from instrumetriq_polars.synthetic import SYMBOLS, make_entry, write_archive_day
 
 from .conftest import ROOT
+from .support.recipes import recipes, run_recipe
 
 TAGS = "twitter_sentiment_windows__last_cycle__tag_counts"
 PUBLISHED = ("2026-01-14", "2026-01-15")
@@ -33,31 +33,8 @@ ALL_DAYS = (*PUBLISHED, "2026-01-16")
 WINDOW = (datetime(2026, 1, 15, 6, tzinfo=timezone.utc), datetime(2026, 1, 15, 12, tzinfo=timezone.utc))
 
 
-RECIPES = ROOT / "docs" / "reading.md"
 
 
-def recipes() -> dict[str, str]:
-    """The page's Python blocks, keyed by their first line (a comment naming the recipe)."""
-    text = RECIPES.read_text(encoding="utf-8")
-    blocks = re.findall(r"^```python\n(.*?)^```$", text, flags=re.S | re.M)
-    return {block.splitlines()[0]: block for block in blocks}
-
-
-def run_recipe(title: str, cwd: Path) -> dict:
-    """Execute the recipe in a fresh namespace with ``cwd`` as the working folder; its variables,
-    and the warnings it raised under ``_warnings``."""
-    code = recipes()[title]
-    namespace: dict = {}
-    before = os.getcwd()
-    os.chdir(cwd)
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            exec(compile(code, f"docs/reading.md: {title}", "exec"), namespace)
-    finally:
-        os.chdir(before)
-    namespace["_warnings"] = [w for w in caught if issubclass(w.category, DatasetWarning)]
-    return namespace
 
 
 @pytest.fixture(scope="module")

@@ -32,8 +32,8 @@ from instrumetriq_polars.manifest import EXPORT_VERSION
 from instrumetriq_polars.synthetic import write_archive_day
 
 from .conftest import ROOT
+from .support.recipes import recipes, run_recipe
 
-PAGE = ROOT / "docs" / "reading.md"
 PARTIAL, PUBLISHED, UNPUBLISHED = "2026-01-13", ("2026-01-14", "2026-01-15"), "2026-01-16"
 ALL_DAYS = (PARTIAL, *PUBLISHED, UNPUBLISHED)
 DAILY = "output/tier3_daily"
@@ -42,28 +42,6 @@ TAGS = "twitter_sentiment_windows__last_cycle__tag_counts"
 NOT_PARQUET = b"this is not a Parquet file: a reader that opens it fails"
 
 
-def recipes() -> dict[str, str]:
-    """The page's Python blocks, keyed by their first line (a comment naming the recipe)."""
-    text = PAGE.read_text(encoding="utf-8")
-    blocks = re.findall(r"^```python\n(.*?)^```$", text, flags=re.S | re.M)
-    return {block.splitlines()[0]: block for block in blocks}
-
-
-def run_recipe(title: str, cwd: Path) -> dict:
-    """Execute the recipe in a fresh namespace with ``cwd`` as the working folder; its variables,
-    and the DatasetWarnings it raised under ``_warnings``."""
-    code = recipes()[title]
-    namespace: dict = {}
-    before = os.getcwd()
-    os.chdir(cwd)
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            exec(compile(code, f"docs/reading.md: {title}", "exec"), namespace)
-    finally:
-        os.chdir(before)
-    namespace["_warnings"] = [str(w.message) for w in caught if issubclass(w.category, DatasetWarning)]
-    return namespace
 
 
 def build_root(base: Path) -> Path:
@@ -177,7 +155,7 @@ def test_duckdb_prunes_by_day_with_filename(base, poisoned):
 def test_polars_scan_opens_only_the_days_of_its_range(base, poisoned):
     result = run_recipe(PRUNE_POLARS, poisoned)
     assert result["df"].height == sum(rows_of(base, PUBLISHED).values())
-    assert result["_warnings"] == []
+    assert [str(w.message) for w in result["_warnings"]] == []
     with pytest.raises(Exception):  # a glob with a filter on archive_day opens every file
         pl.scan_parquet(str(poisoned / DAILY / "*" / "data.parquet")).filter(pl.col("archive_day") == date(2026, 1, 14)).collect()
 
