@@ -57,7 +57,7 @@ def test_status_cli_for_bundles(tiers, tmp_path, capfd):  # noqa: F811
     path.write_text(json.dumps({**json.loads(path.read_text()), "missing_days": [], "is_partial": False}))
     code, out, err = run(capfd, "status", "--out-dir", str(monthly), "--month", "2026-03")
     assert code == 0, err
-    assert out.startswith("2026-03  published") and "1 months: 1 published" in err
+    assert out.startswith("2026-03  published") and "1 month: 1 published" in err
     code, out, err = run(capfd, "status", "--out-dir", str(monthly), "--month", "2026-01", "--month", "2026-02", "--month", "2026-03")
     lines = out.splitlines()
     assert code == 1 and [line.split()[:2] for line in lines] == [["2026-01", "partial"], ["2026-02", "missing"], ["2026-03", "published"]]

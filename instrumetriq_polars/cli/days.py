@@ -219,7 +219,7 @@ def _report_status(args: argparse.Namespace, log, location: str, tier: str, keys
         counts[row.state] = counts.get(row.state, 0) + 1
     changed = sum(bool(row.archive_changed) for row in rows)
     complete = f"every {unit} with an archive is published complete" if tier != "monthly" else "every month is bundled complete"
-    log.summary(f"{len(rows)} {unit}s: " + ", ".join(f"{n} {state}" for state, n in counts.items())
+    log.summary(f"{len(rows)} {unit}{'s' if len(rows) != 1 else ''}: " + ", ".join(f"{n} {state}" for state, n in counts.items())
                 + (f", {changed} with the archive changed since export" if changed else "")
                 + ("" if ok else f"; not {complete}"))
     return OK if ok else UNHEALTHY
