@@ -17,10 +17,12 @@ The lane takes a line only when it can prove the object lane (orjson on the whol
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from itertools import accumulate
 
 import pyarrow as pa
 
+from ..decode import TextLines
 from ._spans import parse
 from .lanes import LaneRead
 
@@ -47,19 +49,26 @@ class NativeLane:
         self._keys = [item.name.encode() for item in item_type]
         self._kinds = "".join(kinds).encode()
 
-    def take(self, lines: list[bytes]) -> LaneRead | None:
+    def take(self, lines: Sequence[bytes]) -> LaneRead | None:
+        """Read the spans of ``lines``: in place in the chunk's text when they are its
+        ``decode.TextLines`` (no line is copied out), otherwise line by line."""
         lane = LaneRead(self.column)
-        indices, cut_lines, starts, ends = [], [], [], []
-        for index, line in enumerate(lines):
-            cut = _cut(line, self._key)
+        if isinstance(lines, TextLines):
+            text, bounds = lines.text, zip(lines.starts, lines.ends)
+        else:
+            text, bounds = None, ((0, len(line)) for line in lines)
+        indices, buffers, starts, ends = [], [], [], []
+        for index, (low, high) in enumerate(bounds):
+            buffer = text if text is not None else lines[index]
+            cut = _cut(buffer, self._key, low, high)
             if cut is not None:
                 indices.append(index)
-                cut_lines.append(line)
+                buffers.append(buffer)
                 starts.append(cut[0])
                 ends.append(cut[1])
         if not indices:
             return lane
-        taken, counts, columns = parse(cut_lines, starts, ends, self._keys, self._kinds)
+        taken, counts, columns = parse(buffers, starts, ends, self._keys, self._kinds)
         total = sum(len(c) for c in columns[:1]) // 8
         arrays = [pa.Array.from_buffers(item.type, total, [None, pa.py_buffer(data)])
                   for item, data in zip(self.item_type, columns)]
@@ -69,25 +78,28 @@ class NativeLane:
         for position, index in enumerate(indices):
             if taken[position]:
                 end = offsets[position]
+                buffer, low, high = buffers[position], starts[position], ends[position]
+                line_start, line_end = (lines.starts[index], lines.ends[index]) if text is not None else (0, len(buffer))
                 lane.items[index] = values.slice(start, end - start)
-                lane.remainders[index] = lines[index][:starts[position]] + PLACEHOLDER + lines[index][ends[position]:]
+                lane.remainders[index] = buffer[line_start:low] + PLACEHOLDER + buffer[high:line_end]
                 start = end
         return lane
 
 
-def _cut(line: bytes, key: bytes) -> tuple[int, int] | None:
-    """(start, end) of the span of ``line``, or None when it is not cut at ``key`` as the lane
-    needs. Only the bytes around the cut are looked at."""
-    at = line.find(key)
-    if at < 1 or line[max(0, at - 64):at].rstrip()[-1:] not in (b"{", b","):
+def _cut(line: bytes, key: bytes, low: int, high: int) -> tuple[int, int] | None:
+    """(start, end) of the span of the line ``line[low:high]`` (offsets in ``line``), or None when
+    it is not cut at ``key`` as the lane needs. Only the bytes around the cut are looked at."""
+    at = line.find(key, low, high)
+    if at < low + 1 or line[max(low, at - 64):at].rstrip()[-1:] not in (b"{", b","):
         return None
-    start = line.find(b"[", at + len(key), at + len(key) + 64)
-    if start < 0 or line[at + len(key):start].strip() != b":":
+    after = at + len(key)
+    start = line.find(b"[", after, min(high, after + 64))
+    if start < 0 or line[after:start].strip() != b":":
         return None
-    tail = line[-64:].rstrip()
+    tail = line[max(low, high - 64):high].rstrip()
     if tail[-1:] != b"}" or tail[:-1].rstrip()[-1:] != b"]":
         return None
-    end = len(line) - len(line[-64:]) + len(tail[:-1].rstrip())
+    end = high - min(64, high - low) + len(tail[:-1].rstrip())
     if end <= start:
         return None
     return start, end
