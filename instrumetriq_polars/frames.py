@@ -103,6 +103,7 @@ class ListColumn:
         self.staged_type = staged_item_type(column)
         self._float_fields = [i for i, field in enumerate(self._item_type) if pa.types.is_floating(field.type)]
         self._parts: list[pa.StructArray] = []
+        self._bases: list[pa.StructArray | None] = []  # per part: the lane's array it is a slice of
         self._lengths: list[int | None] = []  # per entry; None: NULL
         self._concatenated: pa.StructArray | None = None  # staged (timestamps as text)
         self._typed: pa.StructArray | None = None  # the same, timestamps cast
@@ -114,13 +115,17 @@ class ListColumn:
         self._lengths.append(None if items is None else len(items))
         if items is not None:
             self._parts.append(items)
+            self._bases.append(None)
         return value is None or items is not None
 
-    def add_items(self, items: pa.StructArray) -> None:
+    def add_items(self, items: pa.StructArray, base: pa.StructArray | None = None) -> None:
         """Append one entry's items as a lane read them: in ``staged_type``, or typed (timestamps
-        already instants, no float of ``ORJSON_ROUNDED`` or more: nothing to check again)."""
+        already instants, no float of ``ORJSON_ROUNDED`` or more: nothing to check again).
+        ``base``: the array ``items`` is a slice of (the lane's, for the whole chunk): consecutive
+        slices of it are joined without a copy (``series``)."""
         self._lengths.append(len(items))
         self._parts.append(items)
+        self._bases.append(base)
         if items.type == self._item_type:
             self._mixed = True
 
@@ -184,7 +189,7 @@ class ListColumn:
                 try:
                     if any(_beyond(items.field(i)) for i in self._float_fields):
                         raise NotInstants("a float that may be a rounded integer")  # (checked from the exact text)
-                    self._parts[part] = self._cast(items)
+                    self._parts[part], self._bases[part] = self._cast(items), None
                 except NotInstants:
                     rows.append(row)
             part += 1
@@ -197,10 +202,10 @@ class ListColumn:
             part = sum(1 for n in self._lengths[:row] if n is not None)
             converted = self._convert(value, cast=True)
             if converted is None:
-                del self._parts[part]
+                del self._parts[part], self._bases[part]
                 self._lengths[row] = None
                 return False
-            self._parts[part] = self._cast(converted)
+            self._parts[part], self._bases[part] = self._cast(converted), None
             self._lengths[row] = len(converted)
             return True
         items, start = self._items(), sum(n or 0 for n in self._lengths[:row])
@@ -217,17 +222,47 @@ class ListColumn:
             self._parts = []
         return self._concatenated
 
-    def series(self) -> pl.Series:
+    def array(self) -> pa.ListArray:
         """The hour's column, timestamps cast (``NotInstants`` unless ``rows_to_recheck``'s rows
         were replaced)."""
         if self._mixed:
-            items = pa.concat_arrays(self._parts) if self._parts else pa.array([], type=self._item_type)
-            self._parts = []
+            items = _joined(self._parts, self._bases, self._item_type)
+            self._parts, self._bases = [], []
         else:
             items = self._typed if self._typed is not None else self._cast(self._items())
         offsets = pa.array(list(accumulate((n or 0 for n in self._lengths), initial=0)), pa.int32())
         nulls = pa.array([n is None for n in self._lengths], pa.bool_())  # typed: an hour may be empty
-        return pl.from_arrow(pa.ListArray.from_arrays(offsets, items, mask=nulls)).alias(self.column)
+        return pa.ListArray.from_arrays(offsets, items, mask=nulls)
+
+    def series(self) -> pl.Series:
+        """``array()`` as a Polars Series named after the column."""
+        return pl.from_arrow(self.array()).alias(self.column)
+
+
+def _joined(parts: list[pa.StructArray], bases: list[pa.StructArray | None], dtype: pa.DataType) -> pa.Array:
+    """``parts`` as one array. Consecutive slices of one lane array (``bases``) are one slice of it,
+    not copied: when the lane read every line of a chunk (the usual case) the hour's items are the
+    lane's array as it is (measured: the concatenation copied the ~72 MB of samples of the
+    real-shaped day, 3 MB an hour)."""
+    pieces: list[pa.Array] = []
+    run_base, run_start, run_end = None, 0, 0
+    for part, base in zip(parts, bases):
+        if base is not None and base is run_base and part.offset - base.offset == run_end:
+            run_end += len(part)
+            continue
+        if run_base is not None:
+            pieces.append(run_base.slice(run_start, run_end - run_start))
+        if base is None:
+            run_base = None
+            pieces.append(part)
+        else:
+            run_base, run_start = base, part.offset - base.offset
+            run_end = run_start + len(part)
+    if run_base is not None:
+        pieces.append(run_base.slice(run_start, run_end - run_start))
+    if len(pieces) == 1:
+        return pieces[0]
+    return pa.concat_arrays(pieces) if pieces else pa.array([], type=dtype)
 
 
 def item_type(column: str) -> pa.StructType:
@@ -272,12 +307,25 @@ def _refuse_booleans_in_float_fields(items: list[dict], struct: pa.StructArray, 
 
 
 def _build(entries: list[dict], extras: list[str | None], lists: dict[str, ListColumn], lineage: tuple[date, int]) -> pl.DataFrame:
-    frame = _record_columns(entries, _RECORD_COLUMNS)
-    origin = [pl.lit(value, dtype=NESTED_SCHEMA[name]).alias(name) for name, value in zip(LINEAGE_COLUMNS, lineage)]
-    extra = pl.Series(EXTRA_COLUMN, extras, dtype=pl.String)
-    dropped = [pl.lit(None).alias(name) for name in DROPPED_COLUMNS]
-    columns = (*origin, *(lists[c].series() for c in LIST_COLUMNS), extra, *dropped)
-    return frame.with_columns(*columns).select(list(SOURCE_SCHEMA)).cast(SOURCE_SCHEMA)
+    """The hour's frame in ``SOURCE_SCHEMA``: every column built as Arrow, and handed to Polars in
+    one conversion (measured on the real-shaped day: ~0.07 s a day less than converting the
+    record columns and the list apart and joining them in Polars)."""
+    staged, schema = _staged_batch(entries, _RECORD_COLUMNS), _arrow_schema(_RECORD_COLUMNS)
+    columns = {field.name: _typed(array, field.type) for array, field in zip(staged.columns, schema)}
+    rows = len(entries)
+    for (name, dtype), value in zip(_LINEAGE_ARROW.items(), lineage):
+        columns[name] = pa.repeat(pa.scalar(value, dtype), rows)
+    for name in LIST_COLUMNS:
+        columns[name] = lists[name].array()
+    columns[EXTRA_COLUMN] = pa.array(extras, pa.large_string())
+    for name in DROPPED_COLUMNS:
+        columns[name] = pa.nulls(rows)
+    frame = pl.from_arrow(pa.RecordBatch.from_arrays([columns[name] for name in SOURCE_SCHEMA], names=list(SOURCE_SCHEMA)))
+    return frame if frame.schema == SOURCE_SCHEMA else frame.cast(SOURCE_SCHEMA)
+
+
+#: The lineage columns' Arrow types (``archive_day``: date32, ``archive_hour``: int8).
+_LINEAGE_ARROW = {name: pl.Series(name, [], NESTED_SCHEMA[name]).to_arrow().type for name in LINEAGE_COLUMNS}
 
 
 def build_hour_frame(entries: list[dict], extras: list[str | None], lists: dict[str, ListColumn],

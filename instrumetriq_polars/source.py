@@ -165,7 +165,7 @@ def _read_entries(chunk: Chunk, lane: Lane, with_lists: bool, timestamps: list[s
         for column, builder in lists.items():
             value, items = entry.pop(column, None), decoded.lane_items(line_number)
             if items is not None:
-                builder.add_items(items)
+                builder.add_items(items, decoded.spans.values)
             elif not builder.add(value):  # kept exactly as archived, in _extra
                 extra = add_to_extra(extra, column, decoded.exact_entry(line_number, whole=True)[column])
                 account.mistyped_fields[column] += 1

@@ -36,7 +36,8 @@ class LaneRead:
 
     column: str
     remainders: dict[int, bytes] = field(default_factory=dict)
-    items: dict = field(default_factory=dict)  # index -> pa.StructArray
+    items: dict = field(default_factory=dict)  # index -> pa.StructArray (a slice of ``values``)
+    values: object = None  # pa.StructArray: every line's items, in line order
 
     def drop(self, index: int) -> None:
         """Hand line ``index`` back to the object lane."""

@@ -72,7 +72,7 @@ class NativeLane:
         total = sum(len(c) for c in columns[:1]) // 8
         arrays = [pa.Array.from_buffers(item.type, total, [None, pa.py_buffer(data)])
                   for item, data in zip(self.item_type, columns)]
-        values = pa.StructArray.from_arrays(arrays, fields=list(self.item_type))
+        values = lane.values = pa.StructArray.from_arrays(arrays, fields=list(self.item_type))
         offsets = list(accumulate(memoryview(counts).cast("q")))
         start = 0
         for position, index in enumerate(indices):
