@@ -23,6 +23,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <errno.h>
+#include <float.h>
 #include <locale.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -51,11 +52,60 @@ static locale_t c_locale;
 static const double POW10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
                                1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
+/* The fast path for the mantissas Clinger's cannot take (2**53 to 10**19: 16-19 significant digits,
+ * about one float in four on a real day) and powers of ten up to 10**27, on x87's 80-bit long double
+ * (a 64-bit significand); compiled only where long double is that format.
+ *
+ * Why its result is the correctly rounded double of x = m * 10**s (m < 10**19 < 2**64, |s| <= 27):
+ * - m and 10**|s| (= 2**|s| * 5**|s|, 5**27 < 2**64) are exact long doubles, so r = m * 10**s or
+ *   m / 10**-s is one correctly rounded operation: r = RN64(x), the nearest 64-bit-significand
+ *   number (ties to even), given the x87 precision control is at 64 bits (checked, see
+ *   extended_precision) and the rounding mode is to nearest (as strtod and float() assume too).
+ * - Every double halfway point h (a 54-bit significand) is a long double, and RN64 is monotone: if
+ *   x lies strictly between two neighbouring halfway points h1 < x < h2, then h1 <= r <= h2. When r
+ *   is neither, r and x lie in the same open interval (h1, h2), which holds exactly one double, so
+ *   (double)r (a store: RN53, ties to even) is RN53(x). When x is itself a halfway point, r = x
+ *   exactly, and (double)r rounds the tie as RN53(x) does.
+ * - So the one case where (double)r can be wrong is r == a halfway point while x is not one: r's low
+ *   11 significand bits (the bits below a double's 53) are exactly 10000000000. That case (and the
+ *   exact ties, which it cannot tell apart: ~1 text in 2048 on this path) goes to strtod.
+ * - 1 <= m < 10**19 and |s| <= 27 keep x within [1e-27, 1e46]: far inside the normal doubles, so no
+ *   subnormal (fewer significand bits) or overflow case arises.
+ * 0 and *out set, or -1: the caller reads the text with strtod. */
+#if LDBL_MANT_DIG == 64 && (defined(__x86_64__) || defined(__i386__))
+#define EXTENDED_PATH 1
+static const long double POW10L[] = {1e0L, 1e1L, 1e2L, 1e3L, 1e4L, 1e5L, 1e6L, 1e7L, 1e8L, 1e9L,
+                                      1e10L, 1e11L, 1e12L, 1e13L, 1e14L, 1e15L, 1e16L, 1e17L, 1e18L,
+                                      1e19L, 1e20L, 1e21L, 1e22L, 1e23L, 1e24L, 1e25L, 1e26L, 1e27L};
+
+static int extended_number(uint64_t mantissa, int scale, double *out) {
+    long double r = (long double)mantissa;
+    r = scale < 0 ? r / POW10L[-scale] : r * POW10L[scale];
+    uint64_t significand; /* the first 8 bytes of the 80-bit format (little-endian) */
+    memcpy(&significand, &r, 8);
+    if ((significand & 0x7FF) == 0x400) return -1;
+    *out = (double)r;
+    return 0;
+}
+
+/* Whether this thread's x87 precision control gives long double its 64 bits (Linux's default; a
+ * 53-bit setting rounds 1 + 2**-63 to 1). */
+static int extended_precision(void) {
+    volatile long double one = 1.0L, tiny = LDBL_EPSILON;
+    return one + tiny != one;
+}
+#else
+#define EXTENDED_PATH 0
+static int extended_number(uint64_t mantissa, int scale, double *out) { return -1; }
+static int extended_precision(void) { return 0; }
+#endif
+
 /* A JSON number at p (end: q); 0 and *out set, or -1 when the text is no JSON number or its value
- * is refused. *next: the byte after it. Exact: the fast path only where the result is provably the
+ * is refused. *next: the byte after it. Exact: a fast path only where the result is provably the
  * correctly rounded one (an integer mantissa below 2**53 times or divided by an exact power of ten,
- * Clinger), strtod (correctly rounded in glibc) otherwise. */
-static int parse_number(const char *p, const char *q, const char **next, double *out) {
+ * Clinger; else, when `extended`, extended_number above), strtod (correctly rounded in glibc)
+ * otherwise. */
+static int parse_number(const char *p, const char *q, const char **next, double *out, int extended) {
     const char *start = p;
     int negative = 0;
     if (p < q && *p == '-') { negative = 1; p++; }
@@ -104,7 +154,7 @@ static int parse_number(const char *p, const char *q, const char **next, double 
         value = scale < 0 ? value / POW10[-scale] : value * POW10[scale];
     } else if (exact && mantissa == 0) {
         value = 0.0;
-    } else {
+    } else if (!(extended && exact && scale >= -27 && scale <= 27 && extended_number(mantissa, scale, &value) == 0)) {
         size_t n = (size_t)(p - start);
         char small[128];
         char *text = n < sizeof small ? small : malloc(n + 1);
@@ -178,6 +228,7 @@ static int parse_instant(const char *p, const char *q, const char **next, int64_
 
 typedef struct {
     int nkeys;
+    int extended; /* extended_number may be used (this thread's x87 precision checked) */
     const char *keys[MAX_KEYS];
     Py_ssize_t key_lens[MAX_KEYS];
     char kinds[MAX_KEYS];
@@ -207,7 +258,7 @@ static int parse_span(const Grammar *g, const char *p, const char *q, int spaced
                 memcpy(cols[k].data + cols[k].len, &v, 8);
             } else {
                 double v;
-                if (parse_number(p, q, &p, &v)) return -1;
+                if (parse_number(p, q, &p, &v, g->extended)) return -1;
                 memcpy(cols[k].data + cols[k].len, &v, 8);
             }
             cols[k].len += 8;
@@ -238,6 +289,7 @@ static PyObject *parse(PyObject *self, PyObject *args) {
     }
     Grammar g;
     g.nkeys = (int)PyList_GET_SIZE(keys);
+    g.extended = EXTENDED_PATH && extended_precision();
     if (g.nkeys < 1 || g.nkeys > MAX_KEYS || nkinds != g.nkeys) {
         PyErr_SetString(PyExc_ValueError, "1 to 16 keys, one kind each");
         return NULL;
