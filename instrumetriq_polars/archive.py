@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from .errors import ArchiveError, MissingHoursError, NoArchiveFolderError, NoHourFileError, NotOverError
 from .periods import archive_day_name, date_range, day_text, parse_date, utc_today, yesterday_utc  # noqa: F401 - re-exported
@@ -144,6 +144,18 @@ def open_archive_day(archive: str, day: str | date, storage_options: dict | None
         raise NoHourFileError(f"no hour files (HH.jsonl.gz) in {display_path(fs, folder)}{day_folder.why_missing()}",
                               day, None, display_path(fs, folder))
     return day_folder
+
+
+def hour_file_exists(archive: str, start: datetime, storage_options: dict | None = None) -> bool:
+    """Whether the archive holds the hour file of ``start`` (``YYYYMMDD/HH.jsonl.gz``): the
+    hourly rule's look at the next hour (both tiers' guards ask it)."""
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(str(archive), **(storage_options or {}))
+    try:
+        return fs.isfile(f"{root.rstrip('/')}/{archive_day_name(start.date())}/{start.hour:02d}.jsonl.gz")
+    except Exception:  # noqa: BLE001 - cannot tell: the grace period decides
+        return False
 
 
 def _regular_file(fs, info: dict) -> tuple[int, str | None]:

@@ -18,7 +18,6 @@ export's modules are imported where an export runs, so ``status`` and the CLI's 
 from __future__ import annotations
 
 import concurrent.futures as cf
-import multiprocessing
 import os
 import signal
 import threading
@@ -247,6 +246,8 @@ def run_parallel(days: list, worker: Callable, options: dict, jobs: int, *,
     not published; days not started are not run (each worker turns the parent's stop event into
     a SIGTERM to itself, see ``_worker_init``). Then ``Interrupted`` is raised again, after
     the outcomes finished so far were reported."""
+    import multiprocessing  # --jobs only: a run in one process does not load it
+
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(method)
     outcomes: list[Outcome | None] = [None] * len(days)

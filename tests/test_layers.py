@@ -1,6 +1,8 @@
 """The layering, asserted in fresh interpreters: the readers import no writer, the package and the
 CLI's ``--help`` and ``status`` load neither the export's modules nor the third-party packages
-only the export uses (issue 20, step 1)."""
+only the export uses (issue 20, step 1); ``export`` and ``export-hourly`` load none of the other
+commands' code, and an export that finds its day already published loads no read stage and no
+Parquet writer (issue 25: the hourly cron pays start-up every hour)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,11 @@ import json
 import subprocess
 import sys
 
+from datetime import date
+
 import pytest
+
+from instrumetriq_polars.synthetic import write_archive_day
 
 #: The writing side and what only an export reads through: a reader loading any of them is a bug.
 WRITERS = {
@@ -89,3 +95,47 @@ def test_status_loads_no_writer(tmp_path):
 def test_s3fs_only_for_s3_urls(tmp_path):
     code = f"from instrumetriq_polars import list_partitions\ntry:\n    list_partitions({str(tmp_path)!r})\nexcept Exception:\n    pass"
     assert "s3fs" not in loaded(code)
+
+
+#: What no export loads: the other commands' code (verify's checks, status, bundle, Tier 1 live),
+#: worker processes (--jobs only) and s3fs (s3:// URLs only). The verify package itself is loaded
+#: by the parser (its defaults), the dataset by the writer's one-tier check (``write.flow``).
+NOT_FOR_EXPORT = {
+    "s3fs", "multiprocessing", "instrumetriq_polars.status", "instrumetriq_polars.tiers.monthly",
+    "instrumetriq_polars.verify.day", "instrumetriq_polars.verify.files", "instrumetriq_polars.verify.rows",
+    "instrumetriq_polars.verify.crosscheck", "instrumetriq_polars.live",
+}
+#: What an export that reads no hour does not need: the read stage and the Parquet writer.
+READING = READ_STAGE | {"instrumetriq_polars.write.parquet", "pyarrow.compute", "pyarrow.parquet"}
+
+
+def run_modules(*argv: str) -> set[str]:
+    """The modules loaded by a whole run of the CLI's entry point (``cli.run``: what ``python -m
+    instrumetriq_polars`` calls, the allocator set-up included); the run must succeed."""
+    code = ("from instrumetriq_polars.cli import run\n"
+            f"try:\n    run({list(argv)!r})\nexcept SystemExit as exc:\n    assert exc.code == 0, exc.code\n")
+    return loaded(code)
+
+
+def not_for_export(modules: set[str]) -> list[str]:
+    return sorted(m for m in modules if m in NOT_FOR_EXPORT or m.startswith("instrumetriq_polars.live."))
+
+
+def test_export_loads_only_what_exporting_needs(tmp_path):
+    write_archive_day(tmp_path / "archive", date(2026, 1, 15), entries_per_hour=1, seed=1)
+    argv = ("export", "--date", "2026-01-15", "--archive-path", str(tmp_path / "archive"), "--out-dir", str(tmp_path / "out"), "--quiet")
+    exported = run_modules(*argv)
+    assert "instrumetriq_polars.source" in exported and (tmp_path / "out" / "2026-01-15" / "manifest.json").exists()
+    assert not not_for_export(exported), not_for_export(exported)
+    published = run_modules(*argv)  # the planner finds the day published: no hour is read
+    assert "instrumetriq_polars.tiers.daily" in published
+    assert not published & READING, sorted(published & READING)
+    assert not not_for_export(published), not_for_export(published)
+
+
+def test_export_hourly_loads_only_what_exporting_needs(tmp_path):
+    write_archive_day(tmp_path / "archive", date(2026, 1, 15), entries_per_hour=2, hours=range(5), seed=1)
+    modules = run_modules("export-hourly", "--hour", "2026-01-15T03", "--archive-path", str(tmp_path / "archive"),
+                          "--out-dir", str(tmp_path / "hourly"), "--quiet")
+    assert (tmp_path / "hourly" / "2026-01-15" / "03" / "manifest.json").exists()
+    assert not not_for_export(modules), not_for_export(modules)

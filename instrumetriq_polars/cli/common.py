@@ -7,8 +7,6 @@ import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-import fsspec
-
 from .. import storage
 from ..periods import date_range, hour_range, parse_date, parse_hour, yesterday_utc
 from ..errors import BadInputError, DamagedDayError, InstrumetriqError, ManifestError, RangeError
@@ -159,6 +157,8 @@ def location_problem(text: str) -> str | None:
     """Why a location cannot be opened by this installation (an unknown protocol, a missing
     package), or None."""
     if "://" in text:
+        import fsspec  # only for a URL: a local path's command may need no fsspec (--help, schema)
+
         protocol = text.split("://", 1)[0]
         try:
             fsspec.get_filesystem_class(protocol)

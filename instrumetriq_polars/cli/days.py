@@ -9,14 +9,12 @@ import signal
 from .. import interrupt, storage
 from ..errors import InstrumetriqError, Interrupted
 from ..log import bar
-from ..status import healthy, status
 from ..run import (
     FAILED, INTERRUPTED, NOT_STARTED, Outcome, catch_up_days, check_archive_root, export_worker, keep_local, run_day, run_days,
     run_parallel, summary_lines,
 )
 from ..storage import load_settings
 from ..tiers import DEFAULT_HOURLY_OUT, DEFAULT_MONTHLY_DIR, DEFAULT_OUT_DIR, default_archive, hourly_root, monthly_root
-from ..tiers.hourly import catch_up_hours
 from ..partitions import TIERS
 from ..periods import parse_month
 from .common import UsageError, _dates, _err, _hour_printer, _hours, _log, _reporter, check_out_root, error_line
@@ -160,6 +158,8 @@ def _status_partitions(args: argparse.Namespace) -> tuple[str, list] | None:
     """("hourly", hour starts) or ("monthly", months) when hours or months are asked for; None for days."""
     hours = _hours(args)
     if args.hours is not None:
+        from ..tiers.hourly import catch_up_hours  # the hourly tier's calendar: status --hours only
+
         if args.hours < 1:
             raise UsageError(f"--hours takes a number of hours of at least 1, not {args.hours}")
         hours += catch_up_hours(args.hours)
@@ -201,6 +201,8 @@ def _status_archive(args: argparse.Namespace, log) -> str | None:
 def _report_status(args: argparse.Namespace, log, location: str, tier: str, keys: list, step, archive: str | None) -> int:
     """One listing per run of consecutive partitions, the rows printed (or ``--json``), the summary
     logged; exit 0 when ``status.healthy``."""
+    from ..status import healthy, status  # the readers: loaded by status, not by export
+
     rows = []
     for first, last in _runs(keys, step):
         rows += status(location, first, last, tier=tier, archive=archive)

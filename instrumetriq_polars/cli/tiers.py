@@ -11,7 +11,6 @@ from ..errors import InstrumetriqError, Interrupted
 from ..periods import hour_text, month_text, parse_month
 from ..tiers import default_archive, hourly_root, monthly_root
 from ..tiers.hourly import catch_up_hours, export_hour, last_complete_hour
-from ..tiers.monthly import bundle_month
 from ..write.flow import upload
 from ..run import FAILED, INTERRUPTED, NOT_STARTED, Outcome, check_archive_root, run_days, run_export, summary_lines
 from .common import UsageError, _err, error_line, _hour_printer, _hours, _log, _reporter, check_out_root
@@ -94,6 +93,8 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 
 
 def _bundle(args: argparse.Namespace) -> int:
+    from ..tiers.monthly import bundle_month  # the bundle's reading of days: not loaded by export-hourly
+
     try:
         months = sorted({parse_month(m) for m in args.month})
     except InstrumetriqError as exc:

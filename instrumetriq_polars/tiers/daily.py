@@ -7,18 +7,18 @@ manifest's fields; the plan, the writer and publishing are the write side's (``w
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from .. import interrupt
 from ..version import __version__
-from ..archive import ArchiveDay, check_date_guard, check_hours_guard, open_archive_day
-from ..decode import BadLine, damaged_spans
+from ..archive import ArchiveDay, check_date_guard, check_hours_guard, hour_file_exists, open_archive_day
 from ..errors import BadInputError, InstrumetriqError
-from ..source import Account, ArchiveDayScan, HourReport
 from ..folder import PartitionFolder
 from ..manifest import EXPORT_VERSION, MAX_BAD_LINE_RECORDS, Manifest, format_instant, hour_key
 from ..periods import day_over, parse_date, utc_now
@@ -26,9 +26,27 @@ from ..planner import UNCHANGED, InPlace, Wanted, plan_export
 from ..schema import fingerprint, schema_for
 from ..storage import storage_options_for
 from ..write.flow import clean_leftovers, write_and_publish
-from ..write.parquet import lazy_day, sink
 from ..write.publish import ALREADY, Destination
 from . import DEFAULT_OUT_DIR, ExportResult, default_archive
+
+if TYPE_CHECKING:
+    from ..decode import BadLine
+    from ..source import Account, HourReport
+
+#: The read stage and the writer, imported on first use (module ``__getattr__``, as the package
+#: does): an export that finds its day published reads no hour and does not load them.
+_LAZY = {"ArchiveDayScan": "source", "lazy_day": "write.parquet", "sink": "write.parquet"}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f"instrumetriq_polars.{module}"), name)
+    globals()[name] = value  # once imported, an ordinary attribute (which a test may replace)
+    return value
 
 
 def export_day(
@@ -77,7 +95,6 @@ def _last_hour_over(day: date, archive: str, storage_options: dict | None, allow
     Not over: exported partial with ``allow_incomplete``, else ``NotOverError``."""
     from ..errors import NotOverError
     from ..periods import GRACE, day_text, hour_of_day
-    from .hourly import hour_file_exists
 
     following = hour_of_day(day, 23) + timedelta(hours=1)
     if day_over(day, now, lambda: hour_file_exists(archive, following, storage_options_for(archive, storage_options))):
@@ -117,8 +134,9 @@ def export_archive(archive_day: ArchiveDay, destination: Destination, *, layout:
                    progress: Callable[[HourReport], None] | None, period_over: bool, started: float, **fields) -> ExportResult:
     """The export of the hour files of ``archive_day`` (a day, or one hour of it) into the
     partition ``destination``, once the guards passed; ``fields``: the manifest's partition fields."""
+    this = sys.modules[__name__]  # the read stage's and the writer's names (``_LAZY``), loaded here
     schema = schema_for(layout)
-    scan = ArchiveDayScan(archive_day, interrupt.checked(progress))
+    scan = this.ArchiveDayScan(archive_day, interrupt.checked(progress))
 
     def finish(written) -> Manifest:
         account, hours = scan.result()  # the sink is done: every hour was pulled, once
@@ -127,14 +145,16 @@ def export_archive(archive_day: ArchiveDay, destination: Destination, *, layout:
             raise BadInputError(_bad_input_message(account.bad_lines), account.bad_lines)
         return manifest
 
-    plan = lazy_day(scan.frames, layout)
-    manifest, status = write_and_publish(destination, lambda fileobj: sink(plan, fileobj), finish, force)
+    plan = this.lazy_day(scan.frames, layout)
+    manifest, status = write_and_publish(destination, lambda fileobj: this.sink(plan, fileobj), finish, force)
     return ExportResult(manifest, destination.url, status, time.perf_counter() - started, scan.result()[1],
                         archive_day.warnings())
 
 
 def _manifest(day: ArchiveDay, account: Account, hours: list[HourReport], written, layout: str, schema: dict, day_over: bool,
               **fields) -> Manifest:
+    from ..decode import damaged_spans
+
     rows_by_hour = {hour_key(h.hour): h.rows for h in hours}
     row_count = sum(rows_by_hour.values())
     return Manifest(

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from ..archive import open_archive_day
+from ..archive import hour_file_exists, open_archive_day  # noqa: F401 - hour_file_exists re-exported
 from ..errors import NotOverError, RangeError
 from ..periods import ONE_HOUR, archive_day_name, hour_path, hour_range, hour_text, next_hour, parse_hour, utc_now  # noqa: F401
 from .. import periods
@@ -54,17 +54,6 @@ def catch_up_hours(count: int, now: datetime | None = None) -> list[datetime]:
     if count > (last - parse_hour("0001-01-01T00")) // ONE_HOUR + 1:  # an edge of the calendar, not a traceback
         raise RangeError(f"{count} hours up to {hour_text(last)} reach before the calendar's first hour 0001-01-01T00", unit="hour")
     return [last - i * ONE_HOUR for i in reversed(range(count))]
-
-
-def hour_file_exists(archive: str, start: datetime, storage_options: dict | None = None) -> bool:
-    """Whether the archive holds the hour file of ``start`` (``YYYYMMDD/HH.jsonl.gz``)."""
-    import fsspec
-
-    fs, root = fsspec.core.url_to_fs(str(archive), **(storage_options or {}))
-    try:
-        return fs.isfile(f"{root.rstrip('/')}/{archive_day_name(start.date())}/{start.hour:02d}.jsonl.gz")
-    except Exception:  # noqa: BLE001 - cannot tell: the grace period decides
-        return False
 
 
 def check_hour_guard(start: datetime, archive: str, allow_incomplete: bool, now: datetime | None = None,
