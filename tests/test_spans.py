@@ -6,7 +6,9 @@ numbers for the long double path, many next to halfway points); the slow one man
 
 from __future__ import annotations
 
+import gc
 import math
+import os
 import random
 import re
 import struct
@@ -18,7 +20,7 @@ import pyarrow as pa
 import pytest
 
 from instrumetriq_polars.instants import INSTANT_TYPE, NotInstants, to_instants
-from instrumetriq_polars.read._spans import parse
+from instrumetriq_polars.read._spans import Values, parse
 
 KEYS = [b"ts", b"mid", b"bid", b"ask", b"spread_bps"]
 TS = '"2026-01-15T00:00:01Z"'
@@ -318,3 +320,105 @@ def test_spans_in_place_counts_and_forms():
         parse([b"x"], [0], [2], KEYS, b"tffff")
     with pytest.raises(TypeError):
         parse(["x"], [0], [1], KEYS, b"tffff")
+
+
+ITEM_TYPES = [INSTANT_TYPE, pa.float64(), pa.float64(), pa.float64(), pa.float64()]
+
+
+def _day_like(spans: int, items: int, seed: int) -> tuple[list[bytes], list[float]]:
+    """``spans`` lines of ``items`` items each (every seventh span refused: its last ts is not an
+    instant), and the ``mid`` values of the taken ones, in order."""
+    rng = random.Random(seed)
+    lines, mids = [], []
+    for i in range(spans):
+        values = [round(rng.uniform(1, 1e5), rng.randint(0, 8)) for _ in range(items)]
+        refused = i % 7 == 3
+        body = ",".join(f'{{"ts":"2026-01-15T00:{j % 60:02d}:01Z","mid":{v!r},"bid":{v - 1!r},"ask":{v + 1!r},"spread_bps":{j}}}'
+                        for j, v in enumerate(values))
+        lines.append(("[" + body + (',{"ts":"x","mid":1,"bid":1,"ask":1,"spread_bps":1}' if refused else "") + "]").encode())
+        if not refused:
+            mids.extend(values)
+    return lines, mids
+
+
+def _parse_all(lines: list[bytes]):
+    return parse(lines, [0] * len(lines), [len(line) for line in lines], KEYS, b"tffff")
+
+
+def _arrays(columns) -> list[pa.Array]:
+    """As the native lane builds them (read/native.py)."""
+    total = len(columns[0]) // 8
+    return [pa.Array.from_buffers(t, total, [None, pa.py_buffer(c)]) for t, c in zip(ITEM_TYPES, columns)]
+
+
+def test_columns_are_read_only_buffers_handed_over_in_place():
+    """The columns are the parser's own blocks: len() in bytes, read-only, wrapped by pyarrow in
+    place (the same address each time), empty when nothing is taken; no Values from Python."""
+    lines, mids = _day_like(40, 20, 1)
+    taken, counts, columns = _parse_all(lines)
+    assert all(type(c) is Values for c in columns) and len(columns[1]) == 8 * len(mids)
+    view = memoryview(columns[1])
+    assert view.readonly and view.nbytes == len(columns[1]) and list(view.cast("d")) == mids
+    with pytest.raises(TypeError):
+        view[0] = 0
+    view.release()
+    assert pa.py_buffer(columns[1]).address == pa.py_buffer(columns[1]).address
+    assert bytes(columns[2]) == struct.pack(f"{len(mids)}d", *(m - 1 for m in mids))
+    _, _, empty = parse([b"[]"], [0], [2], KEYS, b"tffff")
+    assert [len(c) for c in empty] == [0] * 5 and bytes(empty[0]) == b"" and pa.py_buffer(empty[0]).size == 0
+    with pytest.raises(TypeError):
+        Values()
+
+
+def test_columns_serve_pyarrow_after_the_rest_of_the_result_is_gone():
+    """The columns alone (the lines, taken and counts dropped, other parses run since) still read
+    right through pyarrow."""
+    lines, mids = _day_like(60, 30, 2)
+    _, _, columns = _parse_all(lines)
+    del lines
+    gc.collect()
+    for seed in range(20):  # other parses reuse the freed memory
+        _parse_all(_day_like(60, 30, 100 + seed)[0])
+    arrays = _arrays(columns)
+    assert arrays[1].to_pylist() == mids and arrays[3].to_pylist() == [m + 1 for m in mids]
+
+
+def test_a_column_kept_by_an_arrow_array_outlives_its_python_objects():
+    """An array built on a column keeps its block alive: with the parse result, the wrapping
+    py_buffer and the lines all deleted, and other parses run since, its values are unchanged."""
+    lines, mids = _day_like(60, 30, 3)
+    taken, counts, columns = _parse_all(lines)
+    struct_array = pa.StructArray.from_arrays(_arrays(columns), names=[k.decode() for k in KEYS])
+    expected_ts = struct_array.field(0).cast(pa.int64()).to_pylist()
+    del taken, counts, columns, lines
+    gc.collect()
+    for seed in range(20):
+        arrays = _arrays(_parse_all(_day_like(60, 30, 200 + seed)[0])[2])
+        del arrays
+    assert struct_array.field(1).to_pylist() == mids
+    assert struct_array.field(4).to_pylist() == [float(j % 30) for j in range(len(mids))]
+    assert struct_array.field(0).cast(pa.int64()).to_pylist() == expected_ts
+    assert struct_array.field(0).cast(pa.int64())[61].as_py() == 1768435200_000000 + 1_000000 + 60_000000 * (61 % 30)
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="reads the RSS from /proc")
+def test_parsing_many_times_does_not_grow_memory():
+    """~2 MB of columns per parse, wrapped by pyarrow and dropped, 60 times: the RSS after stays
+    within 40 MB of the RSS after the first few (a leaked block per parse would add ~120 MB)."""
+    lines, _ = _day_like(1000, 50, 4)
+    for _ in range(5):
+        _arrays(_parse_all(lines)[2])
+    gc.collect()
+    before = _rss()
+    for _ in range(60):
+        taken, counts, columns = _parse_all(lines)
+        assert sum(len(c) for c in columns) > 1_700_000
+        arrays = _arrays(columns)
+        del taken, counts, columns, arrays
+    gc.collect()
+    assert _rss() - before < 40 * 2**20

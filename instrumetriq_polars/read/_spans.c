@@ -5,8 +5,8 @@
  *   lines: list of bytes; span i is lines[i][starts[i]:ends[i]] (read in place, not copied);
  *   keys: the item's keys in their one order; kinds: bytes, per key 't' (an instant) or 'f' (a float).
  *   taken: bytes, 1 per span read, 0 per span handed back; counts: the item count of each taken span;
- *   columns: per key, a bytes buffer of int64 microseconds ('t') or float64 values ('f'), the items
- *   of the taken spans in order.
+ *   columns: per key, a Values object (below) of int64 microseconds ('t') or float64 values ('f'),
+ *   the items of the taken spans in order.
  *
  * A span is taken only in the grammar the object lane is proven to read alike:
  *   [{"k1":v1,"k2":v2,...},...] with the keys in their order, each once, at least one item, in one of
@@ -48,6 +48,74 @@ static int buf_reserve(Buf *b, size_t more) {
 }
 
 static locale_t c_locale;
+
+/* Values: a parsed column handed to Python as it was filled, without a copy (a copy into a bytes
+ * object cost a second pass over every value and a fresh block's page faults). It owns the malloc'd
+ * block (freed with the object), exposes it read-only through the buffer protocol (pyarrow.py_buffer,
+ * memoryview, struct and bytes() read it in place; a view holds a reference, so the block outlives
+ * every array built on it), and len() is its size in bytes. */
+typedef struct {
+    PyObject_HEAD
+    char *data; /* malloc'd, or NULL when empty */
+    Py_ssize_t len;
+} Values;
+
+#ifndef SHRINK
+#define SHRINK 1 /* cut each block to its used length (values_from); 0 only to measure without it */
+#endif
+
+static char EMPTY[8]; /* what an empty Values exposes: a valid address, 0 bytes */
+
+static void values_dealloc(Values *self) {
+    free(self->data);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int values_getbuffer(Values *self, Py_buffer *view, int flags) {
+    return PyBuffer_FillInfo(view, (PyObject *)self, self->data ? self->data : EMPTY, self->len, 1, flags);
+}
+
+static Py_ssize_t values_length(Values *self) { return self->len; }
+
+static PyBufferProcs values_as_buffer = {.bf_getbuffer = (getbufferproc)values_getbuffer};
+static PySequenceMethods values_as_sequence = {.sq_length = (lenfunc)values_length};
+
+static PyTypeObject ValuesType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "instrumetriq_polars.read._spans.Values",
+    .tp_basicsize = sizeof(Values),
+    .tp_dealloc = (destructor)values_dealloc,
+    .tp_as_sequence = &values_as_sequence,
+    .tp_as_buffer = &values_as_buffer,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A parsed column's values (read-only buffer; len() in bytes), owned without a copy.",
+};
+
+/* A Values taking b's block (b is emptied: on success and on failure alike, the block is the new
+ * object's or freed). The block is first cut to its used length: realloc shrinks in place (glibc
+ * unmaps an mmap'd block's tail with mremap; a heap chunk is split), no byte is copied. */
+static PyObject *values_from(Buf *b) {
+    char *data = b->data;
+    Py_ssize_t len = (Py_ssize_t)b->len;
+    size_t cap = b->cap;
+    b->data = NULL;
+    b->len = b->cap = 0;
+    if (len == 0) {
+        free(data);
+        data = NULL;
+    } else if (SHRINK && (size_t)len < cap) {
+        char *shrunk = realloc(data, (size_t)len);
+        if (shrunk) data = shrunk;
+    }
+    Values *v = PyObject_New(Values, &ValuesType);
+    if (!v) {
+        free(data);
+        return NULL;
+    }
+    v->data = data;
+    v->len = len;
+    return (PyObject *)v;
+}
 
 static const double POW10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
                                1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
@@ -355,12 +423,12 @@ static PyObject *parse(PyObject *self, PyObject *args) {
         PyErr_NoMemory();
     } else if ((columns = PyList_New(g.nkeys))) {
         for (int k = 0; k < g.nkeys; k++) {
-            PyObject *col = PyBytes_FromStringAndSize(cols[k].data ? cols[k].data : "", (Py_ssize_t)cols[k].len);
+            PyObject *col = values_from(&cols[k]);
             if (!col) { Py_CLEAR(columns); break; }
             PyList_SET_ITEM(columns, k, col);
         }
     }
-    for (int k = 0; k < g.nkeys; k++) free(cols[k].data);
+    for (int k = 0; k < g.nkeys; k++) free(cols[k].data); /* the blocks not handed over */
     if (columns) result = Py_BuildValue("(NNN)", taken, counts, columns);
     else { Py_DECREF(taken); Py_DECREF(counts); }
     return result;
@@ -404,5 +472,14 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_spans", "The native
 PyMODINIT_FUNC PyInit__spans(void) {
     c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
     if (!c_locale) return PyErr_NoMemory();
-    return PyModule_Create(&module);
+    if (PyType_Ready(&ValuesType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    Py_INCREF(&ValuesType);
+    if (PyModule_AddObject(m, "Values", (PyObject *)&ValuesType) < 0) {
+        Py_DECREF(&ValuesType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }
