@@ -199,7 +199,9 @@ class _Group:
     def add(self, batch: pl.DataFrame) -> None:
         for name, packed in self.packed.items():
             packed.add(batch.get_column(name).to_arrow())
-        self.frames.append(batch.drop(list(self.packed)) if self.packed else batch)
+        # a frame of the batch's other columns, built directly (``drop`` runs a lazy query: ~1 ms a batch)
+        self.frames.append(pl.DataFrame([batch.get_column(name) for name in batch.columns if name not in self.packed])
+                           if self.packed else batch)
         self.rows += batch.height
 
     def write(self, writer: pq.ParquetWriter) -> None:
