@@ -121,10 +121,11 @@ class TextLines(Sequence):
 
 @dataclass
 class Chunk:
-    """One chunk of an hour file's text (the whole hour when it fits), split into lines: what the
-    reader hands to the builder. Its line numbers continue the hour's (``first_line``: the hour
-    file's number of ``lines[0]``); ``damages``: the hour file's gzip damage, one ``BadLine`` per
-    entry a damaged span held (the lines it cut are not among ``lines``)."""
+    """One chunk of an hour file's text (the whole hour when it fits), cut into lines
+    (``TextLines``): what the reader hands to the builder. Its line numbers continue the hour's
+    (``first_line``: the hour file's number of ``lines[0]``); ``damages``: the hour file's gzip
+    damage, one ``BadLine`` per entry a damaged span held (the lines it cut are not among
+    ``lines``)."""
 
     file: str  # YYYYMMDD/HH.jsonl.gz
     first_line: int
@@ -396,7 +397,7 @@ def open_hour(data: bytes, file: str, options: ReadOptions = DEFAULT_OPTIONS) ->
 
 def _split(text: bytes, damages: list[BadLine] | None, file: str, first_line: int = 1) -> Chunk:
     """What ``gunzip`` returned (text, and the damage it found, if any), or one chunk of an intact
-    hour whose first line is the hour's ``first_line``, split into lines."""
+    hour whose first line is the hour's ``first_line``, cut into lines."""
     # after the last newline of damaged text: what the damage cut is not a line
     return Chunk(file, first_line, TextLines(text, drop_last=bool(damages)), tuple(damages or ()))
 

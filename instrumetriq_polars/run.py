@@ -296,10 +296,10 @@ def _worker_init(stop, sent=None) -> None:
     signals remembered between days, and a thread that turns the parent's ``stop`` event into
     one SIGTERM to this process, once the handlers are in place (a signal sent from outside
     could land before them, while the worker still starts, and kill it)."""
-    from .memory import tune_allocators
+    from .memory import tune_process
 
     os.setpgrp()
-    tune_allocators()  # as in the runner's own process (memory.py)
+    tune_process()  # as in the runner's own process (memory.py)
     for signum in interrupt.SIGNALS:  # between days (stop_on_signals handles them during one)
         signal.signal(signum, _remember)
 

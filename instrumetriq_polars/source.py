@@ -2,7 +2,7 @@
 typed frames (one per ``decode.Chunk`` of its text: an hour larger than
 ``ReadOptions.whole_hour_bytes`` is read in chunks, so that memory does not grow with the hour), in
 hour order; and the manifest's figures for what was read. A reader thread (``read.prefetch``)
-fetches, gunzips and splits the next chunk while this one is built; the lane
+fetches, gunzips and cuts into lines the next chunk while this one is built; the lane
 (``read.lanes``) is chosen once per scan.
 
 ``ArchiveDayScan`` owns those figures: the frames it yields are the only way they are counted,
@@ -268,7 +268,7 @@ def build_hour(hour_file: HourFile, label: str, chunks: Iterator[Chunk], day: da
 
 def _built_hours(day: ArchiveDay, options: ReadOptions) -> Iterator[tuple[pl.DataFrame, HourResult | None]]:
     """The day's hours, built, in hour order, as ``build_hour`` yields them. The reader thread
-    (``prefetch``) runs ``options.read_ahead`` chunks ahead: it reads, opens and splits the hour
+    (``prefetch``) runs ``options.read_ahead`` chunks ahead: it reads, opens and cuts into lines the hour
     files' chunks (``_day_chunks``) while this thread builds the chunk before (isal releases the
     GIL while it inflates: measured ~5% off the export). The ends of hours do not count as chunks:
     the reader goes on to the next hour's first chunk while the last one of an hour is built (one

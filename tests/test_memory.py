@@ -79,3 +79,27 @@ def test_runner_starts_with_them_and_runs_as_before(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "snapshot_ts" in done.stdout
+
+
+PROCESS = """
+import sys
+from instrumetriq_polars import cli
+from instrumetriq_polars.memory import SWITCH_INTERVAL
+before = sys.getswitchinterval()
+try:
+    cli.run(sys.argv[1:])
+except SystemExit:
+    pass
+print(before, sys.getswitchinterval(), SWITCH_INTERVAL)
+"""
+
+
+@pytest.mark.parametrize("command, tuned", [("export", True), ("status", False)])
+def test_the_runner_sets_the_switch_interval_for_exports_only(tmp_path, command, tuned):
+    """An export's process takes the GIL back sooner for the reader thread (memory.SWITCH_INTERVAL);
+    the other commands leave Python's default."""
+    argv = [command, "--date", "2026-01-15", "--archive-path", str(tmp_path / "none"), "--out-dir", str(tmp_path / "out")]
+    done = subprocess.run([sys.executable, "-c", PROCESS, *argv], capture_output=True, text=True, timeout=120)
+    before, after, wanted = map(float, done.stdout.split())
+    assert before == 0.005
+    assert after == (wanted if tuned else before)

@@ -290,7 +290,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         return 130
 
 
-#: the commands that export (and so tune the allocators first)
+#: the commands that export (and so set up the process first: memory.tune_process)
 _EXPORTS = ("export", "export-hourly", "bundle", "demo")
 
 
@@ -299,14 +299,14 @@ def run(argv: Sequence[str] | None = None) -> NoReturn:
     outcome is reported and nothing is left to stop, so a SIGINT or SIGTERM that lands while the
     interpreter shuts down (Polars' threads take ~50 ms) is ignored: without this it killed the
     process with a traceback and turned a finished run's status into -2 (measured). The
-    allocator is set up for the export's buffers first (memory.py; not for the other commands,
-    which do not import pyarrow for it)."""
+    process is set up for an export first (``memory.tune_process``: the allocators, the GIL's
+    switch interval; not for the other commands, which do not import pyarrow for it)."""
     words = sys.argv[1:] if argv is None else list(argv)
     exporting = next((w for w in words if not w.startswith("-")), None) in _EXPORTS
     if exporting:
-        from ..memory import tune_allocators
+        from ..memory import tune_process
 
-        tune_allocators()
+        tune_process()
     code = main(argv)
     for signum in interrupt.SIGNALS:
         signal.signal(signum, signal.SIG_IGN)

@@ -16,7 +16,7 @@ class ReadOptions:
       its own), so that memory does not grow with the hour. Measured (README "Memory"): usual
       hours (~9.4 MB of text) in 4 MiB chunks cost the real-shaped day 0.6-1.9 s more CPU for no
       lower peak; the 20x hour in 16 MiB chunks peaked 60-90 MB above 4 MiB chunks.
-    - ``read_ahead``: chunks read (fetched, gunzipped, split) ahead of the one being built, in a
+    - ``read_ahead``: chunks read (fetched, gunzipped, cut into lines) ahead of the one being built, in a
       reader thread (0: none, all in the caller's thread).
     - ``parse_ahead``: the reader thread also reads each chunk's lists with the lane (the native
       parser runs without the GIL, beside the build of the chunk before).
