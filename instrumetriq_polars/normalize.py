@@ -159,8 +159,11 @@ def add_to_extra(extra_text: str | None, column: str, value) -> str:
     return _dumps(extra)
 
 
-#: What the walk does with a declared key: test a leaf, check a list of objects, walk a block.
-_LEAF, _LIST, _BLOCK = 0, 1, 2
+#: What the walk does with a declared key: test a leaf, check a list of objects, walk a block. The
+#: most common leaves of orjson-decoded entries are tested inline, without a call (``_FAST``):
+#: measured, ~400k check calls a day.
+_LEAF, _LIST, _BLOCK, _FLOAT, _INT, _STR = 0, 1, 2, 3, 4, 5
+_FAST = {"float": _FLOAT, "int": _INT, "string": _STR}
 
 
 def _compiled(node: dict, checks: dict, top: bool = True) -> dict:
@@ -171,7 +174,8 @@ def _compiled(node: dict, checks: dict, top: bool = True) -> dict:
     compiled = {}
     for key, spec in node.items():
         if type(spec) is Field:
-            compiled[key] = (_LEAF, checks[spec.type_name], spec.type_name == "timestamp")
+            fast = _FAST.get(spec.type_name) if checks[spec.type_name] is _CHECKS[spec.type_name] else None
+            compiled[key] = (fast or _LEAF, checks[spec.type_name], spec.type_name == "timestamp")
         elif "[]" in spec:
             compiled[key] = (_LIST, spec["[]"], False)
         else:
@@ -203,7 +207,17 @@ class _Walker:
                 self.unknown.append(prefix + representable(key))  # a key from the input: the manifest counts it
                 continue
             kind, payload, flag = spec
-            if kind == _LEAF:
+            if kind >= _FLOAT:  # a leaf tested inline: _CHECKS' float, int and string tests
+                typed = type(value)
+                if kind == _FLOAT:
+                    ok = ((typed is float and -ORJSON_ROUNDED < value < ORJSON_ROUNDED)
+                          or (typed is int and -EXACT_FLOAT_INT <= value <= EXACT_FLOAT_INT))
+                else:
+                    ok = typed is str if kind == _STR else typed is int and _INT64_MIN <= value <= _INT64_MAX
+                if not ok:
+                    moved.append(key)
+                    self.mistyped.append(prefix + key)
+            elif kind == _LEAF:
                 if not payload(value):
                     moved.append(key)
                     self.mistyped.append(prefix + key)
