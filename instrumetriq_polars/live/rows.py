@@ -42,7 +42,7 @@ def normalized(texts: list[bytes], name: str) -> list[tuple[dict | None, str | N
 
 def flat_frame(texts: list[bytes], name: str) -> tuple[pl.DataFrame, list[int]]:
     """The rows of ``texts`` in the flat layout, and for each row the index of its text."""
-    from ..write.parquet import layout_exprs  # here: a tier1-only follower does not load the Parquet writer
+    from ..write.parquet import to_layout  # here: a tier1-only follower does not load the Parquet writer
 
     day, hour = day_hour(name)
     frames, report = [], None
@@ -54,4 +54,4 @@ def flat_frame(texts: list[bytes], name: str) -> tuple[pl.DataFrame, list[int]]:
     bad = {b.line for b in report.bad_lines} if report is not None else set()
     kept = [i for i in range(len(texts)) if i + 1 not in bad]
     frame = pl.concat(frames) if frames else pl.DataFrame(schema=FLAT_SCHEMA)
-    return frame.select(layout_exprs("flat")) if frames else frame, kept
+    return to_layout(frame, "flat") if frames else frame, kept

@@ -17,7 +17,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import suppress
-from typing import IO
+from typing import IO, TypeVar
 
 import polars as pl
 import pyarrow as pa
@@ -27,6 +27,8 @@ from polars.io.plugins import register_io_source
 
 from ..frames import SOURCE_SCHEMA
 from ..schema import DROPPED_COLUMNS, FLAT_COLUMNS, NESTED_SCHEMA, schema_for
+
+Frame = TypeVar("Frame", pl.LazyFrame, pl.DataFrame)
 
 #: Rows per Parquet row group: ~10 hours of a full day (100 entries an hour). Measured on the
 #: real-shaped full day against 128-4096 rows and one group (README "The dataset"): from 128 to
@@ -46,7 +48,7 @@ def lazy_day(hour_frames: Callable[[], Iterator[pl.DataFrame]], layout: str) -> 
     """A LazyFrame over the hour frames, shaped into ``layout`` inside the plan. ``sink`` keeps its
     source at most ``AHEAD_ROWS`` rows ahead of the writer (``_Gate``)."""
     gate = _Gate()
-    plan = lazy_entries(hour_frames, gate).select(layout_exprs(layout))
+    plan = to_layout(lazy_entries(hour_frames, gate), layout)
     _GATES[id(plan)] = gate
     weakref.finalize(plan, _GATES.pop, id(plan), None)
     return plan
@@ -134,8 +136,39 @@ class _Gate:
 _GATES: dict[int, _Gate] = {}
 
 
+def to_layout(frame: Frame, layout: str) -> Frame:
+    """``frame`` (a LazyFrame or DataFrame in the nested layout) as ``layout``'s columns, in file
+    order. The flat layout's columns are the nested blocks' leaves, ``block__field``: each level
+    of blocks is unnested in one step (``unnest(separator="__")``), then the columns are put in
+    order. Measured on the real-shaped day's 24 hour frames: 0.02-0.03 s of wall and CPU, against
+    0.34 s of wall and 0.16 s of CPU for one ``struct.field`` expression per column
+    (``layout_exprs``: 279 expressions on every batch); the same frame."""
+    schema_for(layout)  # validates the name
+    if layout == "nested":
+        return frame.select(list(NESTED_SCHEMA))
+    for blocks in _BLOCK_LEVELS:
+        frame = frame.unnest(blocks, separator="__")
+    return frame.select(list(FLAT_COLUMNS))
+
+
+def _block_levels(schema: dict[str, pl.DataType]) -> list[list[str]]:
+    """The struct columns of ``schema``, level by level, as unnesting names them (``a``, then
+    ``a__b``, ...)."""
+    levels = []
+    while structs := [name for name, dtype in schema.items() if isinstance(dtype, pl.Struct)]:
+        levels.append(structs)
+        schema = {(f"{name}__{field.name}" if name in structs else name): field.dtype
+                  for name, dtype in schema.items()
+                  for field in (dtype.fields if name in structs else [pl.Field(name, dtype)])}
+    return levels
+
+
+_BLOCK_LEVELS = _block_levels(dict(NESTED_SCHEMA))
+
+
 def layout_exprs(layout: str) -> list[pl.Expr]:
-    """Expressions that turn nested-layout columns into ``layout``'s columns, in file order."""
+    """Expressions that turn nested-layout columns into ``layout``'s columns, in file order (one
+    per column: ``to_layout`` is the fast way to apply them to a frame)."""
     schema_for(layout)  # validates the name
     if layout == "nested":
         return [pl.col(name) for name in NESTED_SCHEMA]
