@@ -112,3 +112,41 @@ def test_row_groups_are_the_same_bytes_however_the_batches_are_cut(monkeypatch, 
     assert [group.num_rows for group in (pq.ParquetFile(io.BytesIO(_written(cut, monkeypatch, 25))).metadata.row_group(i)
                                           for i in range(3))] == [25, 25, 10]
     assert table.column("spot_prices").to_pylist() == whole[0].to_arrow().column("spot_prices").to_pylist()
+
+
+class _FailingFile(io.RawIOBase):
+    """A file object that takes ``room`` bytes, then fails every write."""
+
+    def __init__(self, room: int) -> None:
+        self.room = room
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        if self.room < len(data):
+            raise OSError(28, "No space left on device")
+        self.room -= len(data)
+        return len(data)
+
+
+def test_a_write_that_fails_in_the_encoding_thread_is_the_sinks_error(monkeypatch):
+    """Row groups are encoded in a thread of their own (``_Encoder``): its failure is raised by
+    ``sink``, and the run neither hangs nor goes on gathering rows."""
+    monkeypatch.setattr(parquet, "ROW_GROUP_SIZE", 5)
+    monkeypatch.setattr(parquet, "OUT_BUFFER", 1)  # every encoded page reaches the file at once
+    batches = [_list_frame(start, 5) for start in range(0, 200, 5)]
+    pulled = []
+
+    class Plan:
+        def collect_schema(self):
+            return batches[0].schema
+
+        def collect_batches(self):
+            for batch in batches:
+                pulled.append(batch)
+                yield batch
+
+    with pytest.raises(OSError, match="No space left"):
+        parquet.sink(Plan(), _FailingFile(room=600))
+    assert len(pulled) < len(batches)

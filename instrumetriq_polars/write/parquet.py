@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import suppress
 from typing import IO, TypeVar
 
@@ -184,12 +185,13 @@ def layout_exprs(layout: str) -> list[pl.Expr]:
 def sink(plan: pl.LazyFrame, out: IO[bytes]) -> None:
     """Run ``plan`` and write its rows to ``out`` as zstd Parquet, in row groups of exactly
     ``ROW_GROUP_SIZE`` rows (the last one smaller), whatever the sizes of the batches Polars
-    yields. Held at most: one row group of rows (``_Group``), and a copy of its small columns
-    while it is written."""
+    yields. A full row group is encoded in a writer thread while the next one is gathered (the
+    encode lets go of the GIL): held at most, the group being encoded and the one being
+    gathered."""
     schema = pl.DataFrame(schema=plan.collect_schema()).to_arrow().schema
     stream = pa.BufferedOutputStream(pa.PythonFile(out, mode="w"), OUT_BUFFER)
     try:
-        with _writer(stream, schema) as writer:
+        with _writer(stream, schema) as writer, _Encoder(writer) as encoder:
             group = _Group(schema)
             gate = _GATES.get(id(plan))
             for batch in plan.collect_batches():
@@ -200,15 +202,50 @@ def sink(plan: pl.LazyFrame, out: IO[bytes]) -> None:
                     group.add(batch.head(take) if take < batch.height else batch)
                     batch = batch.slice(take)
                     if group.rows == ROW_GROUP_SIZE:
-                        group.write(writer)
+                        encoder.encode(group)
                         group = _Group(schema)
             if group.rows:
-                group.write(writer)
+                encoder.encode(group)
     except BaseException:
         with suppress(Exception):  # the failure is what is reported; the file is discarded
             stream.detach()
         raise
     stream.detach()  # flushed; ``out`` stays open (its owner closes it; closing the stream would close it)
+
+
+class _Encoder:
+    """Encodes row groups one at a time in a thread of its own, in order. ``encode`` waits for the
+    group before to be written (and raises its error); leaving the ``with`` block waits for the
+    last one, on success or failure, so that the writer is never closed under an encode.
+    Measured on the real-shaped day: the building thread waited 0.22-0.30 s for the writer when
+    the writer's own thread encoded (the source's bound, ``AHEAD_ROWS``, was reached while a
+    group was encoded)."""
+
+    def __init__(self, writer: pq.ParquetWriter) -> None:
+        self._writer = writer
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-encode")
+        self._pending: Future | None = None
+
+    def __enter__(self) -> _Encoder:
+        return self
+
+    def encode(self, group: _Group) -> None:
+        self._wait()
+        self._pending = self._pool.submit(group.write, self._writer)
+
+    def _wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def __exit__(self, kind, error, trace) -> None:
+        try:
+            if kind is None:
+                self._wait()
+            elif self._pending is not None:
+                wait([self._pending])  # its own error, if any, is not the one reported
+        finally:
+            self._pool.shutdown(wait=True)
 
 
 class _Group:
