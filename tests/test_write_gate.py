@@ -4,6 +4,9 @@ and the row groups it writes do not depend on how the rows came (``_Group``, ``_
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
+import textwrap
 import time
 
 import polars as pl
@@ -150,3 +153,54 @@ def test_a_write_that_fails_in_the_encoding_thread_is_the_sinks_error(monkeypatc
     with pytest.raises(OSError, match="No space left"):
         parquet.sink(Plan(), _FailingFile(room=600))
     assert len(pulled) < len(batches)
+
+
+AFTER_FAILURE = textwrap.dedent("""
+    import gc, io, sys
+    from tests.test_write_gate import _FailingFile, _list_frame
+    from instrumetriq_polars.write import parquet
+    parquet.ROW_GROUP_SIZE = 5
+    parquet.OUT_BUFFER = int(sys.argv[2])
+    batches = [_list_frame(start, 5) for start in range(0, 200, 5)]
+
+    class Recording(io.RawIOBase):  # what reaches the file, and when
+        def __init__(self):
+            self.writes, self.after = 0, 0
+        def writable(self):
+            return True
+        def write(self, data):
+            self.writes += 1
+            return len(data)
+
+    class Plan:
+        def collect_schema(self):
+            return batches[0].schema
+        def collect_batches(self):
+            for index, batch in enumerate(batches):
+                if sys.argv[1] == "source" and index == 17:
+                    raise RuntimeError("the source failed")
+                yield batch
+
+    out = _FailingFile(room=600) if sys.argv[1] == "write" else Recording()
+    try:
+        parquet.sink(Plan(), out)
+    except (OSError, RuntimeError) as exc:
+        print(type(exc).__name__)
+    seen = getattr(out, "writes", 0)
+    gc.collect()
+    print(getattr(out, "writes", 0) - seen)
+""")
+
+
+@pytest.mark.parametrize("failure", ["write", "source"])
+@pytest.mark.parametrize("buffer", [1, 4 << 20])
+def test_after_a_failure_nothing_more_reaches_the_file_and_the_process_ends_cleanly(failure, buffer):
+    """pyarrow's writer and stream close themselves when they are destroyed, after the failure
+    (at a garbage collection, at exit): that once crashed the process (a detached stream closed
+    by the writer) and printed Arrow's "Error ignored" lines. Nothing may be written to the file
+    once ``sink`` raised, and the process must end with its own status."""
+    done = subprocess.run([sys.executable, "-c", AFTER_FAILURE, failure, str(buffer)], capture_output=True, text=True,
+                          timeout=120, cwd=str(__import__("pathlib").Path(__file__).parents[1]))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["OSError" if failure == "write" else "RuntimeError", "0"]
+    assert "Error ignored" not in done.stderr and "Traceback" not in done.stderr, done.stderr

@@ -17,7 +17,6 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from contextlib import suppress
 from typing import IO, TypeVar
 
 import polars as pl
@@ -189,7 +188,8 @@ def sink(plan: pl.LazyFrame, out: IO[bytes]) -> None:
     encode lets go of the GIL): held at most, the group being encoded and the one being
     gathered."""
     schema = pl.DataFrame(schema=plan.collect_schema()).to_arrow().schema
-    stream = pa.BufferedOutputStream(pa.PythonFile(out, mode="w"), OUT_BUFFER)
+    handover = _Handover(out)
+    stream = pa.BufferedOutputStream(pa.PythonFile(handover, mode="w"), OUT_BUFFER)
     try:
         with _writer(stream, schema) as writer, _Encoder(writer) as encoder:
             group = _Group(schema)
@@ -206,11 +206,45 @@ def sink(plan: pl.LazyFrame, out: IO[bytes]) -> None:
                         group = _Group(schema)
             if group.rows:
                 encoder.encode(group)
+        stream.close()  # the last bytes reach ``out``; closing the hand-over leaves ``out`` open
     except BaseException:
-        with suppress(Exception):  # the failure is what is reported; the file is discarded
-            stream.detach()
+        handover.discard()
         raise
-    stream.detach()  # flushed; ``out`` stays open (its owner closes it; closing the stream would close it)
+
+
+class _Handover:
+    """What pyarrow's buffered stream writes to: ``out``, which it must never close (its owner
+    does), and which takes nothing more once the write failed. pyarrow's writer and stream
+    close themselves when they are destroyed, which after a failure happens whenever the
+    exception's frames go (a garbage collection, the interpreter's exit): their last writes then
+    go nowhere, where they once crashed the process (a stream detached from its file, closed by
+    the writer's destructor) or printed Arrow's "Error ignored" lines."""
+
+    closed = False
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self._out: IO[bytes] | None = out
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        if self._out is None:
+            return len(data)
+        try:
+            return self._out.write(data)
+        except BaseException:
+            self._out = None
+            raise
+
+    def flush(self) -> None:
+        pass  # ``out``'s owner flushes it
+
+    def discard(self) -> None:
+        self._out = None
+
+    def close(self) -> None:
+        pass
 
 
 class _Encoder:
