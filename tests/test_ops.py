@@ -248,7 +248,12 @@ def test_jobs_stop_on_sigterm_and_leave_nothing_half_written(tmp_path):
                              "--out-dir", str(out), "--from-date", str(days[0]), "--to-date", str(days[-1]), "--jobs", "2"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV, text=True)
     assert "in 2 processes" in proc.stderr.readline()
-    time.sleep(2.5)  # the workers have started on their first days
+    # the moment a worker is writing its first day (its lock or temporary file is there): not a
+    # fixed delay, which a fast enough export outran (all 4 days done in ~2.9 s)
+    started = time.monotonic()
+    while not any(".export.lock" in p.name or TEMP_MARKER in p.name for p in out.glob("*/*")):
+        assert proc.poll() is None and time.monotonic() - started < 60, "no day was started"
+        time.sleep(0.005)
     proc.send_signal(signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 143, stderr
