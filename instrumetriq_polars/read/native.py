@@ -22,7 +22,7 @@ from itertools import accumulate
 
 import pyarrow as pa
 
-from ..decode import TextLines
+from .lines import TextLines
 from ._spans import parse
 from .lanes import LaneRead
 
@@ -51,7 +51,7 @@ class NativeLane:
 
     def take(self, lines: Sequence[bytes]) -> LaneRead | None:
         """Read the spans of ``lines``: in place in the chunk's text when they are its
-        ``decode.TextLines`` (no line is copied out), otherwise line by line."""
+        ``lines.TextLines`` (no line is copied out), otherwise line by line."""
         lane = LaneRead(self.column)
         if isinstance(lines, TextLines):
             text, bounds = lines.text, zip(lines.starts, lines.ends)
