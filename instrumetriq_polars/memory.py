@@ -44,9 +44,8 @@ DEFAULT_SETTING = "system-pinned"
 
 #: The GIL's switch interval the runner sets (Python's default is 5 ms). The reader thread hands the
 #: GIL back for each inflate and each native parse and must take it again after; the building
-#: thread, which holds it for its Python work, kept it up to the whole interval each time.
-#: Measured on the real-shaped day (the whole CLI, 4 interleaved rounds): 1.48-1.70 s of wall with
-#: 0.5 ms against 1.56-1.79 s with 5 ms, the CPU alike; 0.2 ms was no better.
+#: thread, which holds it for its Python work, kept it up to the whole interval each time
+#: (chosen by measurement: benchmarks/RESULTS.md).
 SWITCH_INTERVAL = 0.0005
 
 

@@ -317,9 +317,8 @@ def run(argv: Sequence[str] | None = None) -> NoReturn:
 
 def _exit_now(code: int) -> NoReturn:
     """End an export's process without the interpreter's teardown (Polars' thread pool, every
-    module's objects): measured ~60 ms of a ~1.7 s export of a real-shaped day. By then the run
-    has closed everything it wrote and shut its worker processes down; the standard streams are
-    flushed here."""
+    module's objects: tens of ms). By then the run has closed everything it wrote and shut its
+    worker processes down; the standard streams are flushed here."""
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

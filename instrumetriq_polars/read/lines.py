@@ -10,8 +10,7 @@ class TextLines(Sequence):
     """The lines of a chunk's text, cut at its newlines as ``text.split(b"\\n")`` cuts them, without
     copying the text: a line is sliced out only when asked for (``lines[i]``). The native lane reads
     its spans in place, in the text (``starts``/``ends``: each line's offsets in it), so the ~95% of
-    the text that is ``spot_prices`` is never copied into line objects (measured on the real-shaped
-    day: the split cost ~0.07 s of CPU under the GIL, a 224 MB copy and its page faults).
+    the text that is ``spot_prices`` is never copied into line objects (benchmarks/RESULTS.md).
     ``drop_last``: leave out what follows the last newline (the text of a damaged hour)."""
 
     __slots__ = ("text", "starts", "ends")

@@ -36,9 +36,7 @@ Frame = TypeVar("Frame", pl.LazyFrame, pl.DataFrame)
 #: 4x faster; beyond, little changes but the rows held before a group is written.
 ROW_GROUP_SIZE = 1024
 #: Bytes of encoded Parquet gathered before they are handed to the Python file object: each hand-over
-#: takes the GIL, which the building thread holds most of the time (measured on the real-shaped
-#: day: a row group's encode, ~0.17 s alone, took ~1 s of wall beside the build when every page
-#: and page header went to the file object on its own).
+#: takes the GIL, which the building thread holds most of the time.
 OUT_BUFFER = 4 << 20
 #: zstd level: Polars' default (the level the exports were measured with before this writer).
 ZSTD_LEVEL = 3
@@ -95,10 +93,8 @@ def frame_source(hour_frames: Callable[[], Iterator[pl.DataFrame]], gate: _Gate 
 
 
 #: Rows the plan's source may have handed over that the writer has not taken yet, before it builds
-#: the next frame: ~3 hours. While a row group is encoded the building thread ran ahead of the
-#: writer, and Polars held what it built: measured on the real-shaped day (3 interleaved runs),
-#: peak RSS 249-258 MB with this bound against 266-268 MB without, wall alike; a bound of ~2 hours
-#: cost 0.1-0.3 s of wall (Polars holds one frame back before a batch comes out).
+#: the next frame: ~3 hours, so that Polars does not pile up built hours (a bound of ~2 hours
+#: slowed the export: Polars holds one frame back before a batch comes out).
 AHEAD_ROWS = 300
 #: The longest the source waits for the writer: a plan whose rows do not all reach ``sink`` (a
 #: filter, another consumer) would wait in vain; after one such wait the gate stays open.
@@ -140,9 +136,8 @@ def to_layout(frame: Frame, layout: str) -> Frame:
     """``frame`` (a LazyFrame or DataFrame in the nested layout) as ``layout``'s columns, in file
     order. The flat layout's columns are the nested blocks' leaves, ``block__field``: each level
     of blocks is unnested in one step (``unnest(separator="__")``), then the columns are put in
-    order. Measured on the real-shaped day's 24 hour frames: 0.02-0.03 s of wall and CPU, against
-    0.34 s of wall and 0.16 s of CPU for one ``struct.field`` expression per column
-    (``layout_exprs``: 279 expressions on every batch); the same frame."""
+    order: the same frame as ``layout_exprs`` gives, without evaluating 279 expressions on every
+    batch."""
     schema_for(layout)  # validates the name
     if layout == "nested":
         return frame.select(list(NESTED_SCHEMA))
@@ -250,10 +245,8 @@ class _Handover:
 class _Encoder:
     """Encodes row groups one at a time in a thread of its own, in order. ``encode`` waits for the
     group before to be written (and raises its error); leaving the ``with`` block waits for the
-    last one, on success or failure, so that the writer is never closed under an encode.
-    Measured on the real-shaped day: the building thread waited 0.22-0.30 s for the writer when
-    the writer's own thread encoded (the source's bound, ``AHEAD_ROWS``, was reached while a
-    group was encoded)."""
+    last one, on success or failure, so that the writer is never closed under an encode. (Encoded
+    in the sink's own thread, a group held the source at its bound, ``AHEAD_ROWS``.)"""
 
     def __init__(self, writer: pq.ParquetWriter) -> None:
         self._writer = writer
@@ -286,9 +279,8 @@ class _Group:
     """The rows of one row group, gathered batch by batch. A list of flat objects
     (``spot_prices``: ~92% of the bytes) is copied into one growing buffer per field as each batch
     comes (``_Packed``), so the batch is freed at once and the group is written from those buffers
-    without another copy (measured: concatenating the batches at the end held the group twice,
-    ~30 MB more at the peak). The other columns are kept as the batches' frames and concatenated
-    when the group is written.
+    without another copy (concatenating the batches at the end held the group twice). The other
+    columns are kept as the batches' frames and concatenated when the group is written.
 
     Each column is written as one chunk: pyarrow cuts pages per chunk, so the same rows give
     the same bytes only in one chunk (measured: the same table in 77-row chunks gives another
@@ -303,7 +295,7 @@ class _Group:
     def add(self, batch: pl.DataFrame) -> None:
         for name, packed in self.packed.items():
             packed.add(batch.get_column(name).to_arrow())
-        # a frame of the batch's other columns, built directly (``drop`` runs a lazy query: ~1 ms a batch)
+        # a frame of the batch's other columns, built directly (``drop`` runs a lazy query)
         self.frames.append(pl.DataFrame([batch.get_column(name) for name in batch.columns if name not in self.packed])
                            if self.packed else batch)
         self.rows += batch.height
