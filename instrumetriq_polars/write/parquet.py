@@ -136,8 +136,8 @@ def to_layout(frame: Frame, layout: str) -> Frame:
     """``frame`` (a LazyFrame or DataFrame in the nested layout) as ``layout``'s columns, in file
     order. The flat layout's columns are the nested blocks' leaves, ``block__field``: each level
     of blocks is unnested in one step (``unnest(separator="__")``), then the columns are put in
-    order: the same frame as ``layout_exprs`` gives, without evaluating 279 expressions on every
-    batch."""
+    order (one ``struct.field`` expression per column, 279 of them, cost Polars far more on every
+    batch)."""
     schema_for(layout)  # validates the name
     if layout == "nested":
         return frame.select(list(NESTED_SCHEMA))
@@ -159,21 +159,6 @@ def _block_levels(schema: dict[str, pl.DataType]) -> list[list[str]]:
 
 
 _BLOCK_LEVELS = _block_levels(dict(NESTED_SCHEMA))
-
-
-def layout_exprs(layout: str) -> list[pl.Expr]:
-    """Expressions that turn nested-layout columns into ``layout``'s columns, in file order (one
-    per column: ``to_layout`` is the fast way to apply them to a frame)."""
-    schema_for(layout)  # validates the name
-    if layout == "nested":
-        return [pl.col(name) for name in NESTED_SCHEMA]
-    exprs = []
-    for name, (_, path) in FLAT_COLUMNS.items():
-        expr = pl.col(path[0])
-        for part in path[1:]:
-            expr = expr.struct.field(part)
-        exprs.append(expr.alias(name))
-    return exprs
 
 
 def sink(plan: pl.LazyFrame, out: IO[bytes]) -> None:
