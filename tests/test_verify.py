@@ -26,29 +26,14 @@ from instrumetriq_polars.verify import CHECKS, render_report, split_day_folder
 
 from .support.s3 import BUCKET, SECRET
 from .support.verifying import (
-    AFTER, DAY, ROWS, clean_archive, clean_exports, day_dir, messages, read_manifest, verify, write_manifest,
+    archive, exports, flat_root,  # fixtures
+    AFTER, DAY, ROWS, day_dir, messages, read_manifest, verify, write_manifest,
 )
 
 META_FIELDS = sum(name.startswith("meta__") for name in schema_for("flat"))
 
 
 # -- fixtures and helpers -----------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def archive(tmp_path_factory) -> Path:
-    return clean_archive(tmp_path_factory.mktemp("verify_archive"))
-
-
-@pytest.fixture(scope="module")
-def exports(archive, tmp_path_factory) -> dict[str, Path]:
-    """One clean export root per layout (never tampered with: tests copy them)."""
-    return clean_exports(archive, tmp_path_factory)
-
-
-@pytest.fixture
-def flat_root(exports, tmp_path) -> Path:
-    return Path(shutil.copytree(exports["flat"], tmp_path / "flat"))
-
-
 @pytest.fixture
 def nested_root(exports, tmp_path) -> Path:
     return Path(shutil.copytree(exports["nested"], tmp_path / "nested"))

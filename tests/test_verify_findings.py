@@ -24,25 +24,11 @@ from instrumetriq_polars.verify import render_report
 
 from .support.versions import as_version_1
 from .support.verifying import (
-    AFTER, CLEAN_SEED, DAY, ROWS, clean_archive, clean_exports, day_dir, messages, read_manifest, verify, write_manifest,
+    archive, exports, flat_root,  # fixtures
+    AFTER, CLEAN_SEED, DAY, ROWS, day_dir, messages, read_manifest, verify, write_manifest,
 )
 
 BEFORE = date(2026, 1, 14)
-
-
-@pytest.fixture(scope="module")
-def archive(tmp_path_factory) -> Path:
-    return clean_archive(tmp_path_factory.mktemp("verify_archive"))
-
-
-@pytest.fixture(scope="module")
-def exports(archive, tmp_path_factory) -> dict[str, Path]:
-    return clean_exports(archive, tmp_path_factory)
-
-
-@pytest.fixture
-def flat_root(exports, tmp_path) -> Path:
-    return Path(shutil.copytree(exports["flat"], tmp_path / "flat"))
 
 
 def archive_of(tmp_path: Path, day: date) -> Path:

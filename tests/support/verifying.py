@@ -4,8 +4,11 @@ tests/test_verify_findings.py): the day, the archive and one export root per lay
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import date
 from pathlib import Path
+
+import pytest
 
 DAY = date(2026, 1, 15)
 AFTER = date(2026, 1, 16)  # "today" for the exports: DAY is a finished day whatever the clock says
@@ -59,3 +62,21 @@ def messages(result, name: str) -> str:
     """The errors and warnings of one check, one a line."""
     check = result.check(name)
     return "\n".join(check.errors + check.warnings)
+
+
+# The fixtures both verify modules use (each module imports them, so each gets its own
+# module-scoped archive and exports, as before).
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory) -> Path:
+    return clean_archive(tmp_path_factory.mktemp("verify_archive"))
+
+
+@pytest.fixture(scope="module")
+def exports(archive, tmp_path_factory) -> dict[str, Path]:
+    """One clean export root per layout (never tampered with: tests copy them)."""
+    return clean_exports(archive, tmp_path_factory)
+
+
+@pytest.fixture
+def flat_root(exports, tmp_path) -> Path:
+    return Path(shutil.copytree(exports["flat"], tmp_path / "flat"))
